@@ -1,0 +1,23 @@
+"""The analysis stage protocol.
+
+Lifecycle: built once from the config -> ``update(frame)`` for every accepted
+frame, in acquisition order per position, on the single analysis thread ->
+``close()`` at shutdown. ``update`` returns the frame's events; it must derive
+them only from the frames it was given (no clocks, files or sockets), so that
+``replay`` and a live run give the same events with the same ids.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from livecell.events import Event
+from livecell.frames import Frame
+
+
+class Stage(Protocol):
+    name: str
+
+    def update(self, frame: Frame) -> list[Event]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,16 @@
+"""``analysis.mode = "none"``: nothing beyond the ``frame`` event the pipeline always emits."""
+
+from __future__ import annotations
+
+from livecell.events import Event
+from livecell.frames import Frame
+
+
+class FramesOnly:
+    name = "none"
+
+    def update(self, frame: Frame) -> list[Event]:
+        return []
+
+    def close(self) -> None:
+        """Nothing to release."""

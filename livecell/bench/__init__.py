@@ -1,0 +1,1 @@
+"""Benchmarks behind ``livecell bench``; ``benchmarks/*.py`` are thin scripts over them."""

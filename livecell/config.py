@@ -1,0 +1,256 @@
+"""The one configuration model: a TOML file validated once at start-up.
+
+Every key has a default except what cannot be guessed (the watched folder).
+Unknown keys are errors, so a typo never silently changes behaviour. Relative
+paths are resolved against the config file's folder. ``load_config`` is the
+only entry point; the resulting ``Config`` is passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from livecell.errors import ConfigError
+
+DEFAULT_PATH_REGEX = r"(?:^|/)(?P<position>[^/]+)/[^/]*?(?P<t>\d+)[^/\d]*$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SourceConfig(_Section):
+    kind: Literal["watch", "zmq"] = Field("watch", description="where frames come from")
+    path: Path | None = Field(None, description="watch: the root folder, watched recursively")
+    patterns: tuple[str, ...] = Field(("*.tif", "*.tiff"), description="watch: file name globs")
+    polling: bool = Field(False, description="watch: poll instead of inotify (network shares)")
+    poll_interval_s: float = Field(0.25, gt=0, le=60, description="watch: polling period")
+    settle_s: float = Field(
+        1.0, ge=0, le=3600, description="watch: how long a file must be unchanged and parsable"
+    )
+    axes: Literal["YX", "ZYX", "CYX", "ZCYX"] = Field(
+        "YX", description="axes of files without OME metadata"
+    )
+    path_regex: str = Field(
+        DEFAULT_PATH_REGEX,
+        description="watch: regex on the file path with named groups position and t "
+        "(and optionally acquisition)",
+    )
+    acquisition: str = Field(
+        "", description="watch: acquisition name; empty: the watched folder's name"
+    )
+    endpoint: str = Field("tcp://127.0.0.1:5555", description="zmq: endpoint")
+    socket: Literal["pull", "sub"] = Field("pull", description="zmq: socket type")
+    bind: bool = Field(True, description="zmq: bind (true) or connect (false)")
+    max_frame_mib: float = Field(
+        1024.0, gt=0, description="zmq: largest accepted pixel buffer; larger headers are rejected"
+    )
+    receive_hwm: int = Field(
+        4, ge=1, description="zmq: messages buffered in the socket before the sender is pushed back"
+    )
+
+    @field_validator("path_regex")
+    @classmethod
+    def _regex_has_groups(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        missing = {"position", "t"} - set(compiled.groupindex)
+        if missing:
+            raise ValueError(f"needs the named groups position and t; missing {sorted(missing)}")
+        return value
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one glob pattern")
+        return value
+
+
+class PipelineConfig(_Section):
+    queue_size: int = Field(8, ge=1, le=1024, description="frames waiting for analysis, at most")
+    commit_batch: int = Field(
+        32, ge=1, le=4096, description="frames whose events share one fsync, at most"
+    )
+    shutdown_timeout_s: float = Field(
+        8.0, gt=0, description="on SIGTERM, time allowed to finish queued frames"
+    )
+
+
+class AnalysisConfig(_Section):
+    mode: Literal["none", "patches", "nanowell"] = Field(
+        "none", description="none: frame events only"
+    )
+
+
+class EngineConfig(_Section):
+    backend: Literal["auto", "onnxruntime", "torch", "tensorrt", "triton"] = "auto"
+    model: str = Field("", description="empty: the bundled model for the mode")
+
+
+class SinksConfig(_Section):
+    events: Path = Field(Path("events.jsonl"), description="the JSON Lines events file")
+    tracks: Path | None = Field(Path("tracks.csv"), description="nanowell mode; empty: off")
+    zmq_pub: str = Field("", description="ZMQ PUB endpoint for events; empty: off")
+
+    @field_validator("tracks", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class MetricsConfig(_Section):
+    address: str = Field("127.0.0.1:9108", description="host:port for /metrics; empty: off")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class DashboardConfig(_Section):
+    address: str = Field("", description="host:port of the live page; empty: off")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class Config(_Section):
+    state_dir: Path = Field(Path("state"), description="journal, quarantine, engine cache")
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+    @model_validator(mode="after")
+    def _source_complete(self) -> Config:
+        if self.source.kind == "watch" and self.source.path is None:
+            raise ValueError("source.path is required when source.kind = 'watch'")
+        return self
+
+    def to_toml(self) -> str:
+        """The resolved config, every default filled in, as TOML."""
+        return _to_toml(self.model_dump(mode="json"))
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:9108"`` -> ``("127.0.0.1", 9108)``."""
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+def _check_address(value: str) -> str:
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected host:port, e.g. 127.0.0.1:9108, got {value!r}")
+    return value
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, validate and resolve a config file; raise ``ConfigError`` naming the key.
+
+    ``overrides`` (nested dicts, e.g. ``{"source": {"path": "/data"}}``) are
+    applied on top of the file, as the command line does for ``replay``.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw, base_dir=path.resolve().parent, overrides=overrides)
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, base_dir: Path, overrides: dict[str, Any] | None = None
+) -> Config:
+    merged = _deep_merge(raw, overrides or {})
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    return _resolve_paths(config, base_dir)
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    def resolve(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base_dir / p).resolve()
+
+    source = config.source
+    if source.path is not None:
+        source = source.model_copy(update={"path": resolve(source.path)})
+    sinks = config.sinks.model_copy(
+        update={
+            "events": resolve(config.sinks.events),
+            "tracks": resolve(config.sinks.tracks) if config.sinks.tracks else None,
+        }
+    )
+    return config.model_copy(
+        update={"state_dir": resolve(config.state_dir), "source": source, "sinks": sinks}
+    )
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return ConfigError(key, "unknown key (check the spelling; `livecell check-config` lists them)")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict):
+        message += f" (got {first['input']!r})"
+    if not key and message.startswith("source.path"):
+        key, message = "source.path", message.removeprefix("source.path ")
+    extra = len(exc.errors()) - 1
+    if extra:
+        message += f"; and {extra} more problem{'s' if extra > 1 else ''}"
+    return ConfigError(key, message)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,130 @@
+"""Wiring a configured pipeline for ``livecell run`` and ``livecell replay``.
+
+This is the edge where files are locked, sockets bound, the metrics server
+started and signals turned into a stop request. Everything it builds is handed
+to ``Pipeline`` explicitly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from livecell.analysis import build_stage
+from livecell.config import Config
+from livecell.journal import Journal
+from livecell.metrics import Metrics, serve_metrics
+from livecell.pipeline import Pipeline, PipelineSettings, RunSummary
+from livecell.sinks import EventLog, EventSink, ZmqPublisher
+from livecell.stream import FrameSource
+from livecell.stream.watch import WatchSource
+from livecell.stream.zmq_source import ZmqSource
+
+log = structlog.get_logger("livecell.daemon")
+
+
+class StateDirBusy(Exception):
+    """Another livecell process holds this state_dir."""
+
+
+@contextmanager
+def _locked_state_dir(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateDirBusy(f"state_dir {state_dir} is in use by another livecell") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummary:
+    """``livecell run``: until SIGTERM/SIGINT (or ``stop``)."""
+    stop = stop or threading.Event()
+    with ExitStack() as stack:
+        stack.enter_context(_locked_state_dir(config.state_dir))
+        journal = Journal.in_state_dir(config.state_dir)
+        stack.callback(journal.close)
+        source: FrameSource
+        if config.source.kind == "watch":
+            source = WatchSource(config.source, journal, ignore_under=config.state_dir)
+        else:
+            source = ZmqSource(config.source)
+        pipeline = _build(config, source, journal, config.sinks.events, stack)
+        _stop_on_signals(stop)
+        log.info("started", source=config.source.kind, mode=config.analysis.mode,
+                 events=str(config.sinks.events), state_dir=str(config.state_dir))
+        summary = pipeline.run(stop)
+        log.info("stopped", **summary.events_by_kind)
+        return summary
+
+
+def replay(config: Config, folder: Path, events_path: Path) -> RunSummary:
+    """``livecell replay``: every frame in ``folder`` once, as fast as possible, then return.
+
+    A private journal, so everything is analysed; events whose ids are already
+    in ``events_path`` are not written again. Archives are read-only: rejected
+    files are reported, never moved.
+    """
+    source_config = config.source.model_copy(update={"kind": "watch", "path": folder})
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="livecell-replay-") as tmp:
+        journal = Journal.in_state_dir(Path(tmp))
+        stack.callback(journal.close)
+        source = WatchSource(source_config, journal, follow=False, quarantine=False)
+        pipeline = _build(config, source, journal, events_path, stack)
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        return pipeline.run(stop)
+
+
+def _build(
+    config: Config, source: FrameSource, journal: Journal, events_path: Path, stack: ExitStack
+) -> Pipeline:
+    stage = build_stage(config.analysis.mode)
+    event_log = EventLog(events_path)
+    metrics = Metrics()
+    if config.metrics.address:
+        server = serve_metrics(metrics, config.metrics.address)
+        stack.callback(server.shutdown)
+        stack.callback(server.server_close)
+    sinks: list[EventSink] = []
+    if config.sinks.zmq_pub:
+        sinks.append(ZmqPublisher(config.sinks.zmq_pub))
+    return Pipeline(
+        source=source,
+        stage=stage,
+        journal=journal,
+        event_log=event_log,
+        sinks=sinks,
+        metrics=metrics,
+        settings=PipelineSettings(
+            queue_size=config.pipeline.queue_size,
+            commit_batch=config.pipeline.commit_batch,
+            shutdown_timeout_s=config.pipeline.shutdown_timeout_s,
+            quarantine_dir=config.state_dir / "quarantine",
+        ),
+    )
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)

@@ -1,0 +1,88 @@
+"""The frame: one image (2D, or a Z and/or C stack) at one position and time index.
+
+Every source produces ``Frame`` objects; everything downstream consumes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Axes = Literal["YX", "ZYX", "CYX", "ZCYX"]
+SUPPORTED_AXES: tuple[str, ...] = ("YX", "ZYX", "CYX", "ZCYX")
+SUPPORTED_DTYPES: tuple[str, ...] = ("uint8", "uint16", "float32")
+SourceKind = Literal["watch", "zmq"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameKey:
+    """What makes a frame unique: a duplicate key is analysed once."""
+
+    acquisition: str
+    position: str
+    t: int
+
+    def __str__(self) -> str:
+        return f"{self.acquisition}/{self.position}/t={self.t}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """An accepted frame and where it came from.
+
+    ``completed_at`` is the Unix time the frame became complete (file closed,
+    message received); event latencies are measured from it.
+    """
+
+    key: FrameKey
+    pixels: np.ndarray
+    axes: str
+    source: SourceKind
+    completed_at: float
+    path: str | None = None
+    pixel_size_um: float | None = None
+    channels: tuple[str, ...] = field(default=())
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.pixels.shape)
+
+    @property
+    def dtype(self) -> str:
+        return str(self.pixels.dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A frame or message that was refused, on its way to become a ``rejected`` event.
+
+    ``path`` is set for files (they are quarantined once the event is durable);
+    ``header`` for ZeroMQ messages. ``fingerprint`` makes the event id stable
+    when the same bad input is seen again (after a restart, or re-sent).
+    """
+
+    reason: str
+    detail: str
+    completed_at: float
+    fingerprint: str
+    key: FrameKey | None = None
+    path: str | None = None
+    header: str | None = None
+    quarantine: bool = True
+
+
+def check_pixels(pixels: np.ndarray, axes: str) -> None:
+    """Raise ``RejectedFrame`` unless ``pixels`` is a usable image with ``axes``."""
+    from livecell.errors import RejectedFrame
+
+    if pixels.ndim != len(axes):
+        raise RejectedFrame(
+            "axes_mismatch",
+            f"image has {pixels.ndim} dimensions {tuple(pixels.shape)} but axes are {axes!r}",
+        )
+    if pixels.size == 0:
+        raise RejectedFrame("empty_image", f"image has no pixels, shape {tuple(pixels.shape)}")
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).any():
+        raise RejectedFrame("all_nan", "every pixel is NaN or infinite")

@@ -1,0 +1,266 @@
+"""The pipeline: source thread -> bounded queue -> one analysis worker -> events -> sinks.
+
+States: starting (recover the events file into the journal) -> running (the
+source thread fills the queue; the worker, on the calling thread, takes
+batches in order) -> stopping (``stop`` set: the source is told to stop and
+joined, frames already queued are finished within ``shutdown_timeout_s``) ->
+closed (sinks flushed and closed, each teardown step guarded on its own).
+A finite source (replay) ends the run when it returns and the queue is empty.
+
+Exactly-once, per batch of up to ``commit_batch`` frames: derive events ->
+drop ids the journal already has -> append to the events file -> fsync ->
+commit frames, files and event ids to the journal -> quarantine rejected files
+-> publish to live sinks. A crash anywhere re-derives the same ids on restart.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from livecell.analysis import Stage
+from livecell.events import FRAME, REJECTED, Event, frame_event, rejected_event, stable_id
+from livecell.frames import Frame, Rejection
+from livecell.journal import DoneFrame, Journal
+from livecell.metrics import Metrics
+from livecell.sinks import EventLog, EventSink
+from livecell.stream import FrameSource
+from livecell.stream.quarantine import quarantine_file
+
+log = structlog.get_logger("livecell.pipeline")
+
+Item = Frame | Rejection
+
+
+@dataclass
+class RunSummary:
+    """What one run wrote, by kind: printed at the end of ``replay`` and ``demo``."""
+
+    events_by_kind: dict[str, int] = field(default_factory=dict)
+    frame_latencies_s: list[float] = field(default_factory=list)
+    source_error: BaseException | None = None
+
+    def count(self, kind: str) -> int:
+        return self.events_by_kind.get(kind, 0)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    queue_size: int
+    commit_batch: int
+    shutdown_timeout_s: float
+    quarantine_dir: Path
+    keep_latencies: int = 100_000
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        source: FrameSource,
+        stage: Stage,
+        journal: Journal,
+        event_log: EventLog,
+        sinks: Sequence[EventSink],
+        metrics: Metrics,
+        settings: PipelineSettings,
+    ) -> None:
+        self._source = source
+        self._stage = stage
+        self._journal = journal
+        self._event_log = event_log
+        self._sinks = list(sinks)
+        self._metrics = metrics
+        self._settings = settings
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=settings.queue_size)
+        self._source_stop = threading.Event()
+        self.summary = RunSummary()
+
+    def recover(self) -> int:
+        """Record the events written after the journal's last commit; return how many."""
+        ids = list(self._event_log.ids_after(self._journal.events_offset()))
+        self._journal.commit(event_ids=ids, events_offset=self._event_log.size())
+        if ids or self._event_log.repaired_bytes:
+            log.info("recovered", events=len(ids), torn_bytes_cut=self._event_log.repaired_bytes)
+        return len(ids)
+
+    def run(self, stop: threading.Event) -> RunSummary:
+        """Run until ``stop`` is set or a finite source is exhausted; always close sinks."""
+        self.recover()
+        thread = threading.Thread(target=self._run_source, name="livecell-source", daemon=True)
+        thread.start()
+        try:
+            while not stop.is_set():
+                batch = self._next_batch(timeout_s=0.1)
+                if batch:
+                    self._process(batch)
+                elif not thread.is_alive() and self._queue.empty():
+                    break
+        finally:
+            self._source_stop.set()
+            thread.join(timeout=self._settings.shutdown_timeout_s)
+            self._finish_queued()
+            self._close()
+        return self.summary
+
+    def _run_source(self) -> None:
+        try:
+            self._source.run(self._emit, self._source_stop)
+        except Exception as exc:
+            log.error("source failed", source=self._source.kind, error=str(exc), exc_info=True)
+            self.summary.source_error = exc
+
+    def _emit(self, item: Item) -> bool:
+        while not self._source_stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            self._metrics.queue_depth.set(self._queue.qsize())
+            return True
+        return False
+
+    def _next_batch(self, timeout_s: float) -> list[Item]:
+        try:
+            batch = [self._queue.get(timeout=timeout_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < self._settings.commit_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._metrics.queue_depth.set(self._queue.qsize())
+        return batch
+
+    def _finish_queued(self) -> None:
+        deadline = time.monotonic() + self._settings.shutdown_timeout_s
+        while time.monotonic() < deadline:
+            batch = self._next_batch(timeout_s=0)
+            if not batch:
+                return
+            self._process(batch)
+        if not self._queue.empty():
+            log.warning("shutdown deadline reached", frames_left=self._queue.qsize())
+
+    def _process(self, batch: list[Item]) -> None:
+        events: list[Event] = []
+        done: list[DoneFrame] = []
+        to_quarantine: list[Rejection] = []
+        keys_in_batch = set()
+        for item in batch:
+            if isinstance(item, Frame):
+                if item.path is not None and self._journal.is_file_done(item.path):
+                    continue
+                if item.key in keys_in_batch or self._journal.is_frame_done(item.key):
+                    item = _duplicate(item)
+                else:
+                    keys_in_batch.add(item.key)
+                    events += self._analyse(item)
+                    done.append(DoneFrame(item.key, item.source, item.path, time.time()))
+                    continue
+            events.append(rejected_event(item))
+            log.warning("rejected", reason=item.reason, detail=item.detail,
+                        path=item.path, header=item.header)
+            if item.quarantine and item.path is not None:
+                to_quarantine.append(item)
+        self._commit(events, done)
+        for rejection in to_quarantine:
+            self._quarantine(rejection)
+
+    def _analyse(self, frame: Frame) -> list[Event]:
+        key = frame.key
+        events = [frame_event(frame)]
+        started = time.perf_counter()
+        try:
+            events += self._stage.update(frame)
+        except Exception:
+            self._metrics.stage_errors.labels(self._stage.name).inc()
+            log.exception("analysis failed; frame event still sent", acquisition=key.acquisition,
+                          position=key.position, t=key.t, stage=self._stage.name)
+        self._metrics.stage_seconds.labels("analysis").observe(time.perf_counter() - started)
+        return events
+
+    def _commit(self, events: list[Event], done: list[DoneFrame]) -> None:
+        fresh: list[Event] = []
+        seen: set[str] = set()
+        for event in events:
+            if event.event_id not in seen and not self._journal.has_event(event.event_id):
+                seen.add(event.event_id)
+                fresh.append(event)
+        emitted_at = time.time()
+        records = [e.to_record(emitted_at) for e in fresh]
+        started = time.perf_counter()
+        self._event_log.append(records)
+        offset = self._event_log.sync()
+        synced = time.perf_counter()
+        self._journal.commit(frames=done, event_ids=seen, events_offset=offset)
+        self._metrics.stage_seconds.labels("events_file").observe(synced - started)
+        self._metrics.stage_seconds.labels("journal").observe(time.perf_counter() - synced)
+        self._count(fresh, records)
+        for sink in self._sinks:
+            try:
+                sink.publish(records)
+            except Exception:
+                log.exception("sink failed", sink=sink.name)
+
+    def _count(self, fresh: list[Event], records: list[dict[str, Any]]) -> None:
+        now = time.time()
+        last_by_frame: dict[tuple[str | None, str | None, int | None], float] = {}
+        for event, record in zip(fresh, records, strict=True):
+            self._metrics.events.labels(event.kind).inc()
+            self.summary.events_by_kind[event.kind] = self.summary.count(event.kind) + 1
+            if event.kind == FRAME:
+                self._metrics.frames.labels(record["source"]).inc()
+                last_by_frame[(event.acquisition, event.position, event.t)] = event.completed_at
+                log.debug("frame", acquisition=event.acquisition, position=event.position,
+                          t=event.t, latency_s=record["latency_s"])
+            elif event.kind == REJECTED:
+                self._metrics.rejected.labels(record["reason"]).inc()
+        for completed_at in last_by_frame.values():
+            latency = now - completed_at
+            self._metrics.frame_latency.observe(latency)
+            if len(self.summary.frame_latencies_s) < self._settings.keep_latencies:
+                self.summary.frame_latencies_s.append(latency)
+
+    def _quarantine(self, rejection: Rejection) -> None:
+        assert rejection.path is not None
+        try:
+            moved = quarantine_file(
+                Path(rejection.path),
+                quarantine_dir=self._settings.quarantine_dir,
+                reason=rejection.reason,
+                detail=rejection.detail,
+            )
+            log.info("quarantined", path=rejection.path, to=str(moved), reason=rejection.reason)
+        except OSError as exc:
+            log.error("cannot quarantine", path=rejection.path, error=str(exc))
+
+    def _close(self) -> None:
+        for name, close in [("stage", self._stage.close), ("events file", self._event_log.close)] + [
+            (sink.name, sink.close) for sink in self._sinks
+        ]:
+            try:
+                close()
+            except Exception:
+                log.exception("close failed", what=name)
+
+
+def _duplicate(frame: Frame) -> Rejection:
+    return Rejection(
+        reason="duplicate",
+        detail=f"frame {frame.key} was already analysed",
+        completed_at=frame.completed_at,
+        fingerprint=stable_id(str(frame.key), frame.path or frame.source),
+        key=frame.key,
+        path=frame.path,
+        header=None,
+        quarantine=frame.path is not None,
+    )

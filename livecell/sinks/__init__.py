@@ -1,0 +1,12 @@
+"""Where events go once derived.
+
+``EventLog`` (``jsonl.py``) is the durable JSON Lines file behind exactly-once;
+``EventSink`` implementations (``_protocol.py``) receive events after they are
+durable: the ZeroMQ publisher (``zmq_pub.py``), later the dashboard and triggers.
+"""
+
+from livecell.sinks._protocol import EventSink
+from livecell.sinks.jsonl import EventLog, EventLogLocked
+from livecell.sinks.zmq_pub import ZmqPublisher
+
+__all__ = ["EventLog", "EventLogLocked", "EventSink", "ZmqPublisher"]

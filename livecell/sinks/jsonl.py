@@ -1,0 +1,92 @@
+"""The events file: append-only JSON Lines, fsynced before a frame counts as done.
+
+One writer at a time: the file is locked (``flock``) while open, so a replay
+cannot interleave its lines with a running daemon's. A torn last line left by
+a crash is cut off on open; the events after the journal's offset are read
+back by ``ids_after`` so that the pipeline never writes an ``event_id`` twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from livecell.events import to_json_line
+
+
+class EventLogLocked(Exception):
+    """Another livecell process is writing this events file."""
+
+
+class EventLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise EventLogLocked(f"{path} is being written by another livecell process") from None
+        self.repaired_bytes = self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> int:
+        """Drop a partial last line (a crash mid-write); return how many bytes went."""
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return 0
+        chunk = 1 << 16
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            data = os.pread(self._fd, end - start, start)
+            newline = data.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        else:
+            keep = 0
+        if keep < size:
+            os.ftruncate(self._fd, keep)
+            os.fsync(self._fd)
+        return size - keep
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def ids_after(self, offset: int) -> Iterator[str]:
+        """Event ids of the lines from byte ``offset`` on (all of them if the file shrank)."""
+        if offset > self.size():
+            offset = 0
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("event_id"), str):
+                    yield record["event_id"]
+
+    def append(self, records: list[dict[str, object]]) -> None:
+        if records:
+            data = "".join(to_json_line(r) for r in records).encode()
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def sync(self) -> int:
+        """fsync; return the file size, the offset up to which events are durable."""
+        os.fsync(self._fd)
+        return self.size()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,37 @@
+"""Publish committed events on a ZeroMQ PUB socket as ``[kind, json]`` messages.
+
+PUB never blocks: a subscriber that cannot keep up loses messages at the
+socket's high-water mark (ZeroMQ's own rule), counted in ``dropped``; the
+events file remains the complete record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import zmq
+
+
+class ZmqPublisher:
+    name = "zmq_pub"
+
+    def __init__(self, endpoint: str, *, context: zmq.Context[Any] | None = None) -> None:
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        self._socket.setsockopt(zmq.SNDHWM, 10_000)
+        self._socket.bind(endpoint)
+        self.dropped = 0
+
+    def publish(self, records: Sequence[Mapping[str, Any]]) -> None:
+        for record in records:
+            message = [str(record["kind"]).encode(), json.dumps(record).encode()]
+            try:
+                self._socket.send_multipart(message, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self.dropped += 1
+
+    def close(self) -> None:
+        self._socket.close()

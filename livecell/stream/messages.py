@@ -1,0 +1,133 @@
+"""ZeroMQ frame messages (SPEC 3.2): validated before anything is allocated.
+
+A message is exactly two parts: a UTF-8 JSON header and the raw pixel buffer
+(C order, little-endian). The header is checked field by field and the pixel
+count is computed in Python integers and compared with the buffer length and
+the configured maximum *before* numpy sees the buffer, so a header declaring
+100000 x 100000 pixels costs nothing. The pixels are then a zero-copy view of
+the message buffer. Nothing is ever unpickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from livecell.errors import RejectedFrame
+from livecell.events import stable_id
+from livecell.frames import SUPPORTED_AXES, SUPPORTED_DTYPES, Frame, FrameKey, Rejection, check_pixels
+
+MAX_HEADER_BYTES = 64 * 1024
+HEADER_ECHO_CHARS = 1000
+_REQUIRED = ("v", "acquisition", "position", "t", "dtype", "shape", "axes", "timestamp")
+
+
+def parse_message(
+    parts: Sequence[memoryview | bytes], *, received_at: float, max_frame_bytes: int
+) -> Frame | Rejection:
+    """Turn a received multipart message into a ``Frame`` or a ``Rejection``."""
+    try:
+        return _parse(parts, received_at=received_at, max_frame_bytes=max_frame_bytes)
+    except RejectedFrame as problem:
+        header = bytes(parts[0][:HEADER_ECHO_CHARS]) if parts else b""
+        lengths = [len(p) for p in parts]
+        return Rejection(
+            reason=problem.reason,
+            detail=problem.detail,
+            completed_at=received_at,
+            fingerprint=stable_id(bytes(parts[0][:MAX_HEADER_BYTES]).hex() if parts else "", lengths),
+            header=header.decode("utf-8", errors="replace"),
+            quarantine=False,
+        )
+
+
+def _parse(
+    parts: Sequence[memoryview | bytes], *, received_at: float, max_frame_bytes: int
+) -> Frame:
+    if len(parts) != 2:
+        raise RejectedFrame(
+            "bad_frame_count", f"expected 2 message frames (header, pixels), got {len(parts)}"
+        )
+    header = parse_header(parts[0])
+    dtype = np.dtype(header["dtype"]).newbyteorder("<")
+    shape: list[int] = header["shape"]
+    expected = math.prod(shape) * dtype.itemsize
+    if expected > max_frame_bytes:
+        raise RejectedFrame(
+            "shape_too_large",
+            f"shape {shape} of {header['dtype']} is {expected} bytes, over the "
+            f"{max_frame_bytes} byte limit (source.max_frame_mib)",
+        )
+    buffer = parts[1]
+    if len(buffer) != expected:
+        raise RejectedFrame(
+            "buffer_size_mismatch",
+            f"shape {shape} of {header['dtype']} needs {expected} bytes, the buffer has {len(buffer)}",
+        )
+    pixels = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    check_pixels(pixels, header["axes"])
+    channels = header.get("channels")
+    return Frame(
+        key=FrameKey(header["acquisition"], header["position"], header["t"]),
+        pixels=pixels,
+        axes=header["axes"],
+        source="zmq",
+        completed_at=received_at,
+        pixel_size_um=header.get("pixel_size_um"),
+        channels=tuple(channels) if channels else (),
+    )
+
+
+def parse_header(raw: memoryview | bytes) -> dict[str, Any]:
+    """Validate a header; raise ``RejectedFrame`` naming the first field that is wrong."""
+    if len(raw) > MAX_HEADER_BYTES:
+        raise RejectedFrame("bad_header", f"header is {len(raw)} bytes, over {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RejectedFrame("bad_json", f"header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise RejectedFrame("bad_header", f"header is a JSON {type(header).__name__}, not an object")
+    missing = [f for f in _REQUIRED if f not in header]
+    if missing:
+        raise RejectedFrame("missing_field", f"header lacks {', '.join(missing)}")
+    if header["v"] != 1 or isinstance(header["v"], bool):
+        raise RejectedFrame("bad_version", f"header v is {header['v']!r}; this livecell reads v 1")
+    for name in ("acquisition", "position"):
+        if not isinstance(header[name], str) or not header[name]:
+            raise RejectedFrame("bad_field", f"{name} must be a non-empty string")
+    if not _is_int(header["t"]) or header["t"] < 0:
+        raise RejectedFrame("bad_field", f"t must be an integer >= 0, got {header['t']!r}")
+    if header["dtype"] not in SUPPORTED_DTYPES:
+        raise RejectedFrame(
+            "bad_dtype", f"dtype {header['dtype']!r} is not one of {', '.join(SUPPORTED_DTYPES)}"
+        )
+    shape = header["shape"]
+    if not isinstance(shape, list) or not all(_is_int(n) and n > 0 for n in shape):
+        raise RejectedFrame("bad_shape", f"shape must be a list of positive integers, got {shape!r}")
+    axes = header["axes"]
+    if axes not in SUPPORTED_AXES:
+        raise RejectedFrame("bad_axes", f"axes {axes!r} is not one of {', '.join(SUPPORTED_AXES)}")
+    if len(shape) != len(axes):
+        raise RejectedFrame("bad_shape", f"shape {shape} does not have the {len(axes)} axes {axes}")
+    if not isinstance(header["timestamp"], int | float) or isinstance(header["timestamp"], bool):
+        raise RejectedFrame("bad_field", "timestamp must be a number (Unix seconds)")
+    pixel_size = header.get("pixel_size_um")
+    if pixel_size is not None and (
+        not isinstance(pixel_size, int | float) or isinstance(pixel_size, bool) or pixel_size <= 0
+    ):
+        raise RejectedFrame("bad_field", "pixel_size_um must be a positive number")
+    channels = header.get("channels")
+    if channels is not None and (
+        not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)
+    ):
+        raise RejectedFrame("bad_field", "channels must be a list of strings")
+    return header
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

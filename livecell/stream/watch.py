@@ -1,0 +1,321 @@
+"""The watch source: TIFF files in a folder tree, each analysed once, when complete.
+
+A file is complete when it parses as a whole TIFF (every strip inside the
+file, as many pages as its OME-XML declares) and either the writer has closed
+it (inotify's close-after-write, seen through watchdog) or it has not changed
+for ``settle_s`` (polling, files moved in, the backlog at start-up). A file that
+stays unusable for ``settle_s`` is rejected with the reason it failed.
+
+Ready files leave in acquisition order: by ``t``, and never ahead of an
+earlier ``t`` of the same position that is still being written.
+
+States of one file: seen -> (changing ...) -> ready -> emitted, or -> rejected.
+Files already in the journal are ignored, so a restart emits nothing again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from livecell.config import SourceConfig
+from livecell.errors import RejectedFrame
+from livecell.events import stable_id
+from livecell.frames import Frame, FrameKey, Rejection
+from livecell.journal import Journal
+from livecell.stream._protocol import Emit
+from livecell.stream.paths import key_from_path
+from livecell.stream.tiff import FileIncomplete, TiffLayout, inspect_tiff, load_frame_pixels
+
+log = structlog.get_logger("livecell.stream.watch")
+
+_INOTIFY_WAKE_S = 0.1
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What the watcher knows of one file it has not emitted yet."""
+
+    path: Path
+    key: FrameKey | None
+    size: int
+    mtime_ns: int
+    changed_at: float
+    close_seen_at: float | None = None
+    inspected_state: tuple[int, int] | None = None
+    layout: TiffLayout | None = None
+    problem: RejectedFrame | None = None
+
+    @property
+    def state(self) -> tuple[int, int]:
+        return (self.size, self.mtime_ns)
+
+    def order(self) -> tuple[int, str, str]:
+        if self.key is None:
+            return (-1, "", str(self.path))
+        return (self.key.t, self.key.position, str(self.path))
+
+
+class WatchSource:
+    """Follow ``config.path`` (``follow=True``) or read what is there once (replay)."""
+
+    kind = "watch"
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        journal: Journal,
+        *,
+        ignore_under: Path | None = None,
+        follow: bool = True,
+        quarantine: bool = True,
+        memmap: bool = True,
+    ) -> None:
+        if config.path is None:
+            raise ValueError("the watch source needs source.path")
+        self.root = config.path
+        self._config = config
+        self._journal = journal
+        self._ignore_under = ignore_under
+        self._follow = follow
+        self._quarantine = quarantine
+        self._memmap = memmap
+        self._regex = re.compile(config.path_regex)
+        self._patterns = tuple(p.lower() for p in config.patterns)
+        self._notices: queue.Queue[tuple[str, Path, float]] = queue.Queue()
+        self._pending: dict[Path, _Pending] = {}
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"source.path {self.root} is not a folder")
+        observer = None
+        if self._follow:
+            observer = self._start_observer()
+        try:
+            self._scan_backlog()
+            log.info("watching", root=str(self.root), backlog=len(self._pending),
+                     polling=self._config.polling, follow=self._follow)
+            while not stop.is_set():
+                self._drain_notices(wait_s=self._wake_interval_s())
+                if not self._emit_ready(emit, stop):
+                    return
+                if not self._follow and not self._pending:
+                    return
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
+
+    def _wake_interval_s(self) -> float:
+        if not self._follow:
+            return 0.0
+        if self._config.polling:
+            return self._config.poll_interval_s
+        return _INOTIFY_WAKE_S
+
+    def _start_observer(self) -> PollingObserver:
+        handler = _NoticeHandler(self._notices)
+        observer = (
+            PollingObserver(timeout=self._config.poll_interval_s)
+            if self._config.polling
+            else Observer()
+        )
+        observer.schedule(handler, str(self.root), recursive=True)
+        observer.start()
+        return observer
+
+    def _matches(self, path: Path) -> bool:
+        if self._ignore_under is not None and path.is_relative_to(self._ignore_under):
+            return False
+        name = path.name.lower()
+        return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
+
+    def _scan_backlog(self) -> None:
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for name in sorted(files):
+                self._notice("seen", Path(folder) / name, time.time())
+
+    def _drain_notices(self, wait_s: float) -> None:
+        try:
+            notice = self._notices.get(timeout=wait_s) if wait_s > 0 else self._notices.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._notice(*notice)
+            try:
+                notice = self._notices.get_nowait()
+            except queue.Empty:
+                return
+
+    def _notice(self, what: str, path: Path, at: float) -> None:
+        if what == "deleted":
+            self._pending.pop(path, None)
+            return
+        if not self._matches(path):
+            return
+        pending = self._pending.get(path)
+        if pending is None:
+            if self._journal.is_file_done(str(path)):
+                return
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return
+            changed_at = min(at, st.st_mtime) if what == "seen" else at
+            pending = _Pending(path, self._key(path), st.st_size, st.st_mtime_ns, changed_at)
+            self._pending[path] = pending
+        if what == "closed":
+            pending.close_seen_at = at
+        elif what == "changed":
+            pending.close_seen_at = None
+
+    def _key(self, path: Path) -> FrameKey | None:
+        try:
+            return key_from_path(
+                path, root=self.root, pattern=self._regex, acquisition=self._config.acquisition
+            )
+        except RejectedFrame:
+            return None
+
+    def _emit_ready(self, emit: Emit, stop: threading.Event) -> bool:
+        """Emit every ready file in order; False once the pipeline is stopping."""
+        now = time.time()
+        ready: list[_Pending] = []
+        for pending in list(self._pending.values()):
+            if self._refresh(pending, now):
+                ready.append(pending)
+        waiting = [p for p in self._pending.values() if p not in ready and p.key is not None]
+        for pending in sorted(ready, key=_Pending.order):
+            if stop.is_set():
+                return False
+            if pending.key is not None and any(
+                w.key is not None
+                and (w.key.acquisition, w.key.position) == (pending.key.acquisition, pending.key.position)
+                and w.key.t < pending.key.t
+                for w in waiting
+            ):
+                waiting.append(pending)
+                continue
+            item = self._item(pending, now)
+            if item is None:
+                waiting.append(pending)
+                continue
+            del self._pending[pending.path]
+            if not emit(item):
+                return False
+        return True
+
+    def _refresh(self, pending: _Pending, now: float) -> bool:
+        """Update from the file system; True when the file is ready (complete, or finally bad)."""
+        try:
+            st = os.stat(pending.path)
+        except FileNotFoundError:
+            del self._pending[pending.path]
+            return False
+        if (st.st_size, st.st_mtime_ns) != pending.state:
+            pending.size, pending.mtime_ns, pending.changed_at = st.st_size, st.st_mtime_ns, now
+        settled = not self._follow or now - pending.changed_at >= self._config.settle_s
+        if not settled and pending.close_seen_at is None:
+            return False
+        if pending.inspected_state != pending.state:
+            self._inspect(pending)
+        return pending.layout is not None or settled
+
+    def _inspect(self, pending: _Pending) -> None:
+        pending.inspected_state = pending.state
+        pending.layout, pending.problem = None, None
+        try:
+            pending.layout = inspect_tiff(pending.path, default_axes=self._config.axes)
+        except RejectedFrame as problem:
+            pending.problem = problem
+        except Exception as exc:  # one odd file must never stop the watcher
+            log.exception("inspecting a file failed", path=str(pending.path))
+            pending.problem = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
+
+    def _item(self, pending: _Pending, now: float) -> Frame | Rejection | None:
+        """The frame or rejection a ready file becomes; None if it must wait after all."""
+        completed_at = pending.close_seen_at or min(now, pending.mtime_ns / 1e9)
+        if pending.key is None:
+            problem: RejectedFrame = RejectedFrame(
+                "no_position_t",
+                f"cannot read position and t from {pending.path} with source.path_regex",
+            )
+            return self._rejection(pending, problem, completed_at)
+        if pending.layout is None:
+            problem = pending.problem or RejectedFrame("unreadable", "no usable TIFF")
+            return self._rejection(pending, problem, completed_at)
+        try:
+            pixels = load_frame_pixels(pending.layout, memmap=self._memmap)
+        except FileIncomplete:
+            pending.inspected_state = None
+            return None
+        except RejectedFrame as problem:
+            return self._rejection(pending, problem, completed_at)
+        except Exception as exc:  # one odd file must never stop the watcher
+            log.exception("reading a file failed", path=str(pending.path))
+            problem = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
+            return self._rejection(pending, problem, completed_at)
+        layout = pending.layout
+        return Frame(
+            key=layout.key(pending.key),
+            pixels=pixels,
+            axes=layout.axes,
+            source="watch",
+            completed_at=completed_at,
+            path=str(pending.path),
+            pixel_size_um=layout.ome.pixel_size_um if layout.ome else None,
+            channels=layout.ome.channels if layout.ome else (),
+        )
+
+    def _rejection(self, pending: _Pending, problem: RejectedFrame, at: float) -> Rejection:
+        return Rejection(
+            reason=problem.reason,
+            detail=problem.detail,
+            completed_at=at,
+            fingerprint=stable_id(str(pending.path), pending.size, pending.mtime_ns),
+            key=pending.key,
+            path=str(pending.path),
+            quarantine=self._quarantine,
+        )
+
+
+class _NoticeHandler(FileSystemEventHandler):
+    """watchdog's thread -> our queue; nothing else happens on watchdog's thread."""
+
+    def __init__(self, notices: queue.Queue[tuple[str, Path, float]]) -> None:
+        self._notices = notices
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        now = time.time()
+        src = Path(os.fsdecode(event.src_path))
+        if isinstance(event, FileMovedEvent):
+            self._notices.put(("deleted", src, now))
+            self._notices.put(("closed", Path(os.fsdecode(event.dest_path)), now))
+        elif isinstance(event, FileClosedEvent):
+            self._notices.put(("closed", src, now))
+        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+            self._notices.put(("changed", src, now))
+        elif isinstance(event, FileDeletedEvent):
+            self._notices.put(("deleted", src, now))

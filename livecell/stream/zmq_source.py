@@ -1,0 +1,68 @@
+"""The ZeroMQ source: PULL (bind or connect) or SUB, two-part frame messages.
+
+Back-pressure: the socket's receive high-water mark is small and the source
+blocks on the pipeline's bounded queue, so a slow analysis stops reading,
+the socket fills, and ZeroMQ pushes back on the sender (PUSH blocks; PUB, by
+ZeroMQ's design, drops at its own high-water mark) instead of memory growing.
+``MAXMSGSIZE`` bounds what one message may allocate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import structlog
+import zmq
+
+from livecell.config import SourceConfig
+from livecell.stream._protocol import Emit
+from livecell.stream.messages import MAX_HEADER_BYTES, parse_message
+
+log = structlog.get_logger("livecell.stream.zmq")
+
+_POLL_MS = 100
+
+
+class ZmqSource:
+    kind = "zmq"
+
+    def __init__(self, config: SourceConfig, *, context: zmq.Context[Any] | None = None) -> None:
+        self._config = config
+        self._context = context or zmq.Context.instance()
+        self.max_frame_bytes = int(config.max_frame_mib * 1024 * 1024)
+
+    def _open(self) -> zmq.Socket[Any]:
+        config = self._config
+        socket = self._context.socket(zmq.PULL if config.socket == "pull" else zmq.SUB)
+        socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes + MAX_HEADER_BYTES)
+        socket.setsockopt(zmq.LINGER, 0)
+        if config.socket == "sub":
+            socket.setsockopt(zmq.SUBSCRIBE, b"")
+        if config.bind:
+            socket.bind(config.endpoint)
+        else:
+            socket.connect(config.endpoint)
+        return socket
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        socket = self._open()
+        log.info("listening", endpoint=self._config.endpoint, socket=self._config.socket,
+                 bind=self._config.bind)
+        try:
+            while not stop.is_set():
+                if not socket.poll(_POLL_MS, zmq.POLLIN):
+                    continue
+                parts = socket.recv_multipart(copy=False)
+                received_at = time.time()
+                item = parse_message(
+                    [p.buffer for p in parts],
+                    received_at=received_at,
+                    max_frame_bytes=self.max_frame_bytes,
+                )
+                if not emit(item):
+                    return
+        finally:
+            socket.close(linger=0)
