@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from livecell.errors import ConfigError
 
@@ -21,13 +29,19 @@ DEFAULT_PATH_REGEX = r"(?:^|/)(?P<position>[^/]+)/[^/]*?(?P<t>\d+)[^/\d]*$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # strict: `polling = "yes"` or `settle_s = true` is an error, not a guess;
+    # paths and lists (TOML has no tuples) opt out field by field.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 class SourceConfig(_Section):
     kind: Literal["watch", "zmq"] = Field("watch", description="where frames come from")
-    path: Path | None = Field(None, description="watch: the root folder, watched recursively")
-    patterns: tuple[str, ...] = Field(("*.tif", "*.tiff"), description="watch: file name globs")
+    path: Path | None = Field(
+        None, strict=False, description="watch: the root folder, watched recursively"
+    )
+    patterns: tuple[str, ...] = Field(
+        ("*.tif", "*.tiff"), strict=False, description="watch: file name globs"
+    )
     polling: bool = Field(False, description="watch: poll instead of inotify (network shares)")
     poll_interval_s: float = Field(0.25, gt=0, le=60, description="watch: polling period")
     settle_s: float = Field(
@@ -96,14 +110,22 @@ class EngineConfig(_Section):
 
 
 class SinksConfig(_Section):
-    events: Path = Field(Path("events.jsonl"), description="the JSON Lines events file")
-    tracks: Path | None = Field(Path("tracks.csv"), description="nanowell mode; empty: off")
+    events: Path = Field(
+        Path("events.jsonl"), strict=False, description="the JSON Lines events file"
+    )
+    tracks: Path | None = Field(
+        Path("tracks.csv"), strict=False, description="nanowell mode; empty: off"
+    )
     zmq_pub: str = Field("", description="ZMQ PUB endpoint for events; empty: off")
 
     @field_validator("tracks", mode="before")
     @classmethod
     def _empty_is_off(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_serializer("tracks")
+    def _off_is_empty(self, value: Path | None) -> str:
+        return "" if value is None else str(value)
 
 
 class MetricsConfig(_Section):
@@ -125,7 +147,9 @@ class DashboardConfig(_Section):
 
 
 class Config(_Section):
-    state_dir: Path = Field(Path("state"), description="journal, quarantine, engine cache")
+    state_dir: Path = Field(
+        Path("state"), strict=False, description="journal, quarantine, engine cache"
+    )
     source: SourceConfig = Field(default_factory=SourceConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
@@ -211,7 +235,9 @@ def _config_error(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
-        return ConfigError(key, "unknown key (check the spelling; `livecell check-config` lists them)")
+        return ConfigError(
+            key, "unknown key (check the spelling; `livecell check-config` lists them)"
+        )
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict):
         message += f" (got {first['input']!r})"
@@ -234,12 +260,13 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _to_toml(data: dict[str, Any]) -> str:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    # TOML has no null: a key that is None (unset, e.g. source.path for zmq) is left out.
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
     for name, table in tables.items():
         lines += ["", f"[{name}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -252,5 +279,17 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return _toml_string(str(value))
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped."""
+    chars = []
+    for char in text:
+        if char in '"\\':
+            chars.append("\\" + char)
+        elif (char < " " and char != "\t") or char == "\x7f":
+            chars.append(f"\\u{ord(char):04x}")
+        else:
+            chars.append(char)
+    return '"' + "".join(chars) + '"'

@@ -64,8 +64,13 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummar
             source = ZmqSource(config.source)
         pipeline = _build(config, source, journal, config.sinks.events, stack)
         _stop_on_signals(stop)
-        log.info("started", source=config.source.kind, mode=config.analysis.mode,
-                 events=str(config.sinks.events), state_dir=str(config.state_dir))
+        log.info(
+            "started",
+            source=config.source.kind,
+            mode=config.analysis.mode,
+            events=str(config.sinks.events),
+            state_dir=str(config.state_dir),
+        )
         summary = pipeline.run(stop)
         log.info("stopped", **summary.events_by_kind)
         return summary
@@ -76,31 +81,40 @@ def replay(config: Config, folder: Path, events_path: Path) -> RunSummary:
 
     A private journal, so everything is analysed; events whose ids are already
     in ``events_path`` are not written again. Archives are read-only: rejected
-    files are reported, never moved.
+    files are reported, never moved. Offline: no metrics server and no ZMQ PUB,
+    so a replay runs beside a live daemon on the same config without taking
+    its ports (or feeding old events to its live subscribers).
     """
     source_config = config.source.model_copy(update={"kind": "watch", "path": folder})
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="livecell-replay-") as tmp:
         journal = Journal.in_state_dir(Path(tmp))
         stack.callback(journal.close)
         source = WatchSource(source_config, journal, follow=False, quarantine=False)
-        pipeline = _build(config, source, journal, events_path, stack)
+        pipeline = _build(config, source, journal, events_path, stack, live=False)
         stop = threading.Event()
         _stop_on_signals(stop)
         return pipeline.run(stop)
 
 
 def _build(
-    config: Config, source: FrameSource, journal: Journal, events_path: Path, stack: ExitStack
+    config: Config,
+    source: FrameSource,
+    journal: Journal,
+    events_path: Path,
+    stack: ExitStack,
+    *,
+    live: bool = True,
 ) -> Pipeline:
+    """The pipeline; ``live=False`` (replay) leaves out the metrics server and the PUB sink."""
     stage = build_stage(config.analysis.mode)
     event_log = EventLog(events_path)
     metrics = Metrics()
-    if config.metrics.address:
+    if live and config.metrics.address:
         server = serve_metrics(metrics, config.metrics.address)
         stack.callback(server.shutdown)
         stack.callback(server.server_close)
     sinks: list[EventSink] = []
-    if config.sinks.zmq_pub:
+    if live and config.sinks.zmq_pub:
         sinks.append(ZmqPublisher(config.sinks.zmq_pub))
     return Pipeline(
         source=source,

@@ -14,6 +14,7 @@ Axes = Literal["YX", "ZYX", "CYX", "ZCYX"]
 SUPPORTED_AXES: tuple[str, ...] = ("YX", "ZYX", "CYX", "ZCYX")
 SUPPORTED_DTYPES: tuple[str, ...] = ("uint8", "uint16", "float32")
 SourceKind = Literal["watch", "zmq"]
+MAX_T = 2**63 - 1  # the journal keys frames by t in a SQLite INTEGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,8 @@ class Frame:
     """An accepted frame and where it came from.
 
     ``completed_at`` is the Unix time the frame became complete (file closed,
-    message received); event latencies are measured from it.
+    message received); event latencies are measured from it. ``header`` (ZeroMQ
+    only) is the received header, echoed if the frame is rejected later (a duplicate).
     """
 
     key: FrameKey
@@ -44,6 +46,7 @@ class Frame:
     path: str | None = None
     pixel_size_um: float | None = None
     channels: tuple[str, ...] = field(default=())
+    header: str | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -27,7 +27,9 @@ class Metrics:
             "livecell_frames", "Frames accepted, by source", ["source"], registry=r
         )
         self.rejected = Counter(
-            "livecell_frames_rejected", "Frames and messages rejected, by reason", ["reason"],
+            "livecell_frames_rejected",
+            "Frames and messages rejected, by reason",
+            ["reason"],
             registry=r,
         )
         self.events = Counter("livecell_events", "Events written, by kind", ["kind"], registry=r)
@@ -38,19 +40,24 @@ class Metrics:
             registry=r,
         )
         self.stage_seconds = Histogram(
-            "livecell_stage_seconds", "Seconds spent per frame in each stage", ["stage"],
-            buckets=_STAGE_BUCKETS_S, registry=r,
+            "livecell_stage_seconds",
+            "Seconds spent per frame in each stage",
+            ["stage"],
+            buckets=_STAGE_BUCKETS_S,
+            registry=r,
         )
-        self.queue_depth = Gauge(
-            "livecell_queue_depth", "Frames waiting for analysis", registry=r
-        )
+        self.queue_depth = Gauge("livecell_queue_depth", "Frames waiting for analysis", registry=r)
         self.engine_items = Counter(
-            "livecell_engine_items", "Items (patches, crops) run through an engine",
-            ["model", "backend"], registry=r,
+            "livecell_engine_items",
+            "Items (patches, crops) run through an engine",
+            ["model", "backend"],
+            registry=r,
         )
         self.stage_errors = Counter(
-            "livecell_stage_errors", "Frames whose analysis stage raised (frame event still sent)",
-            ["stage"], registry=r,
+            "livecell_stage_errors",
+            "Frames whose analysis stage raised (frame event still sent)",
+            ["stage"],
+            registry=r,
         )
 
 

@@ -155,20 +155,30 @@ class Pipeline:
         done: list[DoneFrame] = []
         to_quarantine: list[Rejection] = []
         keys_in_batch = set()
+        paths_in_batch: set[str] = set()
         for item in batch:
             if isinstance(item, Frame):
-                if item.path is not None and self._journal.is_file_done(item.path):
-                    continue
+                if item.path is not None and (
+                    item.path in paths_in_batch or self._journal.is_file_done(item.path)
+                ):
+                    continue  # the same file seen complete twice: analysed once, never moved
                 if item.key in keys_in_batch or self._journal.is_frame_done(item.key):
                     item = _duplicate(item)
                 else:
                     keys_in_batch.add(item.key)
+                    if item.path is not None:
+                        paths_in_batch.add(item.path)
                     events += self._analyse(item)
                     done.append(DoneFrame(item.key, item.source, item.path, time.time()))
                     continue
             events.append(rejected_event(item))
-            log.warning("rejected", reason=item.reason, detail=item.detail,
-                        path=item.path, header=item.header)
+            log.warning(
+                "rejected",
+                reason=item.reason,
+                detail=item.detail,
+                path=item.path,
+                header=item.header,
+            )
             if item.quarantine and item.path is not None:
                 to_quarantine.append(item)
         self._commit(events, done)
@@ -183,8 +193,13 @@ class Pipeline:
             events += self._stage.update(frame)
         except Exception:
             self._metrics.stage_errors.labels(self._stage.name).inc()
-            log.exception("analysis failed; frame event still sent", acquisition=key.acquisition,
-                          position=key.position, t=key.t, stage=self._stage.name)
+            log.exception(
+                "analysis failed; frame event still sent",
+                acquisition=key.acquisition,
+                position=key.position,
+                t=key.t,
+                stage=self._stage.name,
+            )
         self._metrics.stage_seconds.labels("analysis").observe(time.perf_counter() - started)
         return events
 
@@ -220,8 +235,13 @@ class Pipeline:
             if event.kind == FRAME:
                 self._metrics.frames.labels(record["source"]).inc()
                 last_by_frame[(event.acquisition, event.position, event.t)] = event.completed_at
-                log.debug("frame", acquisition=event.acquisition, position=event.position,
-                          t=event.t, latency_s=record["latency_s"])
+                log.debug(
+                    "frame",
+                    acquisition=event.acquisition,
+                    position=event.position,
+                    t=event.t,
+                    latency_s=record["latency_s"],
+                )
             elif event.kind == REJECTED:
                 self._metrics.rejected.labels(record["reason"]).inc()
         for completed_at in last_by_frame.values():
@@ -231,7 +251,8 @@ class Pipeline:
                 self.summary.frame_latencies_s.append(latency)
 
     def _quarantine(self, rejection: Rejection) -> None:
-        assert rejection.path is not None
+        if rejection.path is None:
+            return
         try:
             moved = quarantine_file(
                 Path(rejection.path),
@@ -244,9 +265,10 @@ class Pipeline:
             log.error("cannot quarantine", path=rejection.path, error=str(exc))
 
     def _close(self) -> None:
-        for name, close in [("stage", self._stage.close), ("events file", self._event_log.close)] + [
-            (sink.name, sink.close) for sink in self._sinks
-        ]:
+        for name, close in [
+            ("stage", self._stage.close),
+            ("events file", self._event_log.close),
+        ] + [(sink.name, sink.close) for sink in self._sinks]:
             try:
                 close()
             except Exception:
@@ -261,6 +283,6 @@ def _duplicate(frame: Frame) -> Rejection:
         fingerprint=stable_id(str(frame.key), frame.path or frame.source),
         key=frame.key,
         path=frame.path,
-        header=None,
+        header=frame.header,
         quarantine=frame.path is not None,
     )

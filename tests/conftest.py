@@ -96,9 +96,13 @@ class Daemon:
         return self
 
     def wait_started(self, timeout_s: float = 20.0) -> None:
-        """Wait until the source is listening/watching (its log line)."""
+        """Wait until this start's source is listening/watching (its log line)."""
+
+        def current_log() -> str:
+            return self.logs[-1].read_text(errors="replace") if self.logs else ""
+
         ok = wait_for(
-            lambda: any(w in self.log_text() for w in ('"watching"', '"listening"'))
+            lambda: any(w in current_log() for w in ('"watching"', '"listening"'))
             or (self.proc is not None and self.proc.poll() is not None),
             timeout_s=timeout_s,
         )

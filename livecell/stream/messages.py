@@ -19,7 +19,15 @@ import numpy as np
 
 from livecell.errors import RejectedFrame
 from livecell.events import stable_id
-from livecell.frames import SUPPORTED_AXES, SUPPORTED_DTYPES, Frame, FrameKey, Rejection, check_pixels
+from livecell.frames import (
+    MAX_T,
+    SUPPORTED_AXES,
+    SUPPORTED_DTYPES,
+    Frame,
+    FrameKey,
+    Rejection,
+    check_pixels,
+)
 
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_ECHO_CHARS = 1000
@@ -33,16 +41,22 @@ def parse_message(
     try:
         return _parse(parts, received_at=received_at, max_frame_bytes=max_frame_bytes)
     except RejectedFrame as problem:
-        header = bytes(parts[0][:HEADER_ECHO_CHARS]) if parts else b""
         lengths = [len(p) for p in parts]
         return Rejection(
             reason=problem.reason,
             detail=problem.detail,
             completed_at=received_at,
-            fingerprint=stable_id(bytes(parts[0][:MAX_HEADER_BYTES]).hex() if parts else "", lengths),
-            header=header.decode("utf-8", errors="replace"),
+            fingerprint=stable_id(
+                bytes(parts[0][:MAX_HEADER_BYTES]).hex() if parts else "", lengths
+            ),
+            header=_echo(parts[0]) if parts else "",
             quarantine=False,
         )
+
+
+def _echo(raw: memoryview | bytes) -> str:
+    """The start of a header, as text, for a ``rejected`` event."""
+    return bytes(raw[:HEADER_ECHO_CHARS]).decode("utf-8", errors="replace")
 
 
 def _parse(
@@ -66,7 +80,8 @@ def _parse(
     if len(buffer) != expected:
         raise RejectedFrame(
             "buffer_size_mismatch",
-            f"shape {shape} of {header['dtype']} needs {expected} bytes, the buffer has {len(buffer)}",
+            f"shape {shape} of {header['dtype']} needs {expected} bytes, "
+            f"the buffer has {len(buffer)}",
         )
     pixels = np.frombuffer(buffer, dtype=dtype).reshape(shape)
     check_pixels(pixels, header["axes"])
@@ -79,6 +94,7 @@ def _parse(
         completed_at=received_at,
         pixel_size_um=header.get("pixel_size_um"),
         channels=tuple(channels) if channels else (),
+        header=_echo(parts[0]),
     )
 
 
@@ -87,43 +103,45 @@ def parse_header(raw: memoryview | bytes) -> dict[str, Any]:
     if len(raw) > MAX_HEADER_BYTES:
         raise RejectedFrame("bad_header", f"header is {len(raw)} bytes, over {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        header = json.loads(bytes(raw).decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RejectedFrame("bad_json", f"header is not UTF-8 JSON: {exc}") from None
     if not isinstance(header, dict):
-        raise RejectedFrame("bad_header", f"header is a JSON {type(header).__name__}, not an object")
+        raise RejectedFrame(
+            "bad_header", f"header is a JSON {type(header).__name__}, not an object"
+        )
     missing = [f for f in _REQUIRED if f not in header]
     if missing:
         raise RejectedFrame("missing_field", f"header lacks {', '.join(missing)}")
     if header["v"] != 1 or isinstance(header["v"], bool):
         raise RejectedFrame("bad_version", f"header v is {header['v']!r}; this livecell reads v 1")
     for name in ("acquisition", "position"):
-        if not isinstance(header[name], str) or not header[name]:
-            raise RejectedFrame("bad_field", f"{name} must be a non-empty string")
-    if not _is_int(header["t"]) or header["t"] < 0:
-        raise RejectedFrame("bad_field", f"t must be an integer >= 0, got {header['t']!r}")
+        if not _is_text(header[name]) or not header[name]:
+            raise RejectedFrame("bad_field", f"{name} must be a non-empty UTF-8 string")
+    if not _is_int(header["t"]) or not 0 <= header["t"] <= MAX_T:
+        raise RejectedFrame("bad_field", f"t must be an integer in [0, 2**63), got {header['t']!r}")
     if header["dtype"] not in SUPPORTED_DTYPES:
         raise RejectedFrame(
             "bad_dtype", f"dtype {header['dtype']!r} is not one of {', '.join(SUPPORTED_DTYPES)}"
         )
     shape = header["shape"]
     if not isinstance(shape, list) or not all(_is_int(n) and n > 0 for n in shape):
-        raise RejectedFrame("bad_shape", f"shape must be a list of positive integers, got {shape!r}")
+        raise RejectedFrame(
+            "bad_shape", f"shape must be a list of positive integers, got {shape!r}"
+        )
     axes = header["axes"]
     if axes not in SUPPORTED_AXES:
         raise RejectedFrame("bad_axes", f"axes {axes!r} is not one of {', '.join(SUPPORTED_AXES)}")
     if len(shape) != len(axes):
         raise RejectedFrame("bad_shape", f"shape {shape} does not have the {len(axes)} axes {axes}")
-    if not isinstance(header["timestamp"], int | float) or isinstance(header["timestamp"], bool):
-        raise RejectedFrame("bad_field", "timestamp must be a number (Unix seconds)")
+    if not _is_finite(header["timestamp"]):
+        raise RejectedFrame("bad_field", "timestamp must be a finite number (Unix seconds)")
     pixel_size = header.get("pixel_size_um")
-    if pixel_size is not None and (
-        not isinstance(pixel_size, int | float) or isinstance(pixel_size, bool) or pixel_size <= 0
-    ):
-        raise RejectedFrame("bad_field", "pixel_size_um must be a positive number")
+    if pixel_size is not None and (not _is_finite(pixel_size) or pixel_size <= 0):
+        raise RejectedFrame("bad_field", "pixel_size_um must be a positive finite number")
     channels = header.get("channels")
     if channels is not None and (
-        not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)
+        not isinstance(channels, list) or not all(_is_text(c) for c in channels)
     ):
         raise RejectedFrame("bad_field", "channels must be a list of strings")
     return header
@@ -131,3 +149,26 @@ def parse_header(raw: memoryview | bytes) -> dict[str, Any]:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    """A JSON number that is not inf (``1e999`` parses as inf); ints are always finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_int(value)
+
+
+def _is_text(value: object) -> bool:
+    """A str that can be written as UTF-8 (JSON's ``"\\ud800"`` decodes to one that cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _reject_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259)."""
+    raise ValueError(f"{name} is not a JSON value")

@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 
 from livecell.errors import RejectedFrame
-from livecell.frames import FrameKey
+from livecell.frames import MAX_T, FrameKey
 
 
-def key_from_path(path: Path, *, root: Path, pattern: re.Pattern[str], acquisition: str) -> FrameKey:
-    """Raise ``RejectedFrame("no_position_t")`` if the regex does not match."""
+def key_from_path(
+    path: Path, *, root: Path, pattern: re.Pattern[str], acquisition: str
+) -> FrameKey:
+    """Raise ``RejectedFrame("no_position_t")`` if the regex does not match or t is too large."""
     match = pattern.search(path.as_posix())
     if match is None:
         raise RejectedFrame(
@@ -24,4 +26,7 @@ def key_from_path(path: Path, *, root: Path, pattern: re.Pattern[str], acquisiti
         )
     groups = match.groupdict()
     name = groups.get("acquisition") or acquisition or root.name
-    return FrameKey(acquisition=name, position=groups["position"], t=int(groups["t"]))
+    t = int(groups["t"])
+    if t > MAX_T:
+        raise RejectedFrame("no_position_t", f"t {groups['t']} in {path.name!r} is too large")
+    return FrameKey(acquisition=name, position=groups["position"], t=t)

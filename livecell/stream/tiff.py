@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -84,16 +85,25 @@ def inspect_tiff(path: Path, *, default_axes: str) -> TiffLayout:
         magic = f.read(4)
     if len(magic) == 4 and magic not in _TIFF_MAGIC:
         raise FileIncomplete("not_tiff", f"not a TIFF file (starts with {magic!r})")
+    unusable: RejectedFrame | None = None
     with _tifffile_problems() as problems:
         try:
             with tifffile.TiffFile(path) as tif:
                 layout = _layout(tif, path, size, default_axes)
+        except FileIncomplete:
+            raise
+        except RejectedFrame as exc:
+            unusable = exc
         except tifffile.TiffFileError as exc:
             raise FileIncomplete("truncated", f"TIFF structure unreadable: {exc}") from None
-        except (ValueError, IndexError, KeyError, OSError, EOFError) as exc:
+        except (ValueError, IndexError, KeyError, OSError, EOFError, struct.error) as exc:
             raise FileIncomplete("truncated", f"TIFF structure unreadable: {exc}") from None
+    # What tifffile complained about comes first: a half-written file (its OME-XML or
+    # later IFDs not there yet) otherwise looks like a complete one with the wrong axes.
     if problems:
         raise FileIncomplete("truncated", f"TIFF structure incomplete: {problems[0]}")
+    if unusable is not None:
+        raise unusable
     return layout
 
 
@@ -101,17 +111,21 @@ def load_frame_pixels(layout: TiffLayout, *, memmap: bool) -> np.ndarray:
     """Read (or memory-map) the pixels of an inspected file and check them."""
     if _size(layout.path) != layout.size_bytes:
         raise FileIncomplete("truncated", "the file changed while it was being read")
-    pixels = None
+    stored: np.ndarray | None = None
     if memmap:
         with contextlib.suppress(ValueError, OSError), _tifffile_problems():
-            pixels = tifffile.memmap(layout.path, series=0, mode="r")
-    if pixels is None:
+            stored = tifffile.memmap(layout.path, series=0, mode="r")
+    if stored is None:
         try:
             with _tifffile_problems(), tifffile.TiffFile(layout.path) as tif:
-                pixels = tif.series[0].asarray()
+                stored = tif.series[0].asarray()
         except Exception as exc:  # decoders raise anything from zlib.error to RuntimeError
             raise RejectedFrame("decode_error", f"cannot decode pixels: {exc}") from None
-    pixels = _to_axes(np.asarray(pixels), layout)
+    pixels = _to_axes(np.asarray(stored), layout)
+    if not pixels.dtype.isnative:
+        # Big-endian files (ImageJ writes them) would otherwise reach events and
+        # analysis as dtype ">u2" instead of "uint16".
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     check_pixels(pixels, layout.axes)
     return pixels
 

@@ -35,6 +35,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from livecell.config import SourceConfig
@@ -112,8 +113,13 @@ class WatchSource:
             observer = self._start_observer()
         try:
             self._scan_backlog()
-            log.info("watching", root=str(self.root), backlog=len(self._pending),
-                     polling=self._config.polling, follow=self._follow)
+            log.info(
+                "watching",
+                root=str(self.root),
+                backlog=len(self._pending),
+                polling=self._config.polling,
+                follow=self._follow,
+            )
             while not stop.is_set():
                 self._drain_notices(wait_s=self._wake_interval_s())
                 if not self._emit_ready(emit, stop):
@@ -132,7 +138,7 @@ class WatchSource:
             return self._config.poll_interval_s
         return _INOTIFY_WAKE_S
 
-    def _start_observer(self) -> PollingObserver:
+    def _start_observer(self) -> BaseObserver:
         handler = _NoticeHandler(self._notices)
         observer = (
             PollingObserver(timeout=self._config.poll_interval_s)
@@ -210,7 +216,8 @@ class WatchSource:
                 return False
             if pending.key is not None and any(
                 w.key is not None
-                and (w.key.acquisition, w.key.position) == (pending.key.acquisition, pending.key.position)
+                and (w.key.acquisition, w.key.position)
+                == (pending.key.acquisition, pending.key.position)
                 and w.key.t < pending.key.t
                 for w in waiting
             ):
@@ -269,8 +276,8 @@ class WatchSource:
         except FileIncomplete:
             pending.inspected_state = None
             return None
-        except RejectedFrame as problem:
-            return self._rejection(pending, problem, completed_at)
+        except RejectedFrame as unusable:
+            return self._rejection(pending, unusable, completed_at)
         except Exception as exc:  # one odd file must never stop the watcher
             log.exception("reading a file failed", path=str(pending.path))
             problem = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")

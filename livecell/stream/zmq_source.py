@@ -35,7 +35,9 @@ class ZmqSource:
 
     def _open(self) -> zmq.Socket[Any]:
         config = self._config
-        socket = self._context.socket(zmq.PULL if config.socket == "pull" else zmq.SUB)
+        socket: zmq.Socket[Any] = self._context.socket(
+            zmq.PULL if config.socket == "pull" else zmq.SUB
+        )
         socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
         socket.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes + MAX_HEADER_BYTES)
         socket.setsockopt(zmq.LINGER, 0)

@@ -1,0 +1,190 @@
+"""The ``livecell`` command line (SPEC section 1): help, check-config, exit codes, replay.
+
+Every command runs as a real subprocess, as a user or systemd would run it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Daemon, free_port, read_events, wait_for, write_config
+from microscope import PushSender, frame_message, pixels_for, write_tiff
+
+from livecell.cli import build_parser
+from livecell.config import load_config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def livecell(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livecell", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *names: str) -> None:
+    """Exit 2, a message naming what is wrong, no traceback."""
+    assert result.returncode == EXIT_USAGE, result
+    assert "Traceback" not in result.stderr + result.stdout
+    for name in names:
+        assert name in result.stderr, (name, result.stderr)
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if a.dest == "command"]
+    assert action.choices is not None
+    return sorted(action.choices)
+
+
+def test_console_script_help() -> None:
+    script = shutil.which("livecell")
+    if script is None:
+        pytest.skip("the livecell console script is not on PATH")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_OK
+    for command in ("run", "replay", "check-config"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_subcommand_has_help(command: str) -> None:
+    result = livecell(command, "--help")
+    assert result.returncode == EXIT_OK, result.stderr
+    assert result.stdout.startswith("usage: livecell " + command)
+    assert "Traceback" not in result.stderr
+
+
+def test_no_command_is_a_usage_error() -> None:
+    assert_user_error(livecell(), "command")
+    assert_user_error(livecell("frobnicate"), "frobnicate")
+    assert_user_error(livecell("run"), "-c")
+
+
+def test_check_config_prints_the_resolved_config(tmp_path: Path) -> None:
+    config_file = tmp_path / "livecell.toml"
+    config_file.write_text('[source]\npath = "incoming"\nsettle_s = 0.5\n')
+    result = livecell("check-config", config_file)
+    assert result.returncode == EXIT_OK, result.stderr
+    printed = tomllib.loads(result.stdout)
+    assert printed["source"]["path"] == str(tmp_path / "incoming")
+    assert printed["source"]["settle_s"] == 0.5
+    assert printed["metrics"]["address"] == "127.0.0.1:9108"  # a default, filled in
+    echoed = tmp_path / "echoed" / "livecell.toml"
+    echoed.parent.mkdir()
+    echoed.write_text(result.stdout)
+    assert load_config(echoed) == load_config(config_file)
+
+
+def test_check_config_of_a_zmq_config_round_trips(tmp_path: Path) -> None:
+    config_file = write_config(
+        tmp_path / "zmq.toml",
+        {"source": {"kind": "zmq", "endpoint": "tcp://127.0.0.1:7000"}, "sinks": {"tracks": ""}},
+    )
+    result = livecell("check-config", config_file)
+    assert result.returncode == EXIT_OK, result.stderr
+    echoed = tmp_path / "echoed.toml"
+    echoed.write_text(result.stdout)
+    assert load_config(echoed) == load_config(config_file)
+
+
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        ('[source]\npath = "x"\nsetle_s = 1.0\n', ["source.setle_s", "unknown key"]),
+        ('[source]\npath = "x"\nsettle_s = -2\n', ["source.settle_s", "-2"]),
+        ('[source]\nkind = "ftp"\n', ["source.kind", "ftp"]),
+        ("[source]\npolling = true\n", ["source.path"]),
+        ("[source\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, content: str, names: list[str]) -> None:
+    config_file = tmp_path / "bad.toml"
+    config_file.write_text(content)
+    assert_user_error(livecell("check-config", config_file), *names)
+    assert_user_error(livecell("run", "-c", config_file), *names)
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    assert_user_error(livecell("check-config", tmp_path / "nope.toml"), "nope.toml")
+
+
+def test_replay_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
+    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "incoming"}})
+    assert_user_error(livecell("replay", tmp_path / "nowhere", "-c", config_file), "nowhere")
+
+
+def acquisition(folder: Path, positions: int = 3, time_points: int = 4) -> list[Path]:
+    """A finished acquisition: Pos*/img_t*.tif."""
+    return [
+        write_tiff(folder / f"Pos{p}" / f"img_t{t:04d}.tif", pixels_for(f"Pos{p}", t))
+        for t in range(time_points)
+        for p in range(positions)
+    ]
+
+
+def frame_ids(events_path: Path) -> list[str]:
+    return sorted(e["event_id"] for e in read_events(events_path) if e["kind"] == "frame")
+
+
+def test_replay_gives_the_same_frame_events_as_run(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    files = acquisition(tmp_path / "incoming")
+    daemon = make_daemon(source={"path": "incoming", "settle_s": 0.2})
+    daemon.start()
+    daemon.wait_started()
+    assert len(daemon.wait_events("frame", len(files))) == len(files), daemon.log_text()
+    assert daemon.stop() == 0
+    live = frame_ids(daemon.events_path)
+
+    replayed = tmp_path / "replay" / "events.jsonl"
+    result = livecell("replay", tmp_path / "incoming", "-c", daemon.config, "--events", replayed)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert frame_ids(replayed) == live
+    assert len(live) == len(files)
+    frames = [e for e in read_events(replayed) if e["kind"] == "frame"]
+    assert {e["path"] for e in frames} == {str(f) for f in files}
+    assert all(path.exists() for path in files), "replay moved a file"
+
+    before = replayed.read_bytes()
+    again = livecell("replay", tmp_path / "incoming", "-c", daemon.config, "--events", replayed)
+    assert again.returncode == EXIT_OK, again.stderr
+    assert replayed.read_bytes() == before, "a second replay wrote events again"
+
+
+def test_replay_runs_beside_a_live_daemon_on_the_same_config(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """Replaying an archive while the daemon runs: same config, its own events file."""
+    archive = acquisition(tmp_path / "archive", positions=1, time_points=3)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon = make_daemon(
+        source={"kind": "zmq", "endpoint": endpoint},
+        sinks={"zmq_pub": f"tcp://127.0.0.1:{free_port()}"},
+    )
+    daemon.start()
+    daemon.wait_started()
+    out = tmp_path / "archive-events.jsonl"
+    result = livecell("replay", tmp_path / "archive", "-c", daemon.config, "--events", out)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert len(frame_ids(out)) == len(archive)
+
+    locked = livecell("replay", tmp_path / "archive", "-c", daemon.config)
+    assert locked.returncode == EXIT_FAILURE
+    assert "Traceback" not in locked.stderr
+    assert str(daemon.events_path) in locked.stderr
+    with PushSender(endpoint) as sender:  # the daemon was not disturbed
+        sender.send(frame_message("Pos0", 0))
+    assert wait_for(lambda: len(daemon.events("frame")) == 1)
+    assert daemon.stop() == 0

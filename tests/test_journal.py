@@ -1,0 +1,221 @@
+"""The journal behind exactly-once, alone and together with the events file.
+
+The second half drives a real ``Pipeline`` in-process (real SQLite, real files)
+over the crash windows a ``kill -9`` can leave, deterministically: events
+written but not committed, frames committed whose events are on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livecell.analysis import FramesOnly
+from livecell.events import frame_event
+from livecell.frames import Frame, FrameKey, Rejection
+from livecell.journal import DoneFrame, Journal
+from livecell.metrics import Metrics
+from livecell.pipeline import Pipeline, PipelineSettings
+from livecell.sinks import EventLog
+from livecell.stream import Emit
+
+KEY = FrameKey("acq", "Pos0", 3)
+
+
+def test_a_new_journal_is_empty(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path / "state")
+    assert journal.events_offset() == 0
+    assert journal.frame_count() == 0
+    assert not journal.is_frame_done(KEY)
+    assert not journal.has_event("e1")
+    assert not journal.is_file_done("/data/Pos0/t3.tif")
+    journal.close()
+
+
+def test_commits_survive_reopening(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path)
+    journal.commit(
+        frames=[
+            DoneFrame(KEY, "watch", "/data/Pos0/t3.tif", 1.5),
+            DoneFrame(FrameKey("acq", "Pos1", 0), "zmq", None, 2.5),
+        ],
+        event_ids=["e1", "e2"],
+        events_offset=1234,
+    )
+    journal.close()
+
+    reopened = Journal.in_state_dir(tmp_path)
+    assert reopened.is_frame_done(KEY)
+    assert reopened.is_frame_done(FrameKey("acq", "Pos1", 0))
+    assert not reopened.is_frame_done(FrameKey("acq", "Pos0", 4))
+    assert not reopened.is_frame_done(FrameKey("other", "Pos0", 3))
+    assert reopened.is_file_done("/data/Pos0/t3.tif")
+    assert reopened.has_event("e1")
+    assert reopened.has_event("e2")
+    assert not reopened.has_event("e3")
+    assert reopened.events_offset() == 1234
+    assert reopened.frame_count() == 2
+    reopened.close()
+
+
+def test_commits_are_idempotent_and_the_offset_moves(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path)
+    frame = DoneFrame(KEY, "zmq", None, 1.0)
+    journal.commit(frames=[frame], event_ids=["e1"], events_offset=10)
+    journal.commit(frames=[frame], event_ids=["e1", "e2"], events_offset=20)
+    journal.commit(event_ids=[])  # no offset: the offset stays
+    assert journal.frame_count() == 1
+    assert journal.events_offset() == 20
+    journal.close()
+
+
+def test_a_failed_commit_leaves_nothing_behind(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path)
+    bad = DoneFrame(FrameKey("acq", "Pos0", object()), "zmq", None, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        journal.commit(frames=[DoneFrame(KEY, "zmq", None, 1.0), bad], event_ids=["e1"])
+    assert journal.frame_count() == 0
+    assert not journal.has_event("e1")
+    journal.commit(frames=[DoneFrame(KEY, "zmq", None, 1.0)])  # still usable
+    assert journal.frame_count() == 1
+    journal.close()
+
+
+def test_readers_and_a_writer_in_threads(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        for t in range(200):
+            journal.commit(frames=[DoneFrame(FrameKey("a", "p", t), "zmq", None, 0.0)])
+
+    def read() -> None:
+        try:
+            for t in range(200):
+                journal.is_frame_done(FrameKey("a", "p", t))
+                journal.is_file_done(f"/x/{t}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in range(3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert journal.frame_count() == 200
+    journal.close()
+
+
+# --- the journal and the events file together, through the pipeline ------------------
+
+
+class ListSource:
+    """A finite source: emits its items once, then returns (as a replay does)."""
+
+    kind = "zmq"
+
+    def __init__(self, items: Sequence[Frame | Rejection]) -> None:
+        self._items = items
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        for item in self._items:
+            if not emit(item):
+                return
+
+
+def frame(t: int, position: str = "Pos0") -> Frame:
+    return Frame(
+        key=FrameKey("acq", position, t),
+        pixels=np.zeros((4, 4), dtype=np.uint16),
+        axes="YX",
+        source="zmq",
+        completed_at=1000.0 + t,
+    )
+
+
+def run_pipeline(state: Path, events: Path, items: Sequence[Frame | Rejection]) -> None:
+    journal = Journal.in_state_dir(state)
+    try:
+        pipeline = Pipeline(
+            source=ListSource(items),
+            stage=FramesOnly(),
+            journal=journal,
+            event_log=EventLog(events),
+            sinks=[],
+            metrics=Metrics(),
+            settings=PipelineSettings(
+                queue_size=4,
+                commit_batch=3,
+                shutdown_timeout_s=5.0,
+                quarantine_dir=state / "quarantine",
+            ),
+        )
+        pipeline.run(threading.Event())
+    finally:
+        journal.close()
+
+
+def event_lines(events: Path) -> list[str]:
+    return [json.loads(line)["event_id"] for line in events.read_text().splitlines()]
+
+
+def test_events_written_before_a_crash_are_not_written_again(tmp_path: Path) -> None:
+    """Killed after the events file's fsync, before the journal's commit."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0), frame(1)])
+    crashed = EventLog(events)  # frames 2 and 3 reached the file, not the journal
+    crashed.append([frame_event(frame(t)).to_record(emitted_at=2000.0) for t in (2, 3)])
+    crashed.sync()
+    crashed.close()
+
+    run_pipeline(state, events, [frame(t) for t in range(5)])  # at-least-once re-send
+    ids = event_lines(events)
+    assert len(ids) == len(set(ids))
+    frame_ids = {frame_event(frame(t)).event_id for t in range(5)}
+    assert frame_ids <= set(ids)
+    assert len(ids) == 5 + 2  # five frames, and t=0, t=1 re-sent after their commit
+    journal = Journal.in_state_dir(state)
+    assert all(journal.is_frame_done(FrameKey("acq", "Pos0", t)) for t in range(5))
+    assert journal.events_offset() == events.stat().st_size
+    journal.close()
+
+
+def test_a_torn_write_is_cut_and_the_frame_done_again(tmp_path: Path) -> None:
+    """Killed mid-write: the half line goes, the frame gets its one event on restart."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0)])
+    with open(events, "ab") as f:
+        f.write(b'{"event_id": "' + frame_event(frame(1)).event_id.encode()[:10])
+    run_pipeline(state, events, [frame(1)])
+    ids = event_lines(events)
+    assert ids == [frame_event(frame(t)).event_id for t in (0, 1)]
+
+
+def test_a_duplicate_within_one_batch_is_analysed_once(tmp_path: Path) -> None:
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0), frame(0), frame(0)])
+    ids = event_lines(events)
+    assert len(ids) == len(set(ids)) == 2  # one frame event, one duplicate event
+
+
+def test_a_file_emitted_twice_is_analysed_once_and_kept(tmp_path: Path) -> None:
+    """The watcher can see a file close twice (rewritten in place) before its commit."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    path = tmp_path / "incoming" / "Pos0" / "img_0001.tif"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"pixels")
+    seen = dataclasses.replace(frame(1), path=str(path), source="watch")
+    run_pipeline(state, events, [seen, seen])
+    assert path.exists(), "a good frame was quarantined"
+    assert event_lines(events) == [frame_event(seen).event_id]
+    run_pipeline(state, events, [seen])  # and after a restart: nothing
+    assert event_lines(events) == [frame_event(seen).event_id]
+    assert path.exists()
