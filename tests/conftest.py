@@ -102,8 +102,10 @@ class Daemon:
             return self.logs[-1].read_text(errors="replace") if self.logs else ""
 
         ok = wait_for(
-            lambda: any(w in current_log() for w in ('"watching"', '"listening"'))
-            or (self.proc is not None and self.proc.poll() is not None),
+            lambda: (
+                any(w in current_log() for w in ('"watching"', '"listening"'))
+                or (self.proc is not None and self.proc.poll() is not None)
+            ),
             timeout_s=timeout_s,
         )
         if not ok or (self.proc is not None and self.proc.poll() is not None):
@@ -135,7 +137,7 @@ class Daemon:
 
 @pytest.fixture
 def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """``make_daemon(source={...}, **sections)`` writes a config and returns a Daemon (not started)."""
+    """``make_daemon(source={...}, **sections)``: write a config, return a (stopped) Daemon."""
     daemons: list[Daemon] = []
 
     def make(**sections: Any) -> Daemon:

@@ -12,10 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (pip install -e .[dev])")
+@pytest.mark.skipif(
+    shutil.which("ruff") is None, reason="ruff not installed (pip install -e .[dev])"
+)
 def test_ruff_clean() -> None:
     result = subprocess.run(
-        ["ruff", "check", "livecell", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
+        ["ruff", "check", "livecell", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -87,27 +87,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames", type=int, default=300, help="timed ZMQ frames per round")
     parser.add_argument("--warmup", type=int, default=20, help="untimed ZMQ frames per round")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="ZMQ rounds, bare and livecell alternating; medians reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="ZMQ rounds, bare and livecell alternating; medians reported",
+    )
     parser.add_argument("--size", type=int, default=2048, help="frames are SIZE x SIZE uint16")
     parser.add_argument("--files", type=int, default=100, help="files per watch mode")
-    parser.add_argument("--interval", type=float, default=0.25,
-                        help="seconds between files (the microscope's pace)")
-    parser.add_argument("--settle-s", type=float, default=SourceConfig().settle_s,
-                        help="source.settle_s for the watch runs")
-    parser.add_argument("--poll-interval-s", type=float, default=SourceConfig().poll_interval_s,
-                        help="source.poll_interval_s for the polling run")
+    parser.add_argument(
+        "--interval", type=float, default=0.25, help="seconds between files (the microscope's pace)"
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=SourceConfig().settle_s,
+        help="source.settle_s for the watch runs",
+    )
+    parser.add_argument(
+        "--poll-interval-s",
+        type=float,
+        default=SourceConfig().poll_interval_s,
+        help="source.poll_interval_s for the polling run",
+    )
     parser.add_argument("--skip-zmq", action="store_true", help="no ZMQ throughput")
     parser.add_argument("--skip-watch", action="store_true", help="no watch latency")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where daemons and files live (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where daemons and files live (default: a temporary folder)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the workdir")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if a target is missed (ratio >= 0.8, inotify p99 < 0.2 s)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a target is missed (ratio >= 0.8, inotify p99 < 0.2 s)",
+    )
     parser.add_argument("--bare-pull", metavar="ENDPOINT", help=argparse.SUPPRESS)
-    parser.add_argument("--hwm", type=int, default=SourceConfig().receive_hwm,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--hwm", type=int, default=SourceConfig().receive_hwm, help=argparse.SUPPRESS
+    )
     return parser
 
 
@@ -119,10 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         throughput = [] if args.skip_zmq else bench_zmq(args, workdir)
-        latency = [] if args.skip_watch else [
-            bench_watch(args, workdir, polling=False),
-            bench_watch(args, workdir, polling=True),
-        ]
+        latency = (
+            []
+            if args.skip_watch
+            else [
+                bench_watch(args, workdir, polling=False),
+                bench_watch(args, workdir, polling=True),
+            ]
+        )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -148,8 +173,19 @@ def bench_zmq(args: argparse.Namespace, workdir: Path) -> list[Throughput]:
 
 def _bare_round(args: argparse.Namespace, buffer: bytes) -> Throughput:
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    command = [sys.executable, "-m", "livecell.bench.ingest", "--bare-pull", endpoint,
-               "--frames", str(args.frames), "--warmup", str(args.warmup), "--hwm", str(args.hwm)]
+    command = [
+        sys.executable,
+        "-m",
+        "livecell.bench.ingest",
+        "--bare-pull",
+        endpoint,
+        "--frames",
+        str(args.frames),
+        "--warmup",
+        str(args.warmup),
+        "--hwm",
+        str(args.hwm),
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         _expect(proc.stdout, "ready")
@@ -182,15 +218,18 @@ def _bare_pull(endpoint: str, total: int, warmup: int, hwm: int) -> int:
 
 def _livecell_round(args: argparse.Namespace, buffer: bytes, workdir: Path) -> Throughput:
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    config = _write_config(workdir, {
-        "source": {"kind": "zmq", "endpoint": endpoint, "receive_hwm": args.hwm},
-    })
+    config = _write_config(
+        workdir,
+        {
+            "source": {"kind": "zmq", "endpoint": endpoint, "receive_hwm": args.hwm},
+        },
+    )
     with _daemon(config, ready='"listening"') as events, _pusher(endpoint) as push:
         _send(push, buffer, args.size, range(args.warmup))
         _wait_frames(events, args.warmup)
         started = time.time()
         _send(push, buffer, args.size, range(args.warmup, args.warmup + args.frames))
-        timed = _wait_frames(events, args.warmup + args.frames)[args.warmup:]
+        timed = _wait_frames(events, args.warmup + args.frames)[args.warmup :]
     finished = max(float(e["emitted_at"]) for e in timed)
     return Throughput("livecell run (zmq source)", args.frames, len(buffer), finished - started)
 
@@ -198,8 +237,14 @@ def _livecell_round(args: argparse.Namespace, buffer: bytes, workdir: Path) -> T
 def _send(push: zmq.Socket[Any], buffer: bytes, size: int, ts: range) -> None:
     for t in ts:
         header = {
-            "v": 1, "acquisition": "bench", "position": "P1", "t": t, "dtype": "uint16",
-            "shape": [size, size], "axes": "YX", "timestamp": time.time(),
+            "v": 1,
+            "acquisition": "bench",
+            "position": "P1",
+            "t": t,
+            "dtype": "uint16",
+            "shape": [size, size],
+            "axes": "YX",
+            "timestamp": time.time(),
         }
         push.send_multipart([json.dumps(header).encode(), buffer], copy=False)
 
@@ -225,12 +270,18 @@ def bench_watch(args: argparse.Namespace, workdir: Path, *, polling: bool) -> La
     folder = workdir / f"watch-{mode}"
     incoming = folder / "incoming"
     (incoming / "P1").mkdir(parents=True)
-    config = _write_config(folder, {
-        "source": {
-            "kind": "watch", "path": "incoming", "polling": polling,
-            "settle_s": args.settle_s, "poll_interval_s": args.poll_interval_s,
+    config = _write_config(
+        folder,
+        {
+            "source": {
+                "kind": "watch",
+                "path": "incoming",
+                "polling": polling,
+                "settle_s": args.settle_s,
+                "poll_interval_s": args.poll_interval_s,
+            },
         },
-    })
+    )
     tiff = _tiff_bytes(args.size)
     closed_at: dict[str, float] = {}
     with _daemon(config, ready='"watching"') as events:
@@ -316,7 +367,9 @@ def _daemon(config: Path, *, ready: str) -> Iterator[_EventsTail]:
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "livecell", "--log-json", "run", "-c", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT, cwd=config.parent,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=config.parent,
         )
     try:
         deadline = time.monotonic() + _READY_TIMEOUT_S
@@ -395,11 +448,14 @@ def render(args: argparse.Namespace, throughput: list[Throughput], latency: list
             rounds = " ".join(
                 f"{r.frames_per_s:.0f}" for r in throughput if r.receiver == median.receiver
             )
-            lines.append(f"{median.receiver:<28}{median.frames_per_s:>10.1f}"
-                         f"{median.gb_per_s:>8.2f}{median.seconds:>9.2f}   {rounds}")
+            lines.append(
+                f"{median.receiver:<28}{median.frames_per_s:>10.1f}"
+                f"{median.gb_per_s:>8.2f}{median.seconds:>9.2f}   {rounds}"
+            )
         verdict = "met" if ratio >= _RATIO_TARGET else "MISSED"
-        lines.append(f"{'ratio livecell / bare':<28}{ratio:>10.2f}"
-                     f"   (target >= {_RATIO_TARGET}: {verdict})")
+        lines.append(
+            f"{'ratio livecell / bare':<28}{ratio:>10.2f}   (target >= {_RATIO_TARGET}: {verdict})"
+        )
     if latency:
         lines += [
             "",
@@ -436,16 +492,24 @@ def _targets_met(throughput: list[Throughput], latency: list[Latency]) -> bool:
 def _as_json(throughput: list[Throughput], latency: list[Latency]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "zmq_rounds": [
-            {"receiver": r.receiver, "frames": r.frames, "seconds": r.seconds,
-             "frames_per_s": r.frames_per_s, "gb_per_s": r.gb_per_s}
+            {
+                "receiver": r.receiver,
+                "frames": r.frames,
+                "seconds": r.seconds,
+                "frames_per_s": r.frames_per_s,
+                "gb_per_s": r.gb_per_s,
+            }
             for r in throughput
         ],
         "watch": [
-            {"mode": row.mode, "settle_s": row.settle_s,
-             "close_to_event_p50_s": _percentile_ms(row.close_to_event_s, 50) / 1000,
-             "close_to_event_p99_s": _percentile_ms(row.close_to_event_s, 99) / 1000,
-             "daemon_latency_p50_s": _percentile_ms(row.daemon_latency_s, 50) / 1000,
-             "daemon_latency_p99_s": _percentile_ms(row.daemon_latency_s, 99) / 1000}
+            {
+                "mode": row.mode,
+                "settle_s": row.settle_s,
+                "close_to_event_p50_s": _percentile_ms(row.close_to_event_s, 50) / 1000,
+                "close_to_event_p99_s": _percentile_ms(row.close_to_event_s, 99) / 1000,
+                "daemon_latency_p50_s": _percentile_ms(row.daemon_latency_s, 50) / 1000,
+                "daemon_latency_p99_s": _percentile_ms(row.daemon_latency_s, 99) / 1000,
+            }
             for row in latency
         ],
     }

@@ -51,8 +51,12 @@ class ZmqSource:
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         socket = self._open()
-        log.info("listening", endpoint=self._config.endpoint, socket=self._config.socket,
-                 bind=self._config.bind)
+        log.info(
+            "listening",
+            endpoint=self._config.endpoint,
+            socket=self._config.socket,
+            bind=self._config.bind,
+        )
         try:
             while not stop.is_set():
                 if not socket.poll(_POLL_MS, zmq.POLLIN):
