@@ -14,6 +14,7 @@ makes the start-up scan of the events file a little longer.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -26,10 +27,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS frames (
     acquisition TEXT NOT NULL, position TEXT NOT NULL, t INTEGER NOT NULL,
-    source TEXT NOT NULL, path TEXT, done_at REAL NOT NULL,
+    source TEXT NOT NULL, path BLOB, done_at REAL NOT NULL,
     PRIMARY KEY (acquisition, position, t)
 );
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY);
 """
 
@@ -82,7 +83,9 @@ class Journal:
 
     def is_file_done(self, path: str) -> bool:
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone()
+            row = self._db.execute(
+                "SELECT 1 FROM files WHERE path=?", (os.fsencode(path),)
+            ).fetchone()
         return row is not None
 
     def frame_count(self) -> int:
@@ -104,13 +107,20 @@ class Journal:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (f.key.acquisition, f.key.position, f.key.t, f.source, f.path, f.done_at)
+                        (
+                            f.key.acquisition,
+                            f.key.position,
+                            f.key.t,
+                            f.source,
+                            _fs_bytes(f.path),
+                            f.done_at,
+                        )
                         for f in frames
                     ],
                 )
                 self._db.executemany(
                     "INSERT OR IGNORE INTO files VALUES (?)",
-                    [(f.path,) for f in frames if f.path is not None],
+                    [(os.fsencode(f.path),) for f in frames if f.path is not None],
                 )
                 self._db.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?)", [(i,) for i in event_ids]
@@ -123,3 +133,8 @@ class Journal:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+
+def _fs_bytes(path: str | None) -> bytes | None:
+    """Paths are stored as the file system's bytes: names need not be valid UTF-8."""
+    return None if path is None else os.fsencode(path)

@@ -27,7 +27,7 @@ import structlog
 
 from livecell.analysis import Stage
 from livecell.events import FRAME, REJECTED, Event, frame_event, rejected_event, stable_id
-from livecell.frames import Frame, Rejection
+from livecell.frames import Frame, FrameKey, Rejection
 from livecell.journal import DoneFrame, Journal
 from livecell.metrics import Metrics
 from livecell.sinks import EventLog, EventSink
@@ -49,6 +49,17 @@ class RunSummary:
 
     def count(self, kind: str) -> int:
         return self.events_by_kind.get(kind, 0)
+
+
+@dataclass
+class _Batch:
+    """What one commit gathers: events, frames done, files to quarantine afterwards."""
+
+    events: list[Event] = field(default_factory=list)
+    done: list[DoneFrame] = field(default_factory=list)
+    to_quarantine: list[Rejection] = field(default_factory=list)
+    keys: set[FrameKey] = field(default_factory=set)
+    paths: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -151,39 +162,39 @@ class Pipeline:
             log.warning("shutdown deadline reached", frames_left=self._queue.qsize())
 
     def _process(self, batch: list[Item]) -> None:
-        events: list[Event] = []
-        done: list[DoneFrame] = []
-        to_quarantine: list[Rejection] = []
-        keys_in_batch = set()
-        paths_in_batch: set[str] = set()
+        work = _Batch()
         for item in batch:
-            if isinstance(item, Frame):
-                if item.path is not None and (
-                    item.path in paths_in_batch or self._journal.is_file_done(item.path)
-                ):
-                    continue  # the same file seen complete twice: analysed once, never moved
-                if item.key in keys_in_batch or self._journal.is_frame_done(item.key):
-                    item = _duplicate(item)
-                else:
-                    keys_in_batch.add(item.key)
-                    if item.path is not None:
-                        paths_in_batch.add(item.path)
-                    events += self._analyse(item)
-                    done.append(DoneFrame(item.key, item.source, item.path, time.time()))
-                    continue
-            events.append(rejected_event(item))
-            log.warning(
-                "rejected",
-                reason=item.reason,
-                detail=item.detail,
-                path=item.path,
-                header=item.header,
-            )
-            if item.quarantine and item.path is not None:
-                to_quarantine.append(item)
-        self._commit(events, done)
-        for rejection in to_quarantine:
+            try:
+                self._take(item, work)
+            except Exception as exc:  # a bug on one frame must not stop the daemon
+                log.exception("frame handling failed", item=type(item).__name__)
+                work.events.append(rejected_event(_internal_error(item, exc)))
+        self._commit(work.events, work.done)
+        for rejection in work.to_quarantine:
             self._quarantine(rejection)
+
+    def _take(self, item: Item, work: _Batch) -> None:
+        """Derive one item's events into ``work``; duplicates and rejections become ``rejected``."""
+        if isinstance(item, Frame):
+            if item.path is not None and (
+                item.path in work.paths or self._journal.is_file_done(item.path)
+            ):
+                return  # the same file seen complete twice: analysed once, never moved
+            if item.key in work.keys or self._journal.is_frame_done(item.key):
+                item = _duplicate(item)
+            else:
+                work.keys.add(item.key)
+                if item.path is not None:
+                    work.paths.add(item.path)
+                work.events += self._analyse(item)
+                work.done.append(DoneFrame(item.key, item.source, item.path, time.time()))
+                return
+        work.events.append(rejected_event(item))
+        log.warning(
+            "rejected", reason=item.reason, detail=item.detail, path=item.path, header=item.header
+        )
+        if item.quarantine and item.path is not None:
+            work.to_quarantine.append(item)
 
     def _analyse(self, frame: Frame) -> list[Event]:
         key = frame.key
@@ -285,4 +296,18 @@ def _duplicate(frame: Frame) -> Rejection:
         path=frame.path,
         header=frame.header,
         quarantine=frame.path is not None,
+    )
+
+
+def _internal_error(item: Item, exc: Exception) -> Rejection:
+    key = item.key
+    return Rejection(
+        reason="internal_error",
+        detail=f"{type(exc).__name__}: {exc}",
+        completed_at=item.completed_at,
+        fingerprint=stable_id("internal_error", str(key), item.path),
+        key=key,
+        path=item.path,
+        header=item.header,
+        quarantine=False,
     )

@@ -29,4 +29,16 @@ def key_from_path(
     t = int(groups["t"])
     if t > MAX_T:
         raise RejectedFrame("no_position_t", f"t {groups['t']} in {path.name!r} is too large")
+    for what, value in (("acquisition", name), ("position", groups["position"])):
+        if not _is_utf8(value):
+            raise RejectedFrame("no_position_t", f"the {what} in {path.name!r} is not valid UTF-8")
     return FrameKey(acquisition=name, position=groups["position"], t=t)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for names the file system gave as undecodable bytes (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

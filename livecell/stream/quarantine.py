@@ -24,5 +24,6 @@ def quarantine_file(path: Path, *, quarantine_dir: Path, reason: str, detail: st
     target.with_name(target.name + ".reason.txt").write_text(
         f"reason: {reason}\ndetail: {detail}\noriginal_path: {path}\nquarantined_at: {stamp}\n",
         encoding="utf-8",
+        errors="backslashreplace",
     )
     return target

@@ -197,11 +197,14 @@ class WatchSource:
 
     def _key(self, path: Path) -> FrameKey | None:
         try:
-            return key_from_path(
-                path, root=self.root, pattern=self._regex, acquisition=self._config.acquisition
-            )
+            return self._key_or_raise(path)
         except RejectedFrame:
             return None
+
+    def _key_or_raise(self, path: Path) -> FrameKey:
+        return key_from_path(
+            path, root=self.root, pattern=self._regex, acquisition=self._config.acquisition
+        )
 
     def _emit_ready(self, emit: Emit, stop: threading.Event) -> bool:
         """Emit every ready file in order; False once the pipeline is stopping."""
@@ -262,15 +265,13 @@ class WatchSource:
     def _item(self, pending: _Pending, now: float) -> Frame | Rejection | None:
         """The frame or rejection a ready file becomes; None if it must wait after all."""
         completed_at = pending.close_seen_at or min(now, pending.mtime_ns / 1e9)
-        if pending.key is None:
-            problem: RejectedFrame = RejectedFrame(
-                "no_position_t",
-                f"cannot read position and t from {pending.path} with source.path_regex",
-            )
-            return self._rejection(pending, problem, completed_at)
+        try:
+            key = pending.key or self._key_or_raise(pending.path)
+        except RejectedFrame as no_key:
+            return self._rejection(pending, no_key, completed_at)
         if pending.layout is None:
-            problem = pending.problem or RejectedFrame("unreadable", "no usable TIFF")
-            return self._rejection(pending, problem, completed_at)
+            unreadable = pending.problem or RejectedFrame("unreadable", "no usable TIFF")
+            return self._rejection(pending, unreadable, completed_at)
         try:
             pixels = load_frame_pixels(pending.layout, memmap=self._memmap)
         except FileIncomplete:
@@ -280,11 +281,11 @@ class WatchSource:
             return self._rejection(pending, unusable, completed_at)
         except Exception as exc:  # one odd file must never stop the watcher
             log.exception("reading a file failed", path=str(pending.path))
-            problem = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
-            return self._rejection(pending, problem, completed_at)
+            failed = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
+            return self._rejection(pending, failed, completed_at)
         layout = pending.layout
         return Frame(
-            key=layout.key(pending.key),
+            key=layout.key(key),
             pixels=pixels,
             axes=layout.axes,
             source="watch",

@@ -564,3 +564,27 @@ def test_signal_mid_backlog_exits_0_within_10s_and_restart_completes_exactly_onc
     assert sorted(frame_keys(frames)) == sorted((f"Pos{t % 2}", t) for t in range(40))
     assert len(frames) == 40, f"{done_before} before the signal; then duplicates"
     assert_unique_ids(daemon)
+
+
+def test_file_names_that_are_not_utf8_neither_crash_nor_stall_the_daemon(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """Old acquisition PCs write Latin-1 names; the journal stores paths as bytes."""
+    daemon = start(watch_daemon(make_daemon, polling=False))
+    root = os.fsencode(incoming(daemon))
+    odd_file = root + b"/Pos0/caf\xe9_0001.tif"  # a Latin-1 file name, position is fine
+    odd_folder = root + b"/Pos\xe91/img_0001.tif"  # a Latin-1 position name: unusable
+    for raw in (odd_file, odd_folder):
+        os.makedirs(os.path.dirname(raw), exist_ok=True)
+        with open(raw, "wb") as f:
+            f.write(tiff_bytes(image(1)))
+    write_file(incoming(daemon) / "Pos0" / "img_0002.tif", tiff_bytes(image(2)))
+    frames = daemon.wait_events("frame", 2)
+    assert sorted((e["position"], e["t"]) for e in frames) == [("Pos0", 1), ("Pos0", 2)]
+    rejected = daemon.wait_events("rejected", 1)
+    assert [e["reason"] for e in rejected] == ["no_position_t"]
+    assert "UTF-8" in rejected[0]["detail"]
+    assert daemon.proc is not None
+    assert daemon.proc.poll() is None
+    stop_cleanly(daemon)
+    assert len(daemon.events("frame")) == 2
