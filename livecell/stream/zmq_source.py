@@ -59,9 +59,11 @@ class ZmqSource:
         )
         try:
             while not stop.is_set():
-                if not socket.poll(_POLL_MS, zmq.POLLIN):
+                try:  # busy: straight to the next message; idle: wait in poll
+                    parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    socket.poll(_POLL_MS, zmq.POLLIN)
                     continue
-                parts = socket.recv_multipart(copy=False)
                 received_at = time.time()
                 item = parse_message(
                     [p.buffer for p in parts],
