@@ -191,7 +191,12 @@ class Pipeline:
                 return
         work.events.append(rejected_event(item))
         log.warning(
-            "rejected", reason=item.reason, detail=item.detail, path=item.path, header=item.header
+            "rejected",
+            **_key_fields(item),
+            reason=item.reason,
+            detail=item.detail,
+            path=item.path,
+            header=item.header,
         )
         if item.quarantine and item.path is not None:
             work.to_quarantine.append(item)
@@ -271,7 +276,13 @@ class Pipeline:
                 reason=rejection.reason,
                 detail=rejection.detail,
             )
-            log.info("quarantined", path=rejection.path, to=str(moved), reason=rejection.reason)
+            log.info(
+                "quarantined",
+                **_key_fields(rejection),
+                path=rejection.path,
+                to=str(moved),
+                reason=rejection.reason,
+            )
         except OSError as exc:
             log.error("cannot quarantine", path=rejection.path, error=str(exc))
 
@@ -311,3 +322,11 @@ def _internal_error(item: Item, exc: Exception) -> Rejection:
         header=item.header,
         quarantine=False,
     )
+
+
+def _key_fields(item: Item) -> dict[str, object]:
+    """acquisition, position and t for a log line, as far as they are known."""
+    key = item.key
+    if key is None:
+        return {"acquisition": None, "position": None, "t": None}
+    return {"acquisition": key.acquisition, "position": key.position, "t": key.t}

@@ -259,7 +259,9 @@ class WatchSource:
         except RejectedFrame as problem:
             pending.problem = problem
         except Exception as exc:  # one odd file must never stop the watcher
-            log.exception("inspecting a file failed", path=str(pending.path))
+            log.exception(
+                "inspecting a file failed", path=str(pending.path), **_key_fields(pending)
+            )
             pending.problem = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
 
     def _item(self, pending: _Pending, now: float) -> Frame | Rejection | None:
@@ -280,7 +282,7 @@ class WatchSource:
         except RejectedFrame as unusable:
             return self._rejection(pending, unusable, completed_at)
         except Exception as exc:  # one odd file must never stop the watcher
-            log.exception("reading a file failed", path=str(pending.path))
+            log.exception("reading a file failed", path=str(pending.path), **_key_fields(pending))
             failed = RejectedFrame("read_error", f"{type(exc).__name__}: {exc}")
             return self._rejection(pending, failed, completed_at)
         layout = pending.layout
@@ -327,3 +329,10 @@ class _NoticeHandler(FileSystemEventHandler):
             self._notices.put(("changed", src, now))
         elif isinstance(event, FileDeletedEvent):
             self._notices.put(("deleted", src, now))
+
+
+def _key_fields(pending: _Pending) -> dict[str, object]:
+    key = pending.key
+    if key is None:
+        return {}
+    return {"acquisition": key.acquisition, "position": key.position, "t": key.t}
