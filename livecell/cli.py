@@ -12,9 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from livecell import __version__
 from livecell.errors import ConfigError
+
+if TYPE_CHECKING:
+    from livecell.simulation._protocol import Simulator
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -72,6 +76,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=_replay)
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="the synthetic microscope: frames and their ground truth",
+        description="Write a simulated acquisition into OUT/frames/ (or publish it on ZeroMQ) "
+        "paced --interval seconds apart, and its ground truth into OUT/ground_truth/. "
+        "Every simulator parameter can be set in a TOML file (--params); "
+        "--show-params prints them all with their values.",
+    )
+    simulate.add_argument("out", type=Path, metavar="OUT", help="output folder")
+    simulate.add_argument("--kind", required=True, choices=["nanowell", "holotomo"])
+    simulate.add_argument("--frames", type=int, default=24, help="time points (default: 24)")
+    simulate.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds between time points, in real time (default 0: as fast as possible)",
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    simulate.add_argument(
+        "--zmq",
+        metavar="ENDPOINT",
+        default=None,
+        help="publish frames to this endpoint (PUSH, connecting) instead of writing files",
+    )
+    simulate.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file of simulator parameters",
+    )
+    simulate.add_argument("--positions", type=int, default=None, help="stage positions")
+    simulate.add_argument(
+        "--size", type=int, default=None, metavar="PX", help="frame width and height in pixels"
+    )
+    simulate.add_argument(
+        "--wells", type=int, default=None, help="nanowell: wells per side of the lattice"
+    )
+    simulate.add_argument(
+        "--max-cells", type=int, default=None, help="nanowell: most cells in one well"
+    )
+    simulate.add_argument(
+        "--channels",
+        action="store_true",
+        default=None,
+        help="nanowell: add fluorescence channels (Annexin V, PI, labels)",
+    )
+    simulate.add_argument("--z", type=int, default=None, help="holotomo: z slices")
+    simulate.add_argument(
+        "--mip",
+        action="store_true",
+        default=None,
+        help="holotomo: write the maximum intensity projection, not the volume",
+    )
+    simulate.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write PNGs of a few frames with the truth drawn on",
+    )
+    simulate.add_argument(
+        "--show-params", action="store_true", help="print the resolved parameters and exit"
+    )
+    simulate.set_defaults(handler=_simulate)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print it with every default filled in",
@@ -84,8 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="time the stages and print a table (see benchmarks/)",
         description="Run a benchmark and print its table.",
     )
-    bench.add_argument("which", choices=["ingest"], help="which benchmark")
-    bench.add_argument("--frames", type=int, default=300, help="frames to send (default: 300)")
+    bench.add_argument("which", choices=["ingest", "simulate"], help="which benchmark")
+    bench.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per measurement (default: the benchmark's own)",
+    )
     bench.set_defaults(handler=_bench)
     return parser
 
@@ -147,10 +221,83 @@ def _replay(args: argparse.Namespace) -> int:
     return _guarded(go)
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from livecell.bench import ingest
+def _simulate(args: argparse.Namespace) -> int:
+    from livecell.simulation.params import describe, load_params
+    from livecell.simulation.run import RunOptions, run_simulation
 
-    status: int = ingest.main(["--frames", str(args.frames)])
+    if args.frames < 1:
+        raise ConfigError("--frames", "must be at least 1")
+    if args.interval < 0:
+        raise ConfigError("--interval", "must be 0 or more seconds")
+    simulator: Simulator
+    if args.kind == "nanowell":
+        from livecell.simulation.nanowell import NanowellParams, NanowellSimulator
+
+        nanowell = load_params(
+            NanowellParams,
+            args.params,
+            {
+                "positions": args.positions,
+                "frame_size_px": args.size,
+                "wells_per_side": args.wells,
+                "max_cells_per_well": args.max_cells,
+                "channels": args.channels,
+            },
+        )
+        _refuse(args, "--z", "--mip", given=(args.z, args.mip), kind="nanowell")
+        params: object = nanowell
+        simulator = NanowellSimulator(nanowell, seed=args.seed)
+    else:
+        from livecell.simulation.holotomo import HolotomoParams, HolotomoSimulator
+
+        holotomo = load_params(
+            HolotomoParams,
+            args.params,
+            {
+                "positions": args.positions,
+                "size_px": args.size,
+                "z_slices": args.z,
+                "mip": args.mip,
+            },
+        )
+        _refuse(
+            args,
+            "--wells",
+            "--max-cells",
+            "--channels",
+            given=(args.wells, args.max_cells, args.channels),
+            kind="holotomo",
+        )
+        params = holotomo
+        simulator = HolotomoSimulator(holotomo, seed=args.seed)
+    if args.show_params:
+        sys.stdout.write(describe(params))
+        return EXIT_OK
+    options = RunOptions(
+        frames=args.frames, interval_s=args.interval, zmq_endpoint=args.zmq, preview=args.preview
+    )
+    summary = run_simulation(simulator, args.out, options)
+    deaths = sum(len(d) for d in summary.deaths.values())
+    contacts = sum(len(c) for c in summary.contacts.values())
+    where = f"ZeroMQ {args.zmq}" if args.zmq else f"{args.out / 'frames'}"
+    print(
+        f"simulated {args.frames} frames x {len(simulator.positions)} positions -> {where}; "
+        f"truth in {args.out / 'ground_truth'} ({deaths} deaths, {contacts} contacts)"
+    )
+    return EXIT_OK
+
+
+def _refuse(args: argparse.Namespace, *names: str, given: tuple[object, ...], kind: str) -> None:
+    for name, value in zip(names, given, strict=True):
+        if value is not None:
+            raise ConfigError(name, f"does not apply to --kind {kind}")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from importlib import import_module
+
+    benchmark = import_module(f"livecell.bench.{args.which}")
+    status: int = benchmark.main([] if args.frames is None else ["--frames", str(args.frames)])
     return status
 
 

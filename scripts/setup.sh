@@ -11,5 +11,5 @@ python=${PYTHON:-python3}
 if ! "$python" -c "import torch" >/dev/null 2>&1; then
     "$python" -m pip install --quiet "${LIVECELL_TORCH:-torch==2.13.0}"
 fi
-"$python" -m pip install --quiet -e ".[train,dev]"
+"$python" -m pip install --quiet -e ".[train,eval,dev]"
 "$python" -m livecell --version

@@ -1,0 +1,270 @@
+"""Deaths: ``death`` events against ``deaths.csv``.
+
+Rules:
+
+- A predicted death is matched to at most one ground-truth death of the same
+  position, one to one, by minimum total onset difference (Hungarian) among
+  its candidates:
+
+  - with a tracks file (nanowell): the ground-truth death of the track the
+    event's track was matched to *at the event's frame* (``TrackMap``), whatever
+    its onset. An event whose track was never matched falls back to the next rule.
+  - without one: ground-truth deaths in the same well whose onset is within
+    ``max_onset_gap`` frames (default 20); ties go to the same track id.
+  - patch events (holotomography): ground-truth deaths whose cell's centroid
+    lies in the event's patch at the event's frame (or the cell's nearest
+    frame), onset within ``max_onset_gap``. The patch size is that of the
+    position's ``patch_states`` events, else the default 160 px.
+
+- detected = matched ground-truth deaths; missed = ground-truth deaths left;
+  false = predicted deaths left. Recall = detected / truth, precision =
+  detected / predicted.
+- Onset error = predicted ``onset_t`` - true ``onset_t`` in frames (positive:
+  late), over matches: mean, median, mean absolute.
+- Lead time = ``marker_t`` - the event's ``t`` (the frame the death was
+  reported from) in frames: how long before the fluorescence marker turns
+  positive livecell said so. Positive is earlier than the marker. Over
+  matches, and per true pathway.
+- Pathway accuracy over matches whose event names a pathway; events saying
+  only ``"death"`` are counted as unspecified and left out of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from livecell.evaluation.stats import FrameStats, frame_stats, ratio
+from livecell.evaluation.tables import DeathEvent, TrackTable, TruthDeath
+from livecell.evaluation.tracking import TrackResolver
+from livecell.simulation.scene import DEATH_PATHWAYS, DEFAULT_PATCH_SIZE_PX
+
+DEFAULT_MAX_ONSET_GAP = 20
+UNSPECIFIED = "death"
+_TIE_BREAK = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class DeathMatch:
+    position: str
+    well: str
+    truth_track: int
+    predicted_track: int | None
+    predicted_patch: tuple[int, int] | None
+    truth_pathway: str
+    predicted_pathway: str
+    truth_onset_t: int
+    predicted_onset_t: int
+    reported_t: int
+    marker_t: int
+    onset_error: int  # predicted_onset_t - truth_onset_t
+    lead_time: int  # marker_t - reported_t
+
+
+@dataclass(frozen=True, slots=True)
+class PathwayLead:
+    pathway: str
+    lead_time: FrameStats
+
+
+@dataclass(frozen=True, slots=True)
+class DeathReport:
+    matching: str
+    truth: int
+    predicted: int
+    detected: int
+    missed: int
+    false: int
+    recall: float
+    precision: float
+    f1: float
+    onset_error: FrameStats
+    lead_time: FrameStats
+    lead_time_by_pathway: tuple[PathwayLead, ...]
+    pathway_accuracy: float
+    pathway_scored: int
+    pathway_unspecified: int
+    pathway_labels: tuple[str, ...]
+    pathway_confusion: tuple[tuple[int, ...], ...]
+    matches: tuple[DeathMatch, ...]
+    missed_deaths: tuple[TruthDeath, ...]
+    false_deaths: tuple[DeathEvent, ...]
+
+
+class _Where:
+    """Where each ground-truth cell is, frame by frame: for patch events."""
+
+    def __init__(self, tracks: TrackTable | None) -> None:
+        rows: dict[tuple[str, int], list[tuple[int, float, float]]] = defaultdict(list)
+        if tracks is not None:
+            for p, track, t, x, y in zip(
+                tracks.position.tolist(),
+                tracks.track.tolist(),
+                tracks.t.tolist(),
+                tracks.x.tolist(),
+                tracks.y.tolist(),
+                strict=True,
+            ):
+                rows[(p, track)].append((t, x, y))
+        self._rows = {k: sorted(v) for k, v in rows.items()}
+
+    def at(self, position: str, track: int, t: int) -> tuple[float, float] | None:
+        rows = self._rows.get((position, track))
+        if not rows:
+            return None
+        i = bisect.bisect_left(rows, (t, -np.inf, -np.inf))
+        nearest = min(
+            (rows[j] for j in (i - 1, i) if 0 <= j < len(rows)), key=lambda r: (abs(r[0] - t), r[0])
+        )
+        return nearest[1], nearest[2]
+
+
+def _candidates(
+    event: DeathEvent,
+    truth: Sequence[TruthDeath],
+    *,
+    resolver: TrackResolver | None,
+    where: _Where,
+    patch_size: int,
+    max_onset_gap: int,
+) -> list[tuple[int, float]]:
+    """``(index into truth, cost)`` of the ground-truth deaths ``event`` may be matched to."""
+    if event.track is not None and resolver is not None:
+        track = resolver.truth_track(event.position, event.track, event.t)
+        if track is not None:
+            return [
+                (j, abs(event.onset_t - d.onset_t))
+                for j, d in enumerate(truth)
+                if d.position == event.position and d.track == track
+            ]
+    out: list[tuple[int, float]] = []
+    for j, d in enumerate(truth):
+        gap = abs(event.onset_t - d.onset_t)
+        if d.position != event.position or gap > max_onset_gap:
+            continue
+        if event.patch is not None:
+            xy = where.at(d.position, d.track, event.t)
+            row, col = event.patch
+            if xy is None or (int(xy[1] // patch_size), int(xy[0] // patch_size)) != (row, col):
+                continue
+            out.append((j, gap))
+        elif d.well == event.well:
+            out.append((j, gap + (0.0 if d.track == event.track else _TIE_BREAK)))
+    return out
+
+
+def _matching(events: Sequence[DeathEvent], *, tracked: bool) -> str:
+    """How the report's deaths were matched, in words."""
+    by_track = "track matches" if tracked else "well and onset"
+    ways = []
+    if any(e.track is not None for e in events):
+        ways.append(by_track)
+    if any(e.patch is not None for e in events):
+        ways.append("patch and onset")
+    return ", ".join(ways) or by_track
+
+
+def score_deaths(
+    truth: Sequence[TruthDeath],
+    events: Sequence[DeathEvent],
+    *,
+    resolver: TrackResolver | None,
+    truth_tracks: TrackTable | None,
+    patch_sizes: Mapping[str, int] | None = None,
+    max_onset_gap: int = DEFAULT_MAX_ONSET_GAP,
+) -> DeathReport:
+    where = _Where(truth_tracks)
+    sizes = patch_sizes or {}
+    pairs: list[tuple[int, int]] = []  # (event index, truth index)
+    for position in sorted({e.position for e in events}):
+        ev = [i for i, e in enumerate(events) if e.position == position]
+        candidates = [
+            _candidates(
+                events[i],
+                truth,
+                resolver=resolver,
+                where=where,
+                patch_size=sizes.get(position, DEFAULT_PATCH_SIZE_PX),
+                max_onset_gap=max_onset_gap,
+            )
+            for i in ev
+        ]
+        columns = sorted({j for c in candidates for j, _ in c})
+        if not columns:
+            continue
+        col_of = {j: k for k, j in enumerate(columns)}
+        finite = [cost for c in candidates for _, cost in c]
+        big = 1.0 + len(ev) * (max(finite) + 1.0)  # worse than any set of real matches
+        cost = np.full((len(ev), len(columns)), big)
+        for r, c in enumerate(candidates):
+            for j, value in c:
+                cost[r, col_of[j]] = value
+        rows, cols = linear_sum_assignment(cost)
+        pairs += [(ev[r], columns[c]) for r, c in zip(rows, cols, strict=True) if cost[r, c] < big]
+
+    matches = tuple(
+        DeathMatch(
+            position=truth[j].position,
+            well=truth[j].well,
+            truth_track=truth[j].track,
+            predicted_track=events[i].track,
+            predicted_patch=events[i].patch,
+            truth_pathway=truth[j].pathway,
+            predicted_pathway=events[i].pathway,
+            truth_onset_t=truth[j].onset_t,
+            predicted_onset_t=events[i].onset_t,
+            reported_t=events[i].t,
+            marker_t=truth[j].marker_t,
+            onset_error=events[i].onset_t - truth[j].onset_t,
+            lead_time=truth[j].marker_t - events[i].t,
+        )
+        for i, j in sorted(pairs, key=lambda ij: ij[1])
+    )
+    matched_events = {i for i, _ in pairs}
+    matched_truth = {j for _, j in pairs}
+    detected = len(pairs)
+    recall = ratio(detected, len(truth))
+    precision = ratio(detected, len(events))
+    f1 = ratio(2 * detected, len(truth) + len(events))
+
+    named = [m for m in matches if m.predicted_pathway != UNSPECIFIED]
+    extra = sorted(
+        ({m.truth_pathway for m in matches} | {m.predicted_pathway for m in matches})
+        - {*DEATH_PATHWAYS, UNSPECIFIED}
+    )
+    labels = (*DEATH_PATHWAYS, *extra, UNSPECIFIED)
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for m in matches:
+        confusion[labels.index(m.truth_pathway), labels.index(m.predicted_pathway)] += 1
+    return DeathReport(
+        matching=_matching(events, tracked=resolver is not None),
+        truth=len(truth),
+        predicted=len(events),
+        detected=detected,
+        missed=len(truth) - detected,
+        false=len(events) - detected,
+        recall=recall,
+        precision=precision,
+        f1=f1,
+        onset_error=frame_stats([m.onset_error for m in matches]),
+        lead_time=frame_stats([m.lead_time for m in matches]),
+        lead_time_by_pathway=tuple(
+            PathwayLead(p, frame_stats([m.lead_time for m in matches if m.truth_pathway == p]))
+            for p in sorted({m.truth_pathway for m in matches})
+        ),
+        pathway_accuracy=ratio(
+            sum(m.predicted_pathway == m.truth_pathway for m in named), len(named)
+        ),
+        pathway_scored=len(named),
+        pathway_unspecified=len(matches) - len(named),
+        pathway_labels=labels,
+        pathway_confusion=tuple(tuple(int(v) for v in row) for row in confusion),
+        matches=matches,
+        missed_deaths=tuple(d for j, d in enumerate(truth) if j not in matched_truth),
+        false_deaths=tuple(e for i, e in enumerate(events) if i not in matched_events),
+    )
