@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate)
 
+    from livecell.evaluation.command import DESCRIPTION, add_arguments
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score events, tracks or CTC results against ground truth",
+        description=DESCRIPTION,
+    )
+    add_arguments(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print it with every default filled in",
@@ -219,6 +229,12 @@ def _replay(args: argparse.Namespace) -> int:
         return summary.source_error is None
 
     return _guarded(go)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from livecell.evaluation.command import run
+
+    return run(args)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, free_port, read_events, wait_for, write_config
+from daemons import Daemon, free_port, read_events, wait_for, write_config
 from microscope import PushSender, frame_message, pixels_for, write_tiff
 
 from livecell.cli import build_parser

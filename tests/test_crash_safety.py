@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Daemon, free_port, wait_for
+from daemons import Daemon, free_port, wait_for
 from microscope import (
     PacedSender,
     frame_message,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from conftest import Daemon, free_port, wait_for
+from daemons import Daemon, free_port, wait_for
 from microscope import PushSender, frame_message, pixels_for, write_tiff
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample

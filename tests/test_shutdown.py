@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, free_port, read_events
+from daemons import Daemon, free_port, read_events
 from microscope import PacedSender, frame_message, pixels_for, write_tiff
 
 SHUTDOWN_LIMIT_S = 10.0

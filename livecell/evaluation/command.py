@@ -1,6 +1,7 @@
 """``livecell evaluate``: score results against a ground-truth folder, print a table.
 
-``add_arguments`` + ``run`` plug into the ``livecell`` command's subparsers;
+``add_arguments`` + ``run`` plug into the ``livecell`` command's subparsers
+(importing this module is light: the scoring code loads in ``run``);
 ``main`` is the same as a standalone command. Exit status: 0 scored; 1 a
 scoring library is missing (the message names the extra); 2 an input is
 missing, unreadable or malformed, or an output cannot be written (one line
@@ -14,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from livecell.evaluation.contacts import DEFAULT_MIN_IOU
-from livecell.evaluation.deaths import DEFAULT_MAX_ONSET_GAP
+from livecell.evaluation.defaults import (
+    DEFAULT_MAX_DISTANCE_PX,
+    DEFAULT_MAX_ONSET_GAP,
+    DEFAULT_MIN_IOU,
+)
 from livecell.evaluation.errors import InputError, MissingExtra
-from livecell.evaluation.report import format_table
-from livecell.evaluation.scoring import ScoringOptions, evaluate
-from livecell.evaluation.tracking import DEFAULT_MAX_DISTANCE_PX
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Score, print the table, write --json and --plot. Input errors: one line, exit 2."""
+    from livecell.evaluation.report import format_table
+    from livecell.evaluation.scoring import ScoringOptions, evaluate
+
     try:
         options = ScoringOptions(
             max_distance_px=args.max_distance,

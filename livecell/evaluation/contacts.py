@@ -29,11 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from livecell.evaluation.defaults import DEFAULT_MIN_IOU
 from livecell.evaluation.stats import FrameStats, frame_stats, ratio
 from livecell.evaluation.tables import ContactEvent, TruthContact
 from livecell.evaluation.tracking import TrackResolver
-
-DEFAULT_MIN_IOU = 0.5
 
 # A pair member is a ground-truth id, or ("predicted", id) when it could not be translated.
 Member = int | tuple[str, int]

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from livecell.evaluation.defaults import DEFAULT_MAX_ONSET_GAP
 from livecell.evaluation.stats import FrameStats, frame_stats, ratio
 from livecell.evaluation.tables import DeathEvent, TrackTable, TruthDeath
 from livecell.evaluation.tracking import TrackResolver
 from livecell.simulation.scene import DEATH_PATHWAYS, DEFAULT_PATCH_SIZE_PX
 
-DEFAULT_MAX_ONSET_GAP = 20
 UNSPECIFIED = "death"
 _TIE_BREAK = 1e-3
 

@@ -29,20 +29,19 @@ import numpy as np
 
 from livecell.evaluation import loaders
 from livecell.evaluation.cell_types import score_cell_types
-from livecell.evaluation.contacts import (
-    DEFAULT_MIN_IOU,
-    predicted_intervals,
-    score_contacts,
-    truth_intervals,
-)
+from livecell.evaluation.contacts import predicted_intervals, score_contacts, truth_intervals
 from livecell.evaluation.ctc import CtcScores, score_ctc
-from livecell.evaluation.deaths import DEFAULT_MAX_ONSET_GAP, score_deaths
+from livecell.evaluation.deaths import score_deaths
+from livecell.evaluation.defaults import (
+    DEFAULT_MAX_DISTANCE_PX,
+    DEFAULT_MAX_ONSET_GAP,
+    DEFAULT_MIN_IOU,
+)
 from livecell.evaluation.errors import InputError
 from livecell.evaluation.patches import align_patches, score_patches
 from livecell.evaluation.report import Report
 from livecell.evaluation.tables import EventSet, GroundTruth, TrackTable
 from livecell.evaluation.tracking import (
-    DEFAULT_MAX_DISTANCE_PX,
     SameIds,
     TrackMap,
     TrackResolver,

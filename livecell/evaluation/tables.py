@@ -11,6 +11,7 @@ where there are no wells (holotomography).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -322,7 +323,12 @@ def _field(record: Mapping[str, Any], name: str, where: str) -> Any:
 
 
 def _as_int(value: Any, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or int(value) != value
+    ):
         raise InputError(where, f"{name} {value!r} is not an integer")
     return int(value)
 

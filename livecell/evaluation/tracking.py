@@ -37,11 +37,10 @@ from typing import Protocol
 
 import numpy as np
 
+from livecell.evaluation.defaults import DEFAULT_MAX_DISTANCE_PX
 from livecell.evaluation.errors import InputError, require
 from livecell.evaluation.stats import ratio
 from livecell.evaluation.tables import TrackTable
-
-DEFAULT_MAX_DISTANCE_PX = 15.0
 
 _COUNTS = (
     "num_frames",

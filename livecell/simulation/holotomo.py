@@ -7,8 +7,9 @@ the cells on by one frame interval and returns, per position, the RI volume
 
 - ``labels``: each cell's 2D footprint (int32, track ids); where cells overlap,
   the pixel belongs to the cell whose top is highest (what a MIP shows);
-- ``cells``: one ``CellTruth`` per cell with at least one label pixel (always all
-  of them: a cell hidden under others keeps its highest part); ``x``, ``y`` and
+- ``cells``: one ``CellTruth`` per cell with at least one label pixel (all of them
+  in practice: a cell hidden under others takes back the pixels nearest its
+  centre, see ``compose``); ``x``, ``y`` and
   ``area`` are those of its label pixels; ``cell_type`` is ``"target"`` for every
   cell (one cell line, no effectors; treatment shows in the patch states);
   ``state`` is ``live`` or the death pathway from the onset frame on;
@@ -33,17 +34,14 @@ import numpy as np
 import numpy.typing as npt
 
 from livecell.simulation.holotomo_cells import HeLaCell, Look, cell_state, draw_cell, look_at
+from livecell.simulation.holotomo_optics import NoiseBlock, background, make_texture, slow_field
 from livecell.simulation.holotomo_params import HolotomoParams
 from livecell.simulation.holotomo_render import (
     CellRender,
-    NoiseBlock,
     Optics,
-    background,
     compose,
     fill_volume,
-    make_texture,
     render_cell,
-    slow_field,
 )
 from livecell.simulation.scene import (
     DEFAULT_PATCH_SIZE_PX,

@@ -1,4 +1,4 @@
-"""Refractive-index tomograms from cells: column layers, labels, volume, background, noise.
+"""Refractive-index tomograms from cells: column layers, labels and the volume.
 
 Each cell is rendered in its bounding box as up to three *layers* per pixel
 column, each a z interval ``[lo, hi)`` in slices (fractional, so the voxels at
@@ -14,10 +14,8 @@ Where cells overlap in 2D, the column belongs to the cell whose top is highest
 (``compose``: labels, top wins). ``fill_volume`` writes every owned layer as a
 difference along z at its two ends (four scatters per pixel) and one running sum
 over z turns the differences into filled intervals, so the cost is a few passes
-over the volume plus the cells' pixels, whatever their shapes. Noise comes from a
-precomputed block placed at random offsets and flips; the 2D background (medium,
-slow variation, drifting fringes, dark halos around cells) is added to every
-slice. Everything is float32.
+over the volume plus the cells' pixels, whatever their shapes. Noise and the
+background are ``holotomo_optics``'s. Everything is float32.
 """
 
 from __future__ import annotations
@@ -32,10 +30,8 @@ import numpy.typing as npt
 from livecell.simulation.holotomo_cells import HARMONICS, RAGGED_HARMONICS, HeLaCell, Look
 
 F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 
 OUTLINE_SAMPLES = 256  # angles at which a cell's outline radius is tabulated
-TEXTURE_SIDE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,85 +70,6 @@ class CellRender:
     def box(self) -> tuple[slice, slice]:
         h, w = self.top.shape
         return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
-
-
-# ---------------------------------------------------------------- shared random blocks
-
-
-def make_texture(rng: np.random.Generator, side: int = TEXTURE_SIDE) -> F32:
-    """Periodic band-passed noise (organelle granularity), unit sd, clipped to +-2.5."""
-    spectrum = np.fft.rfft2(rng.standard_normal((side, side)))
-    fy = np.fft.fftfreq(side)[:, None]
-    fx = np.fft.rfftfreq(side)[None, :]
-    f2 = fy * fy + fx * fx
-    gain = np.exp(-2 * math.pi**2 * 1.5**2 * f2) + 7.4 * np.exp(-2 * math.pi**2 * 6.0**2 * f2)
-    tex = np.fft.irfft2(spectrum * gain, s=(side, side))
-    tex -= tex.mean()
-    tex /= max(float(tex.std()), 1e-9)
-    return np.clip(tex, -2.5, 2.5).astype(np.float32)
-
-
-class NoiseBlock:
-    """Spatially correlated reconstruction noise, generated once and reused at random offsets."""
-
-    def __init__(self, rng: np.random.Generator, *, z: int, tile: int, sd_ri: float) -> None:
-        self.tile = tile
-        side = tile + max(64, tile // 4)
-        block = rng.standard_normal((z, side, side), dtype=np.float32)
-        for k in range(z):
-            block[k] = cv2.GaussianBlur(block[k], (0, 0), 0.7)
-        block *= np.float32(sd_ri / max(float(block.std()), 1e-9))
-        self.block = block
-
-    def add_to(self, volume: F32, rng: np.random.Generator) -> None:
-        _z, height, width = volume.shape
-        side = self.block.shape[1]
-        for ty in range(0, height, self.tile):
-            for tx in range(0, width, self.tile):
-                h, w = min(self.tile, height - ty), min(self.tile, width - tx)
-                oy, ox = (int(v) for v in rng.integers(0, [side - h + 1, side - w + 1]))
-                sz, sy, sx = (1 if f else -1 for f in rng.random(3) < 0.5)
-                volume[:, ty : ty + h, tx : tx + w] += self.block[::sz, oy : oy + h, ox : ox + w][
-                    :, ::sy, ::sx
-                ]
-
-
-def slow_field(rng: np.random.Generator, size: int, amplitude: float) -> F32:
-    """A smooth background variation (uneven reconstruction), fixed for a position."""
-    coarse = rng.uniform(-1.0, 1.0, (6, 6)).astype(np.float32)
-    return (cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC) * amplitude).astype(
-        np.float32
-    )
-
-
-def background(
-    labels: npt.NDArray[np.int32],
-    *,
-    base: F32,
-    ripple_ri: float,
-    ripple_wave: tuple[float, float],
-    ripple_phase: float,
-    halo_ri: float,
-) -> F32:
-    """The 2D background: ``base`` (medium + slow field) + fringes + dark halos outside cells."""
-    size = labels.shape[0]
-    coords = np.arange(size, dtype=np.float32)
-    ax = coords * np.float32(ripple_wave[0]) + np.float32(ripple_phase)
-    ay = coords * np.float32(ripple_wave[1])
-    amp = np.float32(ripple_ri)
-    bg: F32 = np.multiply.outer(np.cos(ay) * amp, np.sin(ax))
-    bg += np.multiply.outer(np.sin(ay) * amp, np.cos(ax))
-    bg += base
-    if halo_ri > 0 and size >= 16:
-        fg = (labels > 0).astype(np.float32)
-        small = cv2.resize(fg, (size // 4, size // 4), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), 2.5)
-        near = np.asarray(
-            cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR), dtype=np.float32
-        )
-        near *= 1.0 - fg
-        bg -= np.float32(halo_ri) * near
-    return bg
 
 
 # ---------------------------------------------------------------- one cell

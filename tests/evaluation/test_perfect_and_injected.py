@@ -29,7 +29,7 @@ from livecell.evaluation.oracle import perfect_events, perfect_tracks
 from livecell.evaluation.tables import EventSet, GroundTruth, TrackTable, event_set
 from livecell.simulation.scene import EMPTY_PATCH, PATCH_STATES
 
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

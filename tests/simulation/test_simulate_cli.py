@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from conftest import read_events, write_config
+from daemons import read_events, write_config
 
 from livecell.stream.tiff import inspect_tiff, load_frame_pixels
 
@@ -297,7 +297,7 @@ def test_params_file_sets_knobs_and_rejects_unknown_ones(tmp_path: Path) -> None
 
 
 def test_zmq_output_feeds_a_running_daemon(make_daemon: Any, tmp_path: Path) -> None:
-    from conftest import free_port
+    from daemons import free_port
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     daemon = make_daemon(source={"kind": "zmq", "endpoint": endpoint})

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from conftest import Daemon, wait_for
+from daemons import Daemon, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 MODES = pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])

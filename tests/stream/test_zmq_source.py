@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import zmq
-from conftest import Daemon, free_port, wait_for
+from daemons import Daemon, free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 ACQUISITION = "acq-zmq"
