@@ -52,12 +52,7 @@ class TrackTable:
     state: StrArray
 
     def __post_init__(self) -> None:
-        n = len(self.t)
-        for name in TRACK_COLUMNS:
-            column = getattr(self, name)
-            if len(column) != n:
-                raise ValueError(f"column {name} has {len(column)} rows, not {n}")
-            _frozen(column)
+        _check_lengths(self, TRACK_COLUMNS)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -77,12 +72,7 @@ class PatchTable:
     state: StrArray
 
     def __post_init__(self) -> None:
-        n = len(self.t)
-        for name in PATCH_COLUMNS:
-            column = getattr(self, name)
-            if len(column) != n:
-                raise ValueError(f"column {name} has {len(column)} rows, not {n}")
-            _frozen(column)
+        _check_lengths(self, PATCH_COLUMNS)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -463,3 +453,13 @@ def event_set(records: Iterable[tuple[int, Mapping[str, Any]]], *, source: str) 
         cell_types=tuple(cell_types),
         kinds_seen=dict(sorted(kinds.items())),
     )
+
+
+def _check_lengths(table: TrackTable | PatchTable, columns: Sequence[str]) -> None:
+    """Every column as long as ``t``, and read-only from now on."""
+    n = len(table.t)
+    for name in columns:
+        column = getattr(table, name)
+        if len(column) != n:
+            raise ValueError(f"column {name} has {len(column)} rows, not {n}")
+        _frozen(column)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+
+from livecell.simulation.params import is_finite_number, param_error
 
 Range = tuple[float, float]
 
@@ -87,14 +88,6 @@ class HolotomoParams:
         return round(self.cell_density_per_mm2 * side_mm * side_mm)
 
 
-def _bad(name: str, why: str) -> ValueError:
-    return ValueError(f"{name}: {why}")
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _validate(p: HolotomoParams) -> None:
     checks: list[tuple[str, bool, str]] = [
         ("size_px", 32 <= p.size_px <= 16384, "must be 32 to 16384"),
@@ -107,7 +100,7 @@ def _validate(p: HolotomoParams) -> None:
     ]
     for name in ("pixel_size_um", "z_step_um", "frame_interval_min"):
         value = getattr(p, name)
-        checks.append((name, _finite(value) and value > 0, "must be a positive number"))
+        checks.append((name, is_finite_number(value) and value > 0, "must be a positive number"))
     for name in (
         "glass_slice",
         "cell_density_per_mm2",
@@ -119,23 +112,35 @@ def _validate(p: HolotomoParams) -> None:
         "halo_ri",
     ):
         value = getattr(p, name)
-        checks.append((name, _finite(value) and value >= 0, "must be a finite number >= 0"))
+        checks.append(
+            (name, is_finite_number(value) and value >= 0, "must be a finite number >= 0")
+        )
     for name, ok, why in checks:
         if not ok:
-            raise _bad(name, why)
+            raise param_error(name, why)
     for f in fields(p):
         value = getattr(p, f.name)
         if f.name == "pathway_weights":
-            if len(value) != 3 or any(not _finite(w) or w < 0 for w in value) or sum(value) <= 0:
-                raise _bad(f.name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)")
+            if (
+                len(value) != 3
+                or any(not is_finite_number(w) or w < 0 for w in value)
+                or sum(value) <= 0
+            ):
+                raise param_error(
+                    f.name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)"
+                )
         elif isinstance(value, tuple):
             floor = -math.inf if f.name == "onset_range_min" else 0.0
             if not (
-                len(value) == 2 and all(_finite(v) for v in value) and floor <= value[0] <= value[1]
+                len(value) == 2
+                and all(is_finite_number(v) for v in value)
+                and floor <= value[0] <= value[1]
             ):
                 sign = "" if f.name == "onset_range_min" else ", both >= 0"
-                raise _bad(f.name, f"must be (low, high) with low <= high{sign}, got {value}")
+                raise param_error(
+                    f.name, f"must be (low, high) with low <= high{sign}, got {value}"
+                )
     if p.radius_um[0] / p.pixel_size_um < 4.0:
-        raise _bad("radius_um", "cells must be at least 4 px in radius")
+        raise param_error("radius_um", "cells must be at least 4 px in radius")
     if p.aspect[0] <= 0 or p.aspect[1] > 1:
-        raise _bad("aspect", "must be within (0, 1]")
+        raise param_error("aspect", "must be within (0, 1]")

@@ -140,9 +140,7 @@ class NanowellSimulator:
         deaths = {}
         contacts = {}
         for pos in self._pos:
-            wells[pos.name] = tuple(
-                Well(w.well, w.row, w.col, w.x0, w.y0, w.x1, w.y1) for w in pos.world.wells
-            )
+            wells[pos.name] = tuple(pos.world.wells)
             deaths[pos.name] = tuple(
                 sorted(
                     (d for d in pos.world.deaths if d.onset_t <= last),

@@ -15,26 +15,13 @@ import numpy as np
 
 from livecell.simulation.nanowell_params import NanowellParams
 from livecell.simulation.phase import Bump, CellLook
-from livecell.simulation.scene import APOPTOSIS, EFFECTOR, NECROPTOSIS, NECROSIS
+from livecell.simulation.scene import APOPTOSIS, EFFECTOR, NECROPTOSIS, NECROSIS, Well
 
 PATHWAYS = (APOPTOSIS, NECROPTOSIS, NECROSIS)
 HARMONICS = 4  # outline modes 2..5
 TEXTURE_BANK_PX = 768
 MODE_DECAY = (2.0 / np.arange(2, HARMONICS + 2, dtype=np.float64))[:, None]  # low modes dominate
 WANDER, SEEK, CONJUGATED, STILL = "wander", "seek", "conjugated", "still"
-
-
-@dataclass(frozen=True, slots=True)
-class WellBox:
-    """A full well: interior pixels ``[y0:y1, x0:x1]`` of the image at t = 0."""
-
-    well: str
-    row: int
-    col: int
-    x0: int
-    y0: int
-    x1: int
-    y1: int
 
 
 @dataclass(eq=False)
@@ -99,7 +86,7 @@ def cell_look(
     t: int,
     *,
     p: NanowellParams,
-    well: WellBox,
+    well: Well,
     offset_xy: tuple[float, float],
     banks: tuple[np.ndarray, ...],
 ) -> CellLook:

@@ -9,9 +9,9 @@ simulated minutes (``frame_interval_min`` apart), never the real-time pacing of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
-from typing import Any
+
+from livecell.simulation.params import is_finite_number, param_error
 
 Range = tuple[float, float]
 
@@ -93,10 +93,6 @@ class NanowellParams:
         return 1.6 * 1.45 * radius + 2.0
 
 
-def _bad(name: str, why: str) -> ValueError:
-    return ValueError(f"{name}: {why}")
-
-
 def _validate(p: NanowellParams) -> None:
     checks: list[tuple[str, bool, str]] = [
         ("frame_size_px", p.frame_size_px >= 64, "must be at least 64"),
@@ -131,31 +127,33 @@ def _validate(p: NanowellParams) -> None:
         "camera_offset_adu",
     ):
         value = getattr(p, name)
-        checks.append((name, _finite(value) and value >= 0, "must be a finite number >= 0"))
+        checks.append(
+            (name, is_finite_number(value) and value >= 0, "must be a finite number >= 0")
+        )
     for name, ok, why in checks:
         if not ok:
-            raise _bad(name, why)
+            raise param_error(name, why)
     for f in fields(p):
         value = getattr(p, f.name)
         if isinstance(value, tuple) and len(value) == 2:
             lo, hi = value
-            if not (_finite(lo) and _finite(hi) and 0 <= lo <= hi):
-                raise _bad(f.name, f"must be (low, high) with 0 <= low <= high, got {value}")
+            if not (is_finite_number(lo) and is_finite_number(hi) and 0 <= lo <= hi):
+                raise param_error(f.name, f"must be (low, high) with 0 <= low <= high, got {value}")
     for name in ("kill_pathway_weights", "spontaneous_pathway_weights"):
         weights = getattr(p, name)
-        if len(weights) != 3 or any(not _finite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-            raise _bad(name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)")
+        if (
+            len(weights) != 3
+            or any(not is_finite_number(w) or w < 0 for w in weights)
+            or sum(weights) <= 0
+        ):
+            raise param_error(name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)")
     for name in ("effector_radius_um", "target_radius_um"):
         if getattr(p, name)[0] * 1.0 / p.pixel_size_um < 3.0:
-            raise _bad(name, "cells must be at least 3 px in radius")
+            raise param_error(name, "cells must be at least 3 px in radius")
     room = p.pitch_px - p.wall_px - 2 * (p.stage_drift_max_px + 2)
     if room < 2 * p.max_cell_extent_px() + 4:
-        raise _bad(
+        raise param_error(
             "wells_per_side",
             f"wells of {p.pitch_px - p.wall_px:.0f} px are too small for cells of up to "
             f"{p.max_cell_extent_px():.0f} px radius with {p.stage_drift_max_px} px drift",
         )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

@@ -26,7 +26,6 @@ from livecell.simulation.nanowell_cells import (
     TEXTURE_BANK_PX,
     WANDER,
     Cell,
-    WellBox,
     cell_look,
     progress,
 )
@@ -39,6 +38,7 @@ from livecell.simulation.scene import (
     NECROSIS,
     TARGET,
     Death,
+    Well,
     well_id,
 )
 
@@ -50,7 +50,7 @@ class PositionWorld:
     p: NanowellParams
     rng: np.random.Generator
     origin_xy: tuple[float, float] = (0.0, 0.0)
-    wells: list[WellBox] = field(default_factory=list)
+    wells: list[Well] = field(default_factory=list)
     cells: dict[int, Cell] = field(default_factory=dict)
     deaths: list[Death] = field(default_factory=list)
     kills: dict[int, int] = field(default_factory=dict)
@@ -403,7 +403,7 @@ class PositionWorld:
                     cell.y = min(max(cell.y, lo_y), hi_y)
 
 
-def lattice(p: NanowellParams, origin_xy: tuple[float, float]) -> list[WellBox]:
+def lattice(p: NanowellParams, origin_xy: tuple[float, float]) -> list[Well]:
     """The wells fully inside the frame, whatever the drift, numbered row-major from 0."""
     size, pitch, wall = p.frame_size_px, p.pitch_px, p.wall_px
     keep = math.ceil(p.stage_drift_max_px)
@@ -419,7 +419,7 @@ def lattice(p: NanowellParams, origin_xy: tuple[float, float]) -> list[WellBox]:
 
     rows, cols = spans(origin_xy[1]), spans(origin_xy[0])
     return [
-        WellBox(well_id(r, c), r, c, x0, y0, x1, y1)
+        Well(well_id(r, c), r, c, x0, y0, x1, y1)
         for r, (y0, y1) in enumerate(rows)
         for c, (x0, x1) in enumerate(cols)
     ]

@@ -7,6 +7,7 @@ subset of its fields. Unknown names and wrong types are errors naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -55,6 +56,15 @@ def describe(params: object) -> str:
             value = list(value)
         lines.append(f"{f.name} = {value!r}".replace("True", "true").replace("False", "false"))
     return "\n".join(lines) + "\n"
+
+
+def param_error(name: str, why: str) -> ValueError:
+    """The error a parameters dataclass raises from ``__post_init__``, naming the field."""
+    return ValueError(f"{name}: {why}")
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
