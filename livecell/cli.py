@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+    from livecell.training.command import DESCRIPTION as TRAIN_DESCRIPTION
+    from livecell.training.command import add_arguments as add_train_arguments
+
+    train = commands.add_parser(
+        "train",
+        help="train a patch-state model on labelled images or simulated acquisitions",
+        description=TRAIN_DESCRIPTION,
+    )
+    add_train_arguments(train)
+    train.set_defaults(handler=_train)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print it with every default filled in",
@@ -163,12 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="time the stages and print a table (see benchmarks/)",
         description="Run a benchmark and print its table.",
     )
-    bench.add_argument("which", choices=["ingest", "simulate"], help="which benchmark")
+    bench.add_argument("which", choices=["ingest", "simulate", "engine"], help="which benchmark")
     bench.add_argument(
-        "--frames",
-        type=int,
-        default=None,
-        help="frames per measurement (default: the benchmark's own)",
+        "options",
+        nargs=argparse.REMAINDER,
+        help="the benchmark's own options (see `livecell bench NAME --help`)",
     )
     bench.set_defaults(handler=_bench)
     return parser
@@ -229,6 +239,12 @@ def _replay(args: argparse.Namespace) -> int:
         return summary.source_error is None
 
     return _guarded(go)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from livecell.training.command import run
+
+    return run(args, argv=["livecell", *sys.argv[1:]])
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -313,7 +329,7 @@ def _bench(args: argparse.Namespace) -> int:
     from importlib import import_module
 
     benchmark = import_module(f"livecell.bench.{args.which}")
-    status: int = benchmark.main([] if args.frames is None else ["--frames", str(args.frames)])
+    status: int = benchmark.main(args.options)
     return status
 
 

@@ -1,0 +1,461 @@
+"""The training loop: grouped split, normalisation, weighted loss, early stopping, resume.
+
+:func:`train` takes a :class:`~livecell.training.datasets.PatchSet` and writes into
+``out_dir``:
+
+- ``checkpoint.pt`` after every epoch (model, optimiser, best model so far, early-stopping
+  state, history, and a fingerprint of the run's settings and split, checked on resume);
+- ``model.pt``: the ``state_dict`` of the best epoch (highest validation balanced accuracy);
+- ``model_card.json`` (see :func:`model_card`) and ``confusion_test.png``;
+- ``model.onnx`` when asked (``livecell.engine.export.export_onnx``: softmax output,
+  dynamic batch; its input is the *normalised* patch, as for ``model.pt``).
+
+Everything is saved with ``torch.save`` of tensors, numbers, strings, lists and dicts,
+and read back with ``torch.load(..., weights_only=True)`` only: no pickled objects.
+Randomness: torch is seeded before the model is built; each epoch's shuffle uses a
+generator seeded from (seed, epoch) and each patch's augmentation a numpy generator
+seeded from (seed, epoch, index), so a resumed run draws what an unbroken one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from livecell import __version__
+from livecell.training.datasets import AugmentParams, FloatArray, Normalisation, PatchSet, augment
+from livecell.training.metrics import classification_metrics, save_confusion_png
+from livecell.training.splits import grouped_split
+
+CARD_SCHEMA_VERSION = 1
+MODEL_FILE = "model.pt"
+CARD_FILE = "model_card.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+CONFUSION_FILE = "confusion_test.png"
+ONNX_FILE = "model.onnx"
+SPLITS = ("train", "val", "test")
+
+
+class ModelFactory(Protocol):
+    def __call__(self, arch: str, *, in_channels: int, num_classes: int) -> torch.nn.Module: ...
+
+
+def registry_model(arch: str, *, in_channels: int, num_classes: int) -> torch.nn.Module:
+    """A network from ``livecell.engine.models`` (the default factory)."""
+    from livecell.engine.models.registry import build_model
+
+    model: torch.nn.Module = build_model(arch, in_channels=in_channels, num_classes=num_classes)
+    return model
+
+
+class ResumeError(ValueError):
+    """``resume`` was asked for but the checkpoint is missing or from different settings."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Settings of one training run; CPU-friendly defaults."""
+
+    arch: str = "compact"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    patience: int = 3
+    workers: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    augment: AugmentParams | None = field(default_factory=AugmentParams)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must not be negative, got {self.workers}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(
+                f"lr must be positive and weight_decay >= 0: {self.lr}, {self.weight_decay}"
+            )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrainResult:
+    out_dir: Path
+    model: torch.nn.Module
+    card: dict[str, Any]
+
+
+class _Patches(Dataset[tuple[torch.Tensor, int]]):
+    """Normalised patches with per-(epoch, index) seeded augmentation."""
+
+    def __init__(
+        self,
+        images: FloatArray,
+        labels: npt.NDArray[np.int64],
+        params: AugmentParams | None,
+        seed: int,
+    ) -> None:
+        self.images, self.labels, self.params, self.seed = images, labels, params, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = self.images[i]
+        if self.params is not None:
+            x = augment(x, np.random.default_rng([self.seed, self.epoch, i]), self.params)
+        return torch.from_numpy(np.array(x, dtype=np.float32)), int(self.labels[i])
+
+
+def class_weights(labels: npt.NDArray[np.int64], num_classes: int) -> npt.NDArray[np.float32]:
+    """Inverse frequency, ``n / (k * count)`` over the ``k`` classes present; 0 for absent."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def predict_proba(
+    model: torch.nn.Module, images: FloatArray, *, batch_size: int = 256
+) -> npt.NDArray[np.float32]:
+    """Softmax probabilities ``[N, K]`` for already-normalised ``images``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, images.shape[0], batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+                out.append(torch.softmax(model(batch), dim=1).numpy())
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _fingerprint(config: TrainConfig, data: PatchSet, split_groups: Mapping[str, list[str]]) -> str:
+    settings = {
+        "arch": config.arch,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "seed": config.seed,
+        "augment": None if config.augment is None else asdict(config.augment),
+        "classes": list(data.classes),
+        "shape": list(data.images.shape[1:]),
+        "n": len(data),
+        "splits": split_groups,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _save_atomic(obj: Mapping[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(obj), tmp)
+    os.replace(tmp, path)
+
+
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train(
+    data: PatchSet,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    model_factory: ModelFactory = registry_model,
+    onnx: bool = False,
+    argv: Sequence[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on ``data`` with a grouped train/val/test split; write the artefacts to ``out_dir``.
+
+    Raises ``ValueError`` when the groups cannot fill all three splits, and
+    :class:`ResumeError` when ``resume`` finds no checkpoint or one made with other
+    settings (``epochs``, ``patience`` and ``workers`` may change on resume).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split_idx = dict(
+        zip(
+            SPLITS,
+            grouped_split(
+                data.groups,
+                labels=data.labels.tolist(),
+                fractions=config.fractions,
+                seed=config.seed,
+            ),
+            strict=True,
+        )
+    )
+    for name, idx in split_idx.items():
+        if idx.size == 0:
+            raise ValueError(
+                f"the {name} split is empty: {len(set(data.groups))} group(s) cannot fill "
+                f"train, val and test (add images, positions or acquisitions)"
+            )
+    split_groups = {name: sorted({data.groups[i] for i in idx}) for name, idx in split_idx.items()}
+    norm = Normalisation.fit(data.images[split_idx["train"]])
+    images = norm.apply(data.images)
+    labels = data.labels
+    k = len(data.classes)
+    weights = class_weights(labels[split_idx["train"]], k)
+
+    torch.manual_seed(config.seed)
+    model = model_factory(config.arch, in_channels=data.in_channels, num_classes=k)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights))
+    fingerprint = _fingerprint(config, data, split_groups)
+
+    start_epoch, best_score, best_epoch, stale = 0, -1.0, -1, 0
+    best_state = _state_copy(model)
+    history: list[dict[str, float]] = []
+    checkpoint_path = out_dir / CHECKPOINT_FILE
+    if resume:
+        if not checkpoint_path.is_file():
+            raise ResumeError(f"{checkpoint_path}: no checkpoint to resume from")
+        ckpt = torch.load(checkpoint_path, weights_only=True)
+        if ckpt["fingerprint"] != fingerprint:
+            raise ResumeError(
+                f"{checkpoint_path}: made with other data, split or settings; "
+                "start again without --resume or use another output folder"
+            )
+        model.load_state_dict(ckpt["model"])
+        optimiser.load_state_dict(ckpt["optimizer"])
+        best_state = ckpt["best_model"]
+        start_epoch, best_score = int(ckpt["epoch"]) + 1, float(ckpt["best_score"])
+        best_epoch, stale = int(ckpt["best_epoch"]), int(ckpt["stale"])
+        history = list(ckpt["history"])
+
+    train_set = _Patches(
+        images[split_idx["train"]], labels[split_idx["train"]], config.augment, config.seed
+    )
+    val_images, val_labels = images[split_idx["val"]], labels[split_idx["val"]]
+    stopped_early = stale >= config.patience
+    epoch = start_epoch
+    while epoch < config.epochs and not stopped_early:
+        train_set.epoch = epoch
+        loader = DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            shuffle=True,
+            num_workers=config.workers,
+            generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
+        )
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False
+        )
+        for x, y in bar:
+            optimiser.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(y)
+            seen += len(y)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        val = classification_metrics(val_labels, predict_proba(model, val_images), data.classes)
+        score = float(val["balanced_accuracy"])
+        history.append(
+            {
+                "epoch": float(epoch),
+                "train_loss": total / max(seen, 1),
+                "val_balanced_accuracy": score,
+            }
+        )
+        if score > best_score:
+            best_score, best_epoch, stale = score, epoch, 0
+            best_state = _state_copy(model)
+        else:
+            stale += 1
+        stopped_early = stale >= config.patience
+        _save_atomic(
+            {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimiser.state_dict(),
+                "best_model": best_state,
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "stale": stale,
+                "history": history,
+                "fingerprint": fingerprint,
+            },
+            checkpoint_path,
+        )
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}, "
+                f"val balanced accuracy {score:.3f} (best {best_score:.3f})"
+            )
+        epoch += 1
+
+    model.load_state_dict(best_state)
+    model.eval()
+    _save_atomic(best_state, out_dir / MODEL_FILE)
+    metrics = {
+        name: classification_metrics(labels[idx], predict_proba(model, images[idx]), data.classes)
+        for name, idx in split_idx.items()
+    }
+    save_confusion_png(
+        metrics["test"]["confusion_matrix"],
+        data.classes,
+        out_dir / CONFUSION_FILE,
+        title=f"held-out test ({metrics['test']['n']} patches), "
+        f"balanced accuracy {metrics['test']['balanced_accuracy']:.3f}",
+    )
+    files = {"model": MODEL_FILE, "checkpoint": CHECKPOINT_FILE, "confusion_test": CONFUSION_FILE}
+    if onnx:
+        from livecell.engine.export import export_onnx
+
+        export_onnx(
+            model, out_dir / ONNX_FILE, in_channels=data.in_channels, input_size=data.patch_size
+        )
+        files["onnx"] = ONNX_FILE
+    card = model_card(
+        data=data,
+        config=config,
+        norm=norm,
+        weights=weights,
+        split_idx=split_idx,
+        split_groups=split_groups,
+        metrics=metrics,
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        files=files,
+        argv=argv,
+        provenance=provenance or {},
+    )
+    tmp = out_dir / (CARD_FILE + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, out_dir / CARD_FILE)
+    return TrainResult(out_dir=out_dir, model=model, card=card)
+
+
+def model_card(
+    *,
+    data: PatchSet,
+    config: TrainConfig,
+    norm: Normalisation,
+    weights: npt.NDArray[np.float32],
+    split_idx: Mapping[str, npt.NDArray[np.int64]],
+    split_groups: Mapping[str, list[str]],
+    metrics: Mapping[str, Any],
+    history: Sequence[Mapping[str, float]],
+    best_epoch: int,
+    stopped_early: bool,
+    files: Mapping[str, str],
+    argv: Sequence[str],
+    provenance: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The JSON model card: what the model takes, how it was made, how well it does."""
+    import shlex
+
+    height, width = data.patch_size
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "livecell_version": __version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "task": "patch classification",
+        "classes": list(data.classes),
+        "arch": config.arch,
+        "input": {
+            "channels": data.in_channels,
+            "height": height,
+            "width": width,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "normalisation": norm.to_dict(),
+            "note": "normalise per channel, (x - mean) / std, before the model; "
+            "model.pt gives logits, model.onnx softmax probabilities",
+        },
+        "training": {
+            "epochs": config.epochs,
+            "epochs_run": len(history),
+            "best_epoch": best_epoch + 1,
+            "stopped_early": stopped_early,
+            "patience": config.patience,
+            "early_stopping_metric": "val balanced_accuracy",
+            "batch_size": config.batch_size,
+            "optimizer": "AdamW",
+            "lr": config.lr,
+            "weight_decay": config.weight_decay,
+            "loss": "cross-entropy, inverse-frequency class weights",
+            "class_weights": {c: float(w) for c, w in zip(data.classes, weights, strict=True)},
+            "augment": None if config.augment is None else asdict(config.augment),
+            "seed": config.seed,
+            "history": [dict(h) for h in history],
+        },
+        "data": {
+            "kind": data.kind,
+            "sources": list(data.sources),
+            **dict(provenance),
+            "split": {
+                "grouped_by": "source image" if data.kind == "folders" else "acquisition/position",
+                "fractions": list(config.fractions),
+                "seed": config.seed,
+            },
+            "class_counts": data.class_counts(),
+            "splits": {
+                name: {
+                    "n": int(idx.size),
+                    "class_counts": {
+                        c: int(n)
+                        for c, n in zip(
+                            data.classes,
+                            np.bincount(data.labels[idx], minlength=len(data.classes)),
+                            strict=True,
+                        )
+                    },
+                    "groups": split_groups[name],
+                }
+                for name, idx in split_idx.items()
+            },
+        },
+        "metrics": dict(metrics),
+        "files": dict(files),
+        "command": shlex.join(argv),
+        "argv": list(argv),
+    }
+
+
+def load_model(
+    out_dir: Path, *, model_factory: ModelFactory = registry_model
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The trained model (eval mode) and its card, from ``model.pt`` (``weights_only=True``)."""
+    out_dir = Path(out_dir)
+    card: dict[str, Any] = json.loads((out_dir / CARD_FILE).read_text())
+    model = model_factory(
+        card["arch"], in_channels=card["input"]["channels"], num_classes=len(card["classes"])
+    )
+    model.load_state_dict(torch.load(out_dir / MODEL_FILE, weights_only=True))
+    model.eval()
+    return model, card
+
+
+def card_normalisation(card: Mapping[str, Any]) -> Normalisation:
+    stats = card["input"]["normalisation"]
+    return Normalisation(tuple(stats["mean"]), tuple(stats["std"]))
