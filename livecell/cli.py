@@ -162,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     train.set_defaults(handler=_train)
 
+    from livecell.engine.export_command import DESCRIPTION as EXPORT_DESCRIPTION
+    from livecell.engine.export_command import add_arguments as add_export_arguments
+
+    export = commands.add_parser(
+        "export",
+        help="export a trained model to ONNX (and TensorRT), checked against torch",
+        description=EXPORT_DESCRIPTION,
+    )
+    add_export_arguments(export)
+    export.set_defaults(handler=_export)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print it with every default filled in",
@@ -245,6 +256,12 @@ def _train(args: argparse.Namespace) -> int:
     from livecell.training.command import run
 
     return run(args, argv=["livecell", *sys.argv[1:]])
+
+
+def _export(args: argparse.Namespace) -> int:
+    from livecell.engine.export_command import run
+
+    return run(args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
