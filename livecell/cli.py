@@ -173,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(export)
     export.set_defaults(handler=_export)
 
+    from livecell.engine.explain_command import DESCRIPTION as EXPLAIN_DESCRIPTION
+    from livecell.engine.explain_command import add_arguments as add_explain_arguments
+
+    explain = commands.add_parser(
+        "explain",
+        help="Grad-CAM overlays: why a patch was called what it was",
+        description=EXPLAIN_DESCRIPTION,
+    )
+    add_explain_arguments(explain)
+    explain.set_defaults(handler=_explain)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config and print it with every default filled in",
@@ -260,6 +271,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from livecell.engine.export_command import run
+
+    return run(args)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from livecell.engine.explain_command import run
 
     return run(args)
 
