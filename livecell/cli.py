@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -21,6 +22,30 @@ if TYPE_CHECKING:
     from livecell.simulation._protocol import Simulator
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+# Commands that live in their own module: DESCRIPTION, add_arguments(parser), run(args).
+_COMMANDS_IN_MODULES = (
+    (
+        "evaluate",
+        "score events, tracks or CTC results against ground truth",
+        "livecell.evaluation.command",
+    ),
+    (
+        "train",
+        "train a patch-state model on labelled images or simulated acquisitions",
+        "livecell.training.command",
+    ),
+    (
+        "export",
+        "export a trained model to ONNX (and TensorRT), checked against torch",
+        "livecell.engine.export_command",
+    ),
+    (
+        "explain",
+        "Grad-CAM overlays: why a patch was called what it was",
+        "livecell.engine.explain_command",
+    ),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,48 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate)
 
-    from livecell.evaluation.command import DESCRIPTION, add_arguments
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="score events, tracks or CTC results against ground truth",
-        description=DESCRIPTION,
-    )
-    add_arguments(evaluate)
-    evaluate.set_defaults(handler=_evaluate)
-
-    from livecell.training.command import DESCRIPTION as TRAIN_DESCRIPTION
-    from livecell.training.command import add_arguments as add_train_arguments
-
-    train = commands.add_parser(
-        "train",
-        help="train a patch-state model on labelled images or simulated acquisitions",
-        description=TRAIN_DESCRIPTION,
-    )
-    add_train_arguments(train)
-    train.set_defaults(handler=_train)
-
-    from livecell.engine.export_command import DESCRIPTION as EXPORT_DESCRIPTION
-    from livecell.engine.export_command import add_arguments as add_export_arguments
-
-    export = commands.add_parser(
-        "export",
-        help="export a trained model to ONNX (and TensorRT), checked against torch",
-        description=EXPORT_DESCRIPTION,
-    )
-    add_export_arguments(export)
-    export.set_defaults(handler=_export)
-
-    from livecell.engine.explain_command import DESCRIPTION as EXPLAIN_DESCRIPTION
-    from livecell.engine.explain_command import add_arguments as add_explain_arguments
-
-    explain = commands.add_parser(
-        "explain",
-        help="Grad-CAM overlays: why a patch was called what it was",
-        description=EXPLAIN_DESCRIPTION,
-    )
-    add_explain_arguments(explain)
-    explain.set_defaults(handler=_explain)
+    for name, help_text, module_name in _COMMANDS_IN_MODULES:
+        module = import_module(module_name)
+        command = commands.add_parser(name, help=help_text, description=module.DESCRIPTION)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
 
     check = commands.add_parser(
         "check-config",
@@ -263,30 +251,6 @@ def _replay(args: argparse.Namespace) -> int:
     return _guarded(go)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from livecell.training.command import run
-
-    return run(args, argv=["livecell", *sys.argv[1:]])
-
-
-def _export(args: argparse.Namespace) -> int:
-    from livecell.engine.export_command import run
-
-    return run(args)
-
-
-def _explain(args: argparse.Namespace) -> int:
-    from livecell.engine.explain_command import run
-
-    return run(args)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from livecell.evaluation.command import run
-
-    return run(args)
-
-
 def _simulate(args: argparse.Namespace) -> int:
     from livecell.simulation.params import describe, load_params
     from livecell.simulation.run import RunOptions, run_simulation
@@ -360,8 +324,6 @@ def _refuse(args: argparse.Namespace, *names: str, given: tuple[object, ...], ki
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from importlib import import_module
-
     benchmark = import_module(f"livecell.bench.{args.which}")
     status: int = benchmark.main(args.options)
     return status

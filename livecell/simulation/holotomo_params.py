@@ -14,7 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from livecell.simulation.params import is_finite_number, param_error
+from livecell.simulation.params import (
+    check_pathway_weights,
+    is_finite_number,
+    nonnegative_checks,
+    param_error,
+    raise_failed,
+)
 
 Range = tuple[float, float]
 
@@ -101,34 +107,24 @@ def _validate(p: HolotomoParams) -> None:
     for name in ("pixel_size_um", "z_step_um", "frame_interval_min"):
         value = getattr(p, name)
         checks.append((name, is_finite_number(value) and value > 0, "must be a positive number"))
-    for name in (
-        "glass_slice",
-        "cell_density_per_mm2",
-        "treated_effect",
-        "medium_ri_sd",
-        "noise_ri",
-        "background_ri",
-        "ripple_ri",
-        "halo_ri",
-    ):
-        value = getattr(p, name)
-        checks.append(
-            (name, is_finite_number(value) and value >= 0, "must be a finite number >= 0")
-        )
-    for name, ok, why in checks:
-        if not ok:
-            raise param_error(name, why)
+    checks += nonnegative_checks(
+        p,
+        (
+            "glass_slice",
+            "cell_density_per_mm2",
+            "treated_effect",
+            "medium_ri_sd",
+            "noise_ri",
+            "background_ri",
+            "ripple_ri",
+            "halo_ri",
+        ),
+    )
+    raise_failed(checks)
     for f in fields(p):
         value = getattr(p, f.name)
         if f.name == "pathway_weights":
-            if (
-                len(value) != 3
-                or any(not is_finite_number(w) or w < 0 for w in value)
-                or sum(value) <= 0
-            ):
-                raise param_error(
-                    f.name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)"
-                )
+            check_pathway_weights(f.name, value)
         elif isinstance(value, tuple):
             floor = -math.inf if f.name == "onset_range_min" else 0.0
             if not (

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from livecell.simulation.params import is_finite_number, param_error
+from livecell.simulation.params import (
+    check_pathway_weights,
+    is_finite_number,
+    nonnegative_checks,
+    param_error,
+    raise_failed,
+)
 
 Range = tuple[float, float]
 
@@ -112,27 +118,24 @@ def _validate(p: NanowellParams) -> None:
         ("background_electrons", p.background_electrons > 0, "must be positive"),
         ("adu_per_electron", p.adu_per_electron > 0, "must be positive"),
     ]
-    for name in (
-        "seek_rate_per_h",
-        "kill_rate_per_contact_h",
-        "mitosis_per_h",
-        "spontaneous_death_per_h",
-        "cell_contrast",
-        "contrast_variation",
-        "texture_amplitude",
-        "wall_contrast",
-        "illumination_unevenness",
-        "focus_period_frames",
-        "read_noise_electrons",
-        "camera_offset_adu",
-    ):
-        value = getattr(p, name)
-        checks.append(
-            (name, is_finite_number(value) and value >= 0, "must be a finite number >= 0")
-        )
-    for name, ok, why in checks:
-        if not ok:
-            raise param_error(name, why)
+    checks += nonnegative_checks(
+        p,
+        (
+            "seek_rate_per_h",
+            "kill_rate_per_contact_h",
+            "mitosis_per_h",
+            "spontaneous_death_per_h",
+            "cell_contrast",
+            "contrast_variation",
+            "texture_amplitude",
+            "wall_contrast",
+            "illumination_unevenness",
+            "focus_period_frames",
+            "read_noise_electrons",
+            "camera_offset_adu",
+        ),
+    )
+    raise_failed(checks)
     for f in fields(p):
         value = getattr(p, f.name)
         if isinstance(value, tuple) and len(value) == 2:
@@ -140,13 +143,7 @@ def _validate(p: NanowellParams) -> None:
             if not (is_finite_number(lo) and is_finite_number(hi) and 0 <= lo <= hi):
                 raise param_error(f.name, f"must be (low, high) with 0 <= low <= high, got {value}")
     for name in ("kill_pathway_weights", "spontaneous_pathway_weights"):
-        weights = getattr(p, name)
-        if (
-            len(weights) != 3
-            or any(not is_finite_number(w) or w < 0 for w in weights)
-            or sum(weights) <= 0
-        ):
-            raise param_error(name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)")
+        check_pathway_weights(name, getattr(p, name))
     for name in ("effector_radius_um", "target_radius_um"):
         if getattr(p, name)[0] * 1.0 / p.pixel_size_um < 3.0:
             raise param_error(name, "cells must be at least 3 px in radius")

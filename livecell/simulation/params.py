@@ -67,6 +67,34 @@ def is_finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+Check = tuple[str, bool, str]  # (field, holds, what it must be)
+
+
+def nonnegative_checks(params: object, names: tuple[str, ...]) -> list[Check]:
+    """A check per field that it is a finite number >= 0."""
+    return [
+        (name, is_finite_number(v) and v >= 0, "must be a finite number >= 0")
+        for name in names
+        for v in (getattr(params, name),)
+    ]
+
+
+def raise_failed(checks: list[Check]) -> None:
+    """Raise ``param_error`` for the first check that does not hold."""
+    for name, holds, why in checks:
+        if not holds:
+            raise param_error(name, why)
+
+
+def check_pathway_weights(name: str, weights: tuple[float, ...]) -> None:
+    if (
+        len(weights) != 3
+        or any(not is_finite_number(w) or w < 0 for w in weights)
+        or (sum(weights) <= 0)
+    ):
+        raise param_error(name, "must be three weights >= 0 (apoptosis, necroptosis, necrosis)")
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if hint is bool:

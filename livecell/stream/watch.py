@@ -209,26 +209,22 @@ class WatchSource:
     def _emit_ready(self, emit: Emit, stop: threading.Event) -> bool:
         """Emit every ready file in order; False once the pipeline is stopping."""
         now = time.time()
-        ready: list[_Pending] = []
-        for pending in list(self._pending.values()):
-            if self._refresh(pending, now):
-                ready.append(pending)
-        waiting = [p for p in self._pending.values() if p not in ready and p.key is not None]
+        ready = [p for p in list(self._pending.values()) if self._refresh(p, now)]
+        ready_paths = {p.path for p in ready}
+        earliest_waiting_t: dict[tuple[str, str], int] = {}
+        for pending in self._pending.values():
+            if pending.path not in ready_paths and pending.key is not None:
+                _hold_back(earliest_waiting_t, pending.key)
         for pending in sorted(ready, key=_Pending.order):
             if stop.is_set():
                 return False
-            if pending.key is not None and any(
-                w.key is not None
-                and (w.key.acquisition, w.key.position)
-                == (pending.key.acquisition, pending.key.position)
-                and w.key.t < pending.key.t
-                for w in waiting
-            ):
-                waiting.append(pending)
-                continue
+            key = pending.key
+            if key is not None and earliest_waiting_t.get(_stream(key), key.t) < key.t:
+                continue  # an earlier t of its position is still being written
             item = self._item(pending, now)
             if item is None:
-                waiting.append(pending)
+                if key is not None:
+                    _hold_back(earliest_waiting_t, key)
                 continue
             del self._pending[pending.path]
             if not emit(item):
@@ -307,6 +303,15 @@ class WatchSource:
             path=str(pending.path),
             quarantine=self._quarantine,
         )
+
+
+def _stream(key: FrameKey) -> tuple[str, str]:
+    return (key.acquisition, key.position)
+
+
+def _hold_back(earliest_t: dict[tuple[str, str], int], key: FrameKey) -> None:
+    """Record that ``key`` waits: later t of its position must wait behind it."""
+    earliest_t[_stream(key)] = min(earliest_t.get(_stream(key), key.t), key.t)
 
 
 class _NoticeHandler(FileSystemEventHandler):

@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    """Train as ``args`` say; ``argv`` (default ``sys.argv``) is recorded in the model card."""
+    """Train as ``args`` say; ``argv`` (default: ``livecell`` + our arguments) goes in the card."""
     from livecell.engine._extras import MissingExtra, require
 
     try:
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from livecell.training import train as training
     from livecell.training.datasets import AugmentParams, DataError, load_data
 
-    argv = list(sys.argv if argv is None else argv)
+    argv = list(["livecell", *sys.argv[1:]] if argv is None else argv)
     if argv:
         argv[0] = Path(argv[0]).name
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_helpers import PATCH_CLASSES, compact_model
 
 torch = pytest.importorskip("torch")
 
@@ -79,3 +81,21 @@ def make_patches(rng: np.random.Generator) -> Callable[[int], np.ndarray]:
         return rng.normal(0.0, 1.0, (n, IN_CHANNELS, SIZE, SIZE)).astype(np.float32)
 
     return make
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """``compact_model()``'s state dict and card, in the layout ``livecell train`` writes."""
+    torch.save(compact_model().state_dict(), tmp_path / "model.pt")
+    card = {
+        "arch": "compact",
+        "classes": PATCH_CLASSES,
+        "input": {
+            "channels": 1,
+            "height": 64,
+            "width": 64,
+            "normalisation": {"mean": [0.0], "std": [1.0]},
+        },
+    }
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    return tmp_path

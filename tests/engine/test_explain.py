@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +11,14 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from engine_helpers import compact_model
 
 from livecell.engine.explain import explain_image, grad_cam
-from livecell.engine.models.registry import build_model
-
-CLASSES = ["live_control", "live_treated", "apoptosis", "necroptosis", "necrosis"]
 
 
 @pytest.fixture
 def model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model("compact", in_channels=1, num_classes=len(CLASSES)).eval()
+    return compact_model()
 
 
 def blobs(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -63,23 +59,6 @@ def test_a_frame_is_tiled_into_patches_with_remainders_left_out(model: torch.nn.
     assert classes.shape == (2, 3)
     with pytest.raises(ValueError, match="smaller than one"):
         explain_image(model, frame[:, :32, :32], patch_size=(64, 64), mean=(0.0,), std=(1.0,))
-
-
-@pytest.fixture
-def model_dir(tmp_path: Path, model: torch.nn.Module) -> Path:
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    card = {
-        "arch": "compact",
-        "classes": CLASSES,
-        "input": {
-            "channels": 1,
-            "height": 64,
-            "width": 64,
-            "normalisation": {"mean": [0.0], "std": [1.0]},
-        },
-    }
-    (tmp_path / "model_card.json").write_text(json.dumps(card))
-    return tmp_path
 
 
 def explain(*args: str) -> subprocess.CompletedProcess[str]:

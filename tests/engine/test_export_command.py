@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,31 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
-
-from livecell.engine.models.registry import build_model
-
-CLASSES = ["live_control", "live_treated", "apoptosis", "necroptosis", "necrosis"]
-
-
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    """A compact model's state dict and card, in the layout ``livecell train`` writes."""
-    torch.manual_seed(0)
-    model = build_model("compact", in_channels=1, num_classes=len(CLASSES))
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    card = {
-        "arch": "compact",
-        "classes": CLASSES,
-        "input": {
-            "channels": 1,
-            "height": 64,
-            "width": 64,
-            "normalisation": {"mean": [0.0], "std": [1.0]},
-        },
-    }
-    (tmp_path / "model_card.json").write_text(json.dumps(card))
-    return tmp_path
+from engine_helpers import PATCH_CLASSES as CLASSES
 
 
 def export(*args: str) -> subprocess.CompletedProcess[str]:

@@ -27,13 +27,18 @@ from livecell.stream.tiff import inspect_tiff, load_frame_pixels
 FRAMES = 8
 
 
-def simulate(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "livecell", "simulate", str(out), *args],
+def livecell(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``livecell ARGS`` as a subprocess; the caller checks its outcome."""
+    return subprocess.run(
+        [sys.executable, "-m", "livecell", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def simulate(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = livecell("simulate", out, *args)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -211,22 +216,7 @@ def test_replay_of_the_frames_gives_one_frame_event_per_file(
         {"source": {"path": str(nanowell / "frames")}, "metrics": {"address": ""}},
     )
     events = tmp_path / "events.jsonl"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "livecell",
-            "replay",
-            str(nanowell / "frames"),
-            "-c",
-            str(config),
-            "--events",
-            str(events),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = livecell("replay", nanowell / "frames", "-c", config, "--events", events)
     assert result.returncode == 0, result.stderr
     frames: list[dict[str, Any]] = [e for e in read_events(events) if e["kind"] == "frame"]
     assert len(frames) == FRAMES * 2
@@ -241,12 +231,7 @@ def test_bad_arguments_exit_2_naming_them(tmp_path: Path) -> None:
         (["--kind", "holotomo", "--wells", "3"], "--wells"),
         (["--kind", "nanowell", "--frames", "0"], "--frames"),
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "livecell", "simulate", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = livecell("simulate", tmp_path, *args)
         assert result.returncode == 2
         assert named in result.stderr
         assert "Traceback" not in result.stderr
@@ -255,43 +240,14 @@ def test_bad_arguments_exit_2_naming_them(tmp_path: Path) -> None:
 def test_params_file_sets_knobs_and_rejects_unknown_ones(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text("max_cells_per_well = 2\n")
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "livecell",
-            "simulate",
-            str(tmp_path / "o"),
-            "--kind",
-            "nanowell",
-            "--params",
-            str(good),
-            "--show-params",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    shown = livecell(
+        "simulate", tmp_path / "o", "--kind", "nanowell", "--params", good, "--show-params"
     )
     assert shown.returncode == 0, shown.stderr
     assert "max_cells_per_well = 2" in shown.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("max_cells_per_wel = 2\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "livecell",
-            "simulate",
-            str(tmp_path / "o"),
-            "--kind",
-            "nanowell",
-            "--params",
-            str(bad),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = livecell("simulate", tmp_path / "o", "--kind", "nanowell", "--params", bad)
     assert result.returncode == 2
     assert "max_cells_per_wel" in result.stderr
 
