@@ -89,9 +89,20 @@ class SourceConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    queue_size: int = Field(8, ge=1, le=1024, description="frames waiting for analysis, at most")
+    queue_size: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="frames waiting for analysis, at most (memory: this many frames)",
+    )
     commit_batch: int = Field(
         32, ge=1, le=4096, description="frames whose events share one fsync, at most"
+    )
+    journal_commit_interval_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="the journal (an index of the events file) is committed at most this often",
     )
     shutdown_timeout_s: float = Field(
         8.0, gt=0, description="on SIGTERM, time allowed to finish queued frames"

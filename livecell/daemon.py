@@ -55,7 +55,9 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummar
     stop = stop or threading.Event()
     with ExitStack() as stack:
         stack.enter_context(_locked_state_dir(config.state_dir))
-        journal = Journal.in_state_dir(config.state_dir)
+        journal = Journal.in_state_dir(
+            config.state_dir, commit_interval_s=config.pipeline.journal_commit_interval_s
+        )
         stack.callback(journal.close)
         source: FrameSource
         if config.source.kind == "watch":
@@ -87,7 +89,9 @@ def replay(config: Config, folder: Path, events_path: Path) -> RunSummary:
     """
     source_config = config.source.model_copy(update={"kind": "watch", "path": folder})
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="livecell-replay-") as tmp:
-        journal = Journal.in_state_dir(Path(tmp))
+        journal = Journal.in_state_dir(
+            Path(tmp), commit_interval_s=config.pipeline.journal_commit_interval_s
+        )
         stack.callback(journal.close)
         source = WatchSource(source_config, journal, follow=False, quarantine=False)
         pipeline = _build(config, source, journal, events_path, stack, live=False)

@@ -8,8 +8,13 @@ and recorded (``Pipeline`` does this at start), so re-deriving them writes
 nothing twice, and any frame not committed is analysed again.
 
 Because the events file is the durable record and the offset is recovered,
-``synchronous=NORMAL`` is enough: a journal commit lost to a power cut only
-makes the start-up scan of the events file a little longer.
+the journal is an index that may lag it: ``synchronous=NORMAL``, and the
+daemon commits it at most once per ``pipeline.journal_commit_interval_s``
+(and whenever it is idle). A commit lost to a crash or a power cut only
+means the start-up scan reads a little more of the events file, and frames
+seen again re-derive events that are already there, so nothing is written
+twice. Measured on the ingest benchmark: a commit per frame cost about 5 %
+of ZeroMQ throughput.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +52,11 @@ class DoneFrame:
 class Journal:
     """Thread-safe: the watch source asks which files are done while the worker commits."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, commit_interval_s: float = 0.0) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.path = db_path
+        self._commit_interval_s = commit_interval_s
+        self._open_since: float | None = None  # monotonic start of the open transaction
         self._lock = threading.Lock()
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -56,11 +64,12 @@ class Journal:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path) -> Journal:
-        return cls(state_dir / "journal.sqlite3")
+    def in_state_dir(cls, state_dir: Path, *, commit_interval_s: float = 0.0) -> Journal:
+        return cls(state_dir / "journal.sqlite3", commit_interval_s=commit_interval_s)
 
     def close(self) -> None:
         with self._lock:
+            self._commit_open()
             self._db.close()
 
     def events_offset(self) -> int:
@@ -92,47 +101,63 @@ class Journal:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM frames").fetchone()[0])
 
-    def commit(
+    def record(
         self,
         *,
         frames: Iterable[DoneFrame] = (),
         event_ids: Iterable[str] = (),
         events_offset: int | None = None,
     ) -> None:
-        """Record, in one transaction, frames done and events durably written."""
+        """Record frames done and events durably written, all or nothing.
+
+        The records join the open transaction, which is committed once it is
+        ``commit_interval_s`` old (at once with the default 0) or on ``flush``.
+        """
         frames = list(frames)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._open_since is None:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._open_since = time.monotonic()
+            self._db.execute("SAVEPOINT record")
             try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            f.key.acquisition,
-                            f.key.position,
-                            f.key.t,
-                            f.source,
-                            _fs_bytes(f.path),
-                            f.done_at,
-                        )
-                        for f in frames
-                    ],
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO files VALUES (?)",
-                    [(os.fsencode(f.path),) for f in frames if f.path is not None],
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO events VALUES (?)", [(i,) for i in event_ids]
-                )
-                if events_offset is not None:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('events_offset', ?)", (events_offset,)
-                    )
-                self._db.execute("COMMIT")
+                self._insert(frames, event_ids, events_offset)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK TO record")
                 raise
+            finally:
+                self._db.execute("RELEASE record")
+            if time.monotonic() - self._open_since >= self._commit_interval_s:
+                self._commit_open()
+
+    def flush(self) -> None:
+        """Commit the open transaction, if any."""
+        with self._lock:
+            self._commit_open()
+
+    def _commit_open(self) -> None:
+        if self._open_since is not None:
+            self._db.execute("COMMIT")
+            self._open_since = None
+
+    def _insert(
+        self, frames: list[DoneFrame], event_ids: Iterable[str], events_offset: int | None
+    ) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (f.key.acquisition, f.key.position, f.key.t, f.source, _fs_bytes(f.path), f.done_at)
+                for f in frames
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO files VALUES (?)",
+            [(os.fsencode(f.path),) for f in frames if f.path is not None],
+        )
+        self._db.executemany("INSERT OR IGNORE INTO events VALUES (?)", [(i,) for i in event_ids])
+        if events_offset is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('events_offset', ?)", (events_offset,)
+            )
 
 
 def _fs_bytes(path: str | None) -> bytes | None:

@@ -9,8 +9,9 @@ A finite source (replay) ends the run when it returns and the queue is empty.
 
 Exactly-once, per batch of up to ``commit_batch`` frames: derive events ->
 drop ids the journal already has -> append to the events file -> fsync ->
-commit frames, files and event ids to the journal -> quarantine rejected files
--> publish to live sinks. A crash anywhere re-derives the same ids on restart.
+record frames, files and event ids in the journal (committed at most every
+``journal_commit_interval_s``) -> quarantine rejected files -> publish to live
+sinks. A crash anywhere re-derives the same ids on restart.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class Pipeline:
     def recover(self) -> int:
         """Record the events written after the journal's last commit; return how many."""
         ids = list(self._event_log.ids_after(self._journal.events_offset()))
-        self._journal.commit(event_ids=ids, events_offset=self._event_log.size())
+        self._journal.record(event_ids=ids, events_offset=self._event_log.size())
         if ids or self._event_log.repaired_bytes:
             log.info("recovered", events=len(ids), torn_bytes_cut=self._event_log.repaired_bytes)
         return len(ids)
@@ -109,10 +110,8 @@ class Pipeline:
         thread.start()
         try:
             while not stop.is_set():
-                batch = self._next_batch(timeout_s=0.1)
-                if batch:
-                    self._process(batch)
-                elif not thread.is_alive() and self._queue.empty():
+                idle = not self._process_available(timeout_s=0.1)
+                if idle and not thread.is_alive() and self._queue.empty():
                     break
         finally:
             self._source_stop.set()
@@ -138,40 +137,47 @@ class Pipeline:
             return True
         return False
 
-    def _next_batch(self, timeout_s: float) -> list[Item]:
-        try:
-            batch = [self._queue.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
-        while len(batch) < self._settings.commit_batch:
+    def _process_available(self, timeout_s: float) -> int:
+        """Analyse queued items one at a time, then commit them together; return how many.
+
+        Each item is analysed as soon as it is taken and let go before the
+        next, so a frame's pixels are freed before the commit's fsync and a
+        commit never holds more than one frame in memory. Idle, the journal
+        is flushed.
+        """
+        work = _Batch()
+        taken = 0
+        while taken < self._settings.commit_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get(timeout=timeout_s if taken == 0 else 0)
             except queue.Empty:
                 break
+            taken += 1
+            self._take_guarded(item, work)
+            del item
+        if not taken:
+            self._journal.flush()
+            return 0
         self._metrics.queue_depth.set(self._queue.qsize())
-        return batch
+        self._commit(work.events, work.done)
+        for rejection in work.to_quarantine:
+            self._quarantine(rejection)
+        return taken
 
     def _finish_queued(self) -> None:
         deadline = time.monotonic() + self._settings.shutdown_timeout_s
         while time.monotonic() < deadline:
-            batch = self._next_batch(timeout_s=0)
-            if not batch:
+            if not self._process_available(timeout_s=0):
                 return
-            self._process(batch)
         if not self._queue.empty():
             log.warning("shutdown deadline reached", frames_left=self._queue.qsize())
 
-    def _process(self, batch: list[Item]) -> None:
-        work = _Batch()
-        for item in batch:
-            try:
-                self._take(item, work)
-            except Exception as exc:  # a bug on one frame must not stop the daemon
-                log.exception("frame handling failed", item=type(item).__name__)
-                work.events.append(rejected_event(_internal_error(item, exc)))
-        self._commit(work.events, work.done)
-        for rejection in work.to_quarantine:
-            self._quarantine(rejection)
+    def _take_guarded(self, item: Item, work: _Batch) -> None:
+        try:
+            self._take(item, work)
+        except Exception as exc:  # a bug on one frame must not stop the daemon
+            log.exception("frame handling failed", item=type(item).__name__)
+            work.events.append(rejected_event(_internal_error(item, exc)))
 
     def _take(self, item: Item, work: _Batch) -> None:
         """Derive one item's events into ``work``; duplicates and rejections become ``rejected``."""
@@ -232,7 +238,7 @@ class Pipeline:
         self._event_log.append(records)
         offset = self._event_log.sync()
         synced = time.perf_counter()
-        self._journal.commit(frames=done, event_ids=seen, events_offset=offset)
+        self._journal.record(frames=done, event_ids=seen, events_offset=offset)
         self._metrics.stage_seconds.labels("events_file").observe(synced - started)
         self._metrics.stage_seconds.labels("journal").observe(time.perf_counter() - synced)
         self._count(fresh, records)

@@ -41,7 +41,7 @@ def test_a_new_journal_is_empty(tmp_path: Path) -> None:
 
 def test_commits_survive_reopening(tmp_path: Path) -> None:
     journal = Journal.in_state_dir(tmp_path)
-    journal.commit(
+    journal.record(
         frames=[
             DoneFrame(KEY, "watch", "/data/Pos0/t3.tif", 1.5),
             DoneFrame(FrameKey("acq", "Pos1", 0), "zmq", None, 2.5),
@@ -68,9 +68,9 @@ def test_commits_survive_reopening(tmp_path: Path) -> None:
 def test_commits_are_idempotent_and_the_offset_moves(tmp_path: Path) -> None:
     journal = Journal.in_state_dir(tmp_path)
     frame = DoneFrame(KEY, "zmq", None, 1.0)
-    journal.commit(frames=[frame], event_ids=["e1"], events_offset=10)
-    journal.commit(frames=[frame], event_ids=["e1", "e2"], events_offset=20)
-    journal.commit(event_ids=[])  # no offset: the offset stays
+    journal.record(frames=[frame], event_ids=["e1"], events_offset=10)
+    journal.record(frames=[frame], event_ids=["e1", "e2"], events_offset=20)
+    journal.record(event_ids=[])  # no offset: the offset stays
     assert journal.frame_count() == 1
     assert journal.events_offset() == 20
     journal.close()
@@ -80,12 +80,37 @@ def test_a_failed_commit_leaves_nothing_behind(tmp_path: Path) -> None:
     journal = Journal.in_state_dir(tmp_path)
     bad = DoneFrame(FrameKey("acq", "Pos0", object()), "zmq", None, 1.0)  # type: ignore[arg-type]
     with pytest.raises(sqlite3.Error):
-        journal.commit(frames=[DoneFrame(KEY, "zmq", None, 1.0), bad], event_ids=["e1"])
+        journal.record(frames=[DoneFrame(KEY, "zmq", None, 1.0), bad], event_ids=["e1"])
     assert journal.frame_count() == 0
     assert not journal.has_event("e1")
-    journal.commit(frames=[DoneFrame(KEY, "zmq", None, 1.0)])  # still usable
+    journal.record(frames=[DoneFrame(KEY, "zmq", None, 1.0)])  # still usable
     assert journal.frame_count() == 1
     journal.close()
+
+
+def test_a_lagging_journal_sees_its_own_records_and_commits_them_on_flush(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.in_state_dir(tmp_path, commit_interval_s=3600)
+    journal.record(frames=[DoneFrame(KEY, "zmq", None, 1.0)], event_ids=["e1"], events_offset=7)
+    bad = DoneFrame(FrameKey("acq", "Pos0", object()), "zmq", None, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        journal.record(frames=[bad], event_ids=["e2"], events_offset=9)
+    assert journal.is_frame_done(KEY)  # its own records, not yet committed
+    assert journal.has_event("e1")
+    assert not journal.has_event("e2")  # the failed record undone
+    assert journal.events_offset() == 7
+
+    def committed_frames() -> int:
+        with sqlite3.connect(journal.path) as other:
+            return int(other.execute("SELECT count(*) FROM frames").fetchone()[0])
+
+    assert committed_frames() == 0
+    journal.flush()
+    assert committed_frames() == 1
+    journal.record(frames=[DoneFrame(FrameKey("acq", "Pos0", 4), "zmq", None, 1.0)])
+    journal.close()  # closing commits what is open
+    assert committed_frames() == 2
 
 
 def test_readers_and_a_writer_in_threads(tmp_path: Path) -> None:
@@ -94,7 +119,7 @@ def test_readers_and_a_writer_in_threads(tmp_path: Path) -> None:
 
     def write() -> None:
         for t in range(200):
-            journal.commit(frames=[DoneFrame(FrameKey("a", "p", t), "zmq", None, 0.0)])
+            journal.record(frames=[DoneFrame(FrameKey("a", "p", t), "zmq", None, 0.0)])
 
     def read() -> None:
         try:
