@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from livecell import __version__
-from livecell.training.datasets import AugmentParams, FloatArray, Normalisation, PatchSet, augment
+from livecell.training.datasets import (
+    AugmentParams,
+    FloatArray,
+    Normalisation,
+    PatchSet,
+    augment,
+    concatenate,
+)
 from livecell.training.metrics import classification_metrics, save_confusion_png
 from livecell.training.splits import grouped_split
 
@@ -130,6 +138,15 @@ def class_weights(labels: npt.NDArray[np.int64], num_classes: int) -> npt.NDArra
     return weights.astype(np.float32)
 
 
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing from ``base_lr`` at epoch 0 towards 0 at ``epochs``.
+
+    A pure function of the epoch, so a resumed run (even with more epochs) follows
+    the same schedule as an unbroken one.
+    """
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
 def predict_proba(
     model: torch.nn.Module, images: FloatArray, *, batch_size: int = 256
 ) -> npt.NDArray[np.float32]:
@@ -186,27 +203,19 @@ def train(
     argv: Sequence[str] = (),
     provenance: Mapping[str, Any] | None = None,
     progress: bool = True,
+    test_data: PatchSet | None = None,
 ) -> TrainResult:
     """Train on ``data`` with a grouped train/val/test split; write the artefacts to ``out_dir``.
 
+    With ``test_data`` (for example acquisitions with seeds never used in training)
+    that is the test split, and ``data`` is split into train and val only.
     Raises ``ValueError`` when the groups cannot fill all three splits, and
     :class:`ResumeError` when ``resume`` finds no checkpoint or one made with other
     settings (``epochs``, ``patience`` and ``workers`` may change on resume).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    split_idx = dict(
-        zip(
-            SPLITS,
-            grouped_split(
-                data.groups,
-                labels=data.labels.tolist(),
-                fractions=config.fractions,
-                seed=config.seed,
-            ),
-            strict=True,
-        )
-    )
+    data, split_idx = _split(data, config, test_data)
     for name, idx in split_idx.items():
         if idx.size == 0:
             raise ValueError(
@@ -263,6 +272,8 @@ def train(
             num_workers=config.workers,
             generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch),
         )
+        for group in optimiser.param_groups:
+            group["lr"] = cosine_lr(config.lr, epoch, config.epochs)
         model.train()
         total, seen = 0.0, 0
         bar = tqdm(
@@ -355,6 +366,28 @@ def train(
     return TrainResult(out_dir=out_dir, model=model, card=card)
 
 
+def _split(
+    data: PatchSet, config: TrainConfig, test_data: PatchSet | None
+) -> tuple[PatchSet, dict[str, npt.NDArray[np.int64]]]:
+    """The data to train on with its train/val/test indices, grouped."""
+    if test_data is None:
+        parts = grouped_split(
+            data.groups, labels=data.labels.tolist(), fractions=config.fractions, seed=config.seed
+        )
+        return data, dict(zip(SPLITS, parts, strict=True))
+    shared = set(data.groups) & set(test_data.groups)
+    if shared:
+        raise ValueError(f"the test data shares groups with the training data: {sorted(shared)}")
+    train_idx, val_idx, _ = grouped_split(
+        data.groups,
+        labels=data.labels.tolist(),
+        fractions=(config.fractions[0], config.fractions[1], 0.0),
+        seed=config.seed,
+    )
+    test_idx = np.arange(len(data.labels), len(data.labels) + len(test_data.labels))
+    return concatenate([data, test_data]), {"train": train_idx, "val": val_idx, "test": test_idx}
+
+
 def model_card(
     *,
     data: PatchSet,
@@ -402,6 +435,7 @@ def model_card(
             "batch_size": config.batch_size,
             "optimizer": "AdamW",
             "lr": config.lr,
+            "lr_schedule": f"cosine annealing over {config.epochs} epochs",
             "weight_decay": config.weight_decay,
             "loss": "cross-entropy, inverse-frequency class weights",
             "class_weights": {c: float(w) for c, w in zip(data.classes, weights, strict=True)},

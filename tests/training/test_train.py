@@ -102,3 +102,24 @@ def test_command_line(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     lone = tmp_path / "lone" / "only"
     lone.mkdir(parents=True)
     assert command.main([str(lone.parent), "--out", str(tmp_path / "x")]) == command.EXIT_USAGE
+
+
+def test_held_out_test_data_is_the_test_split(
+    data: PatchSet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("heldout") / "unseen"
+    held_out = load_folder_tree(
+        write_tree(root, np.random.default_rng(1), images_per_class=3), patch_size=32
+    )
+    config = training.TrainConfig(
+        arch="tiny", epochs=1, batch_size=8, seed=4, fractions=(0.85, 0.15, 0.0)
+    )
+    out = tmp_path_factory.mktemp("model")
+    card = _train(data, out, config=config, test_data=held_out).card
+    splits = card["data"]["splits"]
+    assert set(splits["test"]["groups"]) == set(held_out.groups)
+    assert not set(splits["train"]["groups"]) & set(held_out.groups)
+    assert splits["val"]["groups"]
+    assert card["metrics"]["test"]["n"] == len(held_out.labels)
+    with pytest.raises(ValueError, match="shares groups"):
+        _train(data, out, config=config, test_data=data)
