@@ -1,4 +1,4 @@
-"""``livecell train``: train a patch classifier on a folder-per-class tree or simulated data.
+"""``livecell train``: train a patch classifier, or a nanowell sequence model (``--task``).
 
 ``add_arguments`` + ``run`` plug into the ``livecell`` command's subparsers (importing
 this module is light: torch loads in ``run``). Exit status: 0 trained; 1 a needed
@@ -13,17 +13,21 @@ import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from livecell.simulation.scene import DEFAULT_PATCH_SIZE_PX
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = (
-    "Train a patch classifier. DATA is a folder-per-class tree (ROOT/<class>/<images>) or "
-    "a simulator output folder (OUT with frames/ and ground_truth/patches.csv), detected "
-    "automatically; several DATA of one kind are pooled. The split (70/15/15) is grouped "
-    "by source image or by acquisition and position, never by patch. Writes model.pt, "
-    "model_card.json, checkpoint.pt and confusion_test.png into --out."
+    "Train a patch classifier (--task patches, the default): DATA is a folder-per-class tree "
+    "(ROOT/<class>/<images>) or a simulator output folder (OUT with frames/ and "
+    "ground_truth/patches.csv), detected automatically; several DATA of one kind are pooled. "
+    "Or train the nanowell CNN-LSTM on per-track sequences (--task cell_type or death): DATA "
+    "are nanowell simulator outputs (frames/, ground_truth/tracks.csv, deaths.csv, TRA/). "
+    "The split (70/15/15, or 85/15 with --test) is grouped by source image or by acquisition "
+    "and position, never by patch or window. Writes model.pt, model_card.json and "
+    "confusion_test.png into --out."
 )
 
 
@@ -32,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "data", type=Path, nargs="+", metavar="DATA", help="folder-per-class root or simulator OUT"
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--task",
+        choices=("patches", "cell_type", "death"),
+        default="patches",
+        help="what to learn (default: patches)",
+    )
     parser.add_argument(
         "--test",
         type=Path,
@@ -84,6 +94,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--onnx", action="store_true", help="also export DIR/model.onnx")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    sequences = parser.add_argument_group("sequence tasks (cell_type, death)")
+    sequences.add_argument("--crop-px", type=int, default=64, help="crop side (default: 64)")
+    sequences.add_argument("--window", type=int, default=8, help="frames per window (default: 8)")
+    sequences.add_argument(
+        "--stride", type=int, default=4, help="frames between window starts (default: 4)"
+    )
+    sequences.add_argument(
+        "--monotone-weight",
+        type=float,
+        default=0.1,
+        help="death: weight of the penalty on downward steps of p(dead) (default: 0.1)",
+    )
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -98,12 +120,19 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         print(f"livecell train: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
-    from livecell.training import train as training
-    from livecell.training.datasets import AugmentParams, DataError, load_data
-
     argv = list(["livecell", *sys.argv[1:]] if argv is None else argv)
     if argv:
         argv[0] = Path(argv[0]).name
+    if args.task != "patches":
+        return _run_sequences(args, argv)
+    return _run_patches(args, argv)
+
+
+def _run_patches(args: argparse.Namespace, argv: list[str]) -> int:
+    from livecell.engine._extras import MissingExtra
+    from livecell.training import train as training
+    from livecell.training.datasets import AugmentParams, DataError, load_data
+
     try:
         config = training.TrainConfig(
             arch=args.arch,
@@ -151,15 +180,52 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     except (ImportError, KeyError) as exc:
         print(f"livecell train: cannot build the network {args.arch!r}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    test = result.card["metrics"]["test"]
+    _report(result.card["metrics"]["test"], "patches")
+    print(f"wrote {result.out_dir}")
+    return EXIT_OK
+
+
+def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
+    from livecell.training.datasets import DataError
+    from livecell.training.sequence_train import train_sequence_model
+    from livecell.training.sequences import load_sequences
+
+    try:
+        load = functools.partial(
+            load_sequences, crop_px=args.crop_px, window=args.window, stride=args.stride
+        )
+        data = load(args.data)
+        result = train_sequence_model(
+            data,
+            task=args.task,
+            out=args.out,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            patience=args.patience,
+            monotone_weight=args.monotone_weight,
+            fractions=(0.7, 0.15, 0.15) if args.test is None else (0.85, 0.15, 0.0),
+            argv=argv,
+            progress=not args.quiet,
+            test_data=None if args.test is None else load(args.test),
+        )
+    except (DataError, ValueError, OSError) as exc:
+        print(f"livecell train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _report(result.card["metrics"]["test"], "windows")
+    print(f"ONNX vs torch: max abs difference {result.onnx_parity_max_abs_diff:.1e}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _report(test: dict[str, Any], unit: str) -> None:
     auroc = test["macro_auroc"]
     print(
-        f"held-out test: {test['n']} patches, accuracy {test['accuracy']:.3f}, "
+        f"held-out test: {test['n']} {unit}, accuracy {test['accuracy']:.3f}, "
         f"balanced accuracy {test['balanced_accuracy']:.3f}, macro AUROC "
         + ("n/a" if auroc is None else f"{auroc:.3f}")
     )
-    print(f"wrote {result.out_dir}")
-    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
