@@ -20,7 +20,7 @@ for seed in 21 22 23 24 25 26 31 32; do
   simulate "holo$seed" holotomo "$seed" --mip --size 1024 --positions 3 --frames 24
 done
 livecell train holo21 holo22 holo23 holo24 holo25 holo26 --test holo31 holo32 \
-  --out holotomo_states --arch compact --epochs 16 --patience 4 --onnx --quiet
+  --out holotomo_states --arch compact --epochs 16 --patience 4 --onnx
 livecell export holotomo_states
 
 # nanowell sequence models: 5 training acquisitions, 2 held out, 72 frames (6 h at 5 min)
@@ -31,7 +31,7 @@ for task in cell_type death; do
   OMP_NUM_THREADS=1 livecell train nano41 nano42 nano43 nano44 nano45 --test nano51 nano52 \
     --task "$task" --out "nanowell_$task" --crop-px 48 --window 8 --stride 8 \
     --epochs "$([ "$task" = death ] && echo 10 || echo 8)" \
-    --patience "$([ "$task" = death ] && echo 4 || echo 3)" --quiet
+    --patience "$([ "$task" = death ] && echo 4 || echo 3)"
 done
 
 bundled="$repo/livecell/engine/bundled"

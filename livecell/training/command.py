@@ -13,9 +13,12 @@ import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livecell.simulation.scene import DEFAULT_PATCH_SIZE_PX
+
+if TYPE_CHECKING:
+    from livecell.training.datasets import AugmentParams
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -92,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=0, help="data loader processes (default: 0)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument(
+        "--no-intensity-jitter",
+        action="store_true",
+        help="keep flips and rotations but not the gain and offset jitter: for calibrated "
+        "images (refractive index) where the absolute level is the signal",
+    )
     parser.add_argument("--onnx", action="store_true", help="also export DIR/model.onnx")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sequences = parser.add_argument_group("sequence tasks (cell_type, death)")
@@ -131,7 +140,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
 def _run_patches(args: argparse.Namespace, argv: list[str]) -> int:
     from livecell.engine._extras import MissingExtra
     from livecell.training import train as training
-    from livecell.training.datasets import AugmentParams, DataError, load_data
+    from livecell.training.datasets import DataError, load_data
 
     try:
         config = training.TrainConfig(
@@ -143,7 +152,7 @@ def _run_patches(args: argparse.Namespace, argv: list[str]) -> int:
             patience=args.patience,
             workers=args.workers,
             fractions=(0.7, 0.15, 0.15) if args.test is None else (0.85, 0.15, 0.0),
-            augment=None if args.no_augment else AugmentParams(),
+            augment=_augmentation(args),
         )
         load = functools.partial(
             load_data,
@@ -183,6 +192,16 @@ def _run_patches(args: argparse.Namespace, argv: list[str]) -> int:
     _report(result.card["metrics"]["test"], "patches")
     print(f"wrote {result.out_dir}")
     return EXIT_OK
+
+
+def _augmentation(args: argparse.Namespace) -> AugmentParams | None:
+    from livecell.training.datasets import AugmentParams
+
+    if args.no_augment:
+        return None
+    if args.no_intensity_jitter:
+        return AugmentParams(gain_sd=0.0, offset_sd=0.0)
+    return AugmentParams()
 
 
 def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:

@@ -78,7 +78,7 @@ def save_confusion_png(
     from matplotlib.figure import Figure
 
     m = np.asarray(matrix, dtype=np.int64)
-    side = 1.2 + 0.7 * len(classes)
+    side = max(3.6, 1.2 + 0.7 * len(classes))
     fig = Figure(figsize=(side + 1.5, side), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -89,11 +89,11 @@ def save_confusion_png(
     ax.set_yticks(range(len(classes)), labels=list(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, fontsize="medium")
     for (r, c), v in np.ndenumerate(m):
         shade = "white" if v / row_sums[r, 0] > 0.5 else "black"
         ax.text(c, r, str(v), ha="center", va="center", color=shade, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     return path

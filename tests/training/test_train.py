@@ -123,3 +123,15 @@ def test_held_out_test_data_is_the_test_split(
     assert card["metrics"]["test"]["n"] == len(held_out.labels)
     with pytest.raises(ValueError, match="shares groups"):
         _train(data, out, config=config, test_data=data)
+
+
+def test_intensity_jitter_can_be_left_out(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "registry_model", tiny_cnn)
+    argv = [str(tree), "--out", str(tmp_path), "--patch-size", "32", "--epochs", "1", "--quiet"]
+    assert command.main([*argv, "--no-intensity-jitter"]) == command.EXIT_OK
+    augment = json.loads((tmp_path / "model_card.json").read_text())["training"]["augment"]
+    assert augment["gain_sd"] == 0.0
+    assert augment["offset_sd"] == 0.0
+    assert augment["flips"] is True

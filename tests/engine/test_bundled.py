@@ -1,0 +1,120 @@
+"""The bundled models: present, small, and their ONNX files agree with their torch weights.
+
+Parity is checked on fresh seeded random inputs and on real data simulated here with
+seeds no bundled model trained on: holotomography patches, nanowell track windows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livecell.engine.bundled import BUNDLED_MODELS, bundled_model_dir, shipped_models
+
+torch = pytest.importorskip("torch")
+
+MAX_MODEL_MB = 5.0
+PARITY_MAX_ABS = 1e-4
+
+
+def test_every_bundled_model_ships() -> None:
+    assert shipped_models() == list(BUNDLED_MODELS)
+
+
+def test_unknown_names_are_refused_with_the_known_ones() -> None:
+    with pytest.raises(LookupError, match="holotomo_states"):
+        bundled_model_dir("resnet9000")
+
+
+@pytest.mark.parametrize("name", shipped_models())
+def test_each_model_is_small_and_carded(name: str) -> None:
+    folder = bundled_model_dir(name)
+    for file in ("model.onnx", "model.pt"):
+        size_mb = (folder / file).stat().st_size / 1e6
+        assert size_mb <= MAX_MODEL_MB, f"{name}/{file} is {size_mb:.1f} MB"
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["classes"]
+    assert card["command"].startswith("livecell train")
+    assert card["metrics"]["test"]["n"] > 0
+    assert name in BUNDLED_MODELS
+
+
+@pytest.fixture(scope="module")
+def holotomo_patches(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """Real 160 px patches (raw refractive index) of a small simulated MIP, seed 99."""
+    from livecell.training.datasets import load_simulated
+
+    out = tmp_path_factory.mktemp("sim") / "holo99"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "holotomo"),
+            *("--mip", "--size", "480", "--frames", "2", "--seed", "99"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return load_simulated(out).images
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in shipped_models() if n.startswith("holotomo")] or ["holotomo_states"]
+)
+def test_patch_model_onnx_matches_torch(name: str, holotomo_patches: np.ndarray) -> None:
+    from livecell.engine.export import check_parity
+    from livecell.engine.export_command import parity_inputs
+    from livecell.training.train import card_normalisation, load_model
+
+    model, card = load_model(bundled_model_dir(name))
+    shape = (card["input"]["channels"], card["input"]["height"], card["input"]["width"])
+    real = card_normalisation(card).apply(holotomo_patches)
+    assert real.shape[1:] == shape
+    worst = check_parity(
+        model, bundled_model_dir(name) / "model.onnx", [*parity_inputs(*shape), real]
+    )
+    assert worst < PARITY_MAX_ABS
+
+
+@pytest.fixture(scope="module")
+def nanowell_acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small nanowell acquisition, seed 99: 512 px, 2 x 2 wells, 10 frames."""
+    out = tmp_path_factory.mktemp("sim") / "nano99"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"),
+            *("--size", "512", "--wells", "2", "--frames", "10", "--seed", "99"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.mark.parametrize("name", ["nanowell_cell_type", "nanowell_death"])
+def test_sequence_model_onnx_matches_torch(name: str, nanowell_acquisition: Path) -> None:
+    from livecell.engine.sequence_export import check_sequence_parity
+    from livecell.training.sequence_train import card_sequence_normalisation, load_sequence_model
+    from livecell.training.sequences import load_track_sequences
+
+    model, card = load_sequence_model(bundled_model_dir(name))
+    spec = card["input"]["crops"]
+    windows = load_track_sequences(
+        nanowell_acquisition, crop_px=spec["height"], window=spec["window"], stride=spec["window"]
+    )
+    crops, motion = card_sequence_normalisation(card).apply(windows.crops, windows.motion)
+    rng = np.random.default_rng(0)
+    onnx_path = bundled_model_dir(name) / "model.onnx"
+    worst = max(
+        check_sequence_parity(model, onnx_path, crops, motion),
+        check_sequence_parity(
+            model,
+            onnx_path,
+            rng.standard_normal(crops[:4].shape).astype(np.float32),
+            rng.standard_normal(motion[:4].shape).astype(np.float32),
+        ),
+    )
+    assert worst < PARITY_MAX_ABS
