@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time the stages and print a table (see benchmarks/)",
         description="Run a benchmark and print its table.",
     )
-    bench.add_argument("which", choices=["ingest", "simulate", "engine"], help="which benchmark")
+    bench.add_argument(
+        "which", choices=["ingest", "simulate", "engine", "tracking"], help="which benchmark"
+    )
     bench.add_argument(
         "options",
         nargs=argparse.REMAINDER,
