@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,9 +17,30 @@ from typing import Any
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+
+    A port from ``bind(0)`` lies in the ephemeral range, where a ZeroMQ sender that keeps
+    reconnecting to a killed daemon can be given that very port as its own source port
+    (a TCP self-connect) and hold it, so the restarted daemon could not bind it.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(10_000, first_ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between 10000 and {first_ephemeral}")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
