@@ -204,11 +204,29 @@ def _augmentation(args: argparse.Namespace) -> AugmentParams | None:
     return AugmentParams()
 
 
+_PATCH_ONLY = {
+    "arch": "compact",
+    "resume": False,
+    "resize": False,
+    "include_empty": False,
+    "max_patches": None,
+    "workers": 0,
+    "no_augment": False,
+    "no_intensity_jitter": False,
+}
+"""Options that only ``--task patches`` reads, with their defaults."""
+
+
 def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
     from livecell.training.datasets import DataError
     from livecell.training.sequence_train import train_sequence_model
     from livecell.training.sequences import load_sequences
 
+    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
+    if ignored:
+        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        print(f"livecell train: {names} only apply to --task patches", file=sys.stderr)
+        return EXIT_USAGE
     try:
         load = functools.partial(
             load_sequences, crop_px=args.crop_px, window=args.window, stride=args.stride

@@ -260,3 +260,4 @@ def test_command_line_trains_a_sequence_task(acquisition: Path, tmp_path: Path) 
     assert (tmp_path / "m" / "model.onnx").is_file()
     missing = [str(tmp_path / "nowhere"), "--task", "cell_type", "--out", str(tmp_path / "x")]
     assert command.main(missing) == command.EXIT_USAGE
+    assert command.main([*argv, "--resume"]) == command.EXIT_USAGE  # a patch-only option
