@@ -39,8 +39,8 @@ import numpy.typing as npt
 import tifffile
 from scipy import ndimage
 
-from livecell.engine.models.sequence import MOTION_DESCRIPTORS, motion_descriptors
 from livecell.simulation.scene import CELL_STATES, CELL_TYPES, DEATH_PATHWAYS, LIVE
+from livecell.tracking.motion import MOTION_DESCRIPTORS, motion_descriptors
 from livecell.training.datasets import DataError, FloatArray, read_frame
 
 __all__ = [

@@ -20,12 +20,11 @@ come back to life, so the per-frame death probability should never step down.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from numpy.typing import ArrayLike, NDArray
 from torch import Tensor, nn
 
 from livecell.engine.models.resnet import COMPACT_WIDTHS, BasicBlock, ResNet
+from livecell.tracking.motion import MOTION_DESCRIPTORS, motion_descriptors
 
 __all__ = [
     "MOTION_DESCRIPTORS",
@@ -33,15 +32,6 @@ __all__ = [
     "monotone_death_penalty",
     "motion_descriptors",
 ]
-
-MOTION_DESCRIPTORS = (
-    "speed_px_per_frame",
-    "direction_rad",
-    "acceleration_px_per_frame2",
-    "area_change_rel",
-    "eccentricity_change",
-)
-"""Column names of :func:`motion_descriptors`, in order, with their units."""
 
 
 class SequenceClassifier(nn.Module):
@@ -110,53 +100,3 @@ def monotone_death_penalty(death_prob: Tensor) -> Tensor:
     if death_prob.shape[1] < 2:
         return death_prob.sum() * 0.0
     return torch.relu(death_prob[:, :-1] - death_prob[:, 1:]).mean()
-
-
-def motion_descriptors(
-    centroids: ArrayLike, areas: ArrayLike, eccentricities: ArrayLike
-) -> NDArray[np.float32]:
-    """Five motion descriptors per frame of a track: ``[T, 5]`` float32, columns as named in
-    :data:`MOTION_DESCRIPTORS`.
-
-    Inputs, one row per frame in time order: ``centroids [T, 2]`` as (y, x) = (row, column)
-    in pixels; ``areas [T]`` in square pixels (positive); ``eccentricities [T]`` in [0, 1).
-    Columns:
-
-    0. speed, pixels per frame: distance between consecutive centroids;
-    1. direction, radians in (-pi, pi]: ``atan2(dy, dx)`` of that step in image coordinates
-       (x to the right, y down), 0 for a cell that did not move;
-    2. acceleration, pixels per frame squared: change of speed from the previous step;
-    3. area change, dimensionless: ``(area[t] - area[t-1]) / area[t-1]``;
-    4. eccentricity change: ``ecc[t] - ecc[t-1]``.
-
-    Frame 0 has no previous step: speed and direction copy frame 1's (so a cell moving at
-    constant velocity has constant speed throughout), acceleration is 0 at frames 0 and 1,
-    area and eccentricity changes are 0 at frame 0. A single-frame track is all zeros.
-    Divide by the frame interval and multiply by the pixel size for physical units.
-    """
-    c = np.asarray(centroids, dtype=np.float64)
-    a = np.asarray(areas, dtype=np.float64)
-    e = np.asarray(eccentricities, dtype=np.float64)
-    if c.ndim != 2 or c.shape[1] != 2:
-        raise ValueError(f"centroids must be [T, 2], got shape {c.shape}")
-    n = c.shape[0]
-    if a.shape != (n,) or e.shape != (n,):
-        raise ValueError(
-            f"areas and eccentricities must be [T] with T={n}, got {a.shape} and {e.shape}"
-        )
-    if n and np.any(a <= 0):
-        raise ValueError("areas must be positive")
-    out = np.zeros((n, len(MOTION_DESCRIPTORS)), dtype=np.float64)
-    if n < 2:
-        return out.astype(np.float32)
-    step = np.diff(c, axis=0) + 0.0  # [T-1, 2] as (dy, dx); + 0.0 turns -0.0 into 0.0
-    speed = np.hypot(step[:, 0], step[:, 1])
-    direction = np.where(speed > 0, np.arctan2(step[:, 0], step[:, 1]), 0.0)
-    out[1:, 0] = speed
-    out[0, 0] = speed[0]
-    out[1:, 1] = direction
-    out[0, 1] = direction[0]
-    out[2:, 2] = np.diff(speed)
-    out[1:, 3] = np.diff(a) / a[:-1]
-    out[1:, 4] = np.diff(e)
-    return out.astype(np.float32)
