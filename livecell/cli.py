@@ -185,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a benchmark and print its table.",
     )
     bench.add_argument(
-        "which", choices=["ingest", "simulate", "engine", "tracking"], help="which benchmark"
+        "which",
+        choices=["ingest", "simulate", "engine", "tracking", "wells"],
+        help="which benchmark",
     )
     bench.add_argument(
         "options",
