@@ -24,6 +24,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from livecell.simulation.scene import (
+    Well,
+    well_id,
+)  # SPEC 4 well vocabulary, shared with the simulator
+
 __all__ = [
     "Lattice",
     "Well",
@@ -50,24 +55,6 @@ _MIN_PITCH_PX = 16
 _SEARCH_FRACTION = 0.15
 # Edges nearer the frame edge than this are left out: the profile's smoothing skews them.
 _BORDER_PX = 4
-
-
-def well_id(row: int, col: int) -> str:
-    """SPEC 4: ``r{row:03d}c{col:03d}``, counted in the well lattice of its position."""
-    return f"r{row:03d}c{col:03d}"
-
-
-@dataclass(frozen=True, slots=True)
-class Well:
-    """One whole well in one frame: its id, lattice row and column, interior box (px)."""
-
-    well: str
-    row: int
-    col: int
-    x0: int
-    y0: int
-    x1: int
-    y1: int
 
 
 @dataclass(frozen=True, slots=True)

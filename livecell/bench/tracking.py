@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any
 
 import numpy as np
 
+from livecell.bench._timing import call_seconds
 from livecell.tracking.smoothing import smooth_track
 
 _RATIO_TARGET = 100.0
@@ -39,12 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _median_seconds(call: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return float(np.median(call_seconds(call, repeats)))
 
 
 def _track(length: int, seed: int = 0) -> np.ndarray:

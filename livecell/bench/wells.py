@@ -11,25 +11,20 @@ Reports p50 and p99 in milliseconds. Run as ``python benchmarks/wells.py`` or
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from livecell.analysis.wells import WellLattice, fit_lattice, lattice_offset, track_drift
+from livecell.bench._timing import call_seconds
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams
 
 
 def _time_ms(call: Callable[[], object], repeats: int) -> tuple[float, float]:
-    call()  # warm-up: FFT plans, caches
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
+    samples_ms = 1e3 * np.array(call_seconds(call, repeats, warm_up=True))  # FFT plans, caches
+    return float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 99))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

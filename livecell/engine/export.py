@@ -16,7 +16,7 @@ silenced for the duration of the export call only, so they do not fail the stric
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 INPUT_NAME = "patches"
 OUTPUT_NAME = "probabilities"
 MIN_OPSET = 17
+PARITY_TOLERANCE = 1e-4
+"""Largest ONNX Runtime vs torch difference an fp32 export may show."""
 
 
 def with_softmax(model: torch.nn.Module) -> torch.nn.Module:
@@ -54,26 +56,53 @@ def export_onnx(
     spatial size is fixed in the file, the batch is not.
     """
     torch = require("torch", extra="train", purpose="ONNX export")
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    return export_traced(
+        model,
+        with_softmax,
+        (torch.zeros(2, in_channels, height, width, dtype=torch.float32),),
+        path,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset=opset,
+    )
+
+
+def export_traced(
+    model: torch.nn.Module,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module],
+    example: tuple[torch.Tensor, ...],
+    path: str | Path,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    opset: int = MIN_OPSET,
+) -> Path:
+    """The exporter every livecell model goes through: ``wrap(model)`` (the model with its
+    softmax, in eval mode) traced at ``example`` into ``path`` (TorchScript-based,
+    ``dynamo=False``), ``model`` left in the mode it was in. Callers add their own
+    warning filters around it.
+    """
+    torch = require("torch", extra="train", purpose="ONNX export")
     require("onnx", extra="train", purpose="ONNX export")
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset}: livecell exports opset {MIN_OPSET} or later")
-    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
-    wrapped = with_softmax(model)
-    example = torch.zeros(2, in_channels, height, width, dtype=torch.float32)
     try:
         with warnings.catch_warnings():
             # The TorchScript exporter and its helpers are deprecated in torch >= 2.9.
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                wrapped,
-                (example,),
+                wrap(model),
+                example,
                 str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
                 opset_version=opset,
                 do_constant_folding=True,
                 dynamo=False,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-FP32_TOLERANCE = 1e-4
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = (
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from livecell.engine.export import check_parity, export_onnx, onnx_opset
+    from livecell.engine.export import PARITY_TOLERANCE, check_parity, export_onnx, onnx_opset
     from livecell.training.train import load_model
 
     model, card = load_model(args.model_dir)
@@ -73,12 +72,12 @@ def _export(args: argparse.Namespace) -> int:
     out = args.out or args.model_dir / "model.onnx"
     export_onnx(model, out, in_channels=channels, input_size=(height, width), opset=args.opset)
     worst = check_parity(model, out, parity_inputs(channels, height, width))
-    verdict = "ok" if worst < FP32_TOLERANCE else f"OVER the {FP32_TOLERANCE:g} fp32 tolerance"
+    verdict = "ok" if worst < PARITY_TOLERANCE else f"OVER the {PARITY_TOLERANCE:g} fp32 tolerance"
     print(
         f"wrote {out} (opset {onnx_opset(out)}, dynamic batch); ONNX Runtime vs torch max abs "
         f"difference {worst:.2e}: {verdict}"
     )
-    if worst >= FP32_TOLERANCE:
+    if worst >= PARITY_TOLERANCE:
         return EXIT_FAILURE
     if args.tensorrt:
         from livecell.engine.tensorrt_build import build_engine

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from livecell.engine._extras import require
-from livecell.engine.export import MIN_OPSET
+from livecell.engine.export import MIN_OPSET, export_traced
+from livecell.tracking.motion import MOTION_DESCRIPTORS
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +34,6 @@ __all__ = [
 
 INPUT_NAMES = ("crops", "motion")
 OUTPUT_NAMES = ("frame_probabilities", "sequence_probabilities")
-NUM_MOTION = 5
 
 
 def _with_softmax(model: torch.nn.Module) -> torch.nn.Module:
@@ -70,50 +70,36 @@ def export_sequence_onnx(
     at ``window`` steps of ``crop_px`` crops.
     """
     torch = require("torch", extra="train", purpose="ONNX export")
-    require("onnx", extra="train", purpose="ONNX export")
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset}: livecell exports opset {MIN_OPSET} or later")
     height, width = (crop_px, crop_px) if isinstance(crop_px, int) else crop_px
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    was_training = model.training
-    wrapped = _with_softmax(model)
     crops = torch.zeros(2, window, in_channels, height, width, dtype=torch.float32)
-    motion = torch.zeros(2, window, NUM_MOTION, dtype=torch.float32)
+    motion = torch.zeros(2, window, len(MOTION_DESCRIPTORS), dtype=torch.float32)
     dims = {0: "batch", 1: "steps"}
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in torch >= 2.9, and it warns that an
-            # LSTM traced with batch > 1 may fix the batch (it does not here: the batch
-            # axis is declared dynamic, and the tests run other batch sizes).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            # The LSTM's input-size check reads a traced shape as a Python bool; the
-            # check only guards the feature width, fixed by the model, not B or T.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.filterwarnings(
-                "ignore",
-                message="Exporting a model to ONNX with a batch_size other than 1",
-                category=UserWarning,
-            )
-            torch.onnx.export(
-                wrapped,
-                (crops, motion),
-                str(path),
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes={
-                    INPUT_NAMES[0]: dims,
-                    INPUT_NAMES[1]: dims,
-                    OUTPUT_NAMES[0]: dims,
-                    OUTPUT_NAMES[1]: {0: "batch"},
-                },
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-    finally:
-        model.train(was_training)
-    return path
+    with warnings.catch_warnings():
+        # The exporter warns that an LSTM traced with batch > 1 may fix the batch (it does
+        # not here: the batch axis is declared dynamic, and the tests run other sizes).
+        # The LSTM's input-size check reads a traced shape as a Python bool; the check
+        # only guards the feature width, fixed by the model, not B or T.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message="Exporting a model to ONNX with a batch_size other than 1",
+            category=UserWarning,
+        )
+        return export_traced(
+            model,
+            _with_softmax,
+            (crops, motion),
+            path,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={
+                INPUT_NAMES[0]: dims,
+                INPUT_NAMES[1]: dims,
+                OUTPUT_NAMES[0]: dims,
+                OUTPUT_NAMES[1]: {0: "batch"},
+            },
+            opset=opset,
+        )
 
 
 def torch_sequence_probabilities(

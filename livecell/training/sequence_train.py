@@ -24,7 +24,6 @@ on held-out windows; a difference of 1e-4 or more raises.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from livecell import __version__
+from livecell.engine.export import PARITY_TOLERANCE
 from livecell.engine.models.registry import build_sequence_model
 from livecell.engine.models.sequence import (
     MOTION_DESCRIPTORS,
@@ -55,6 +55,9 @@ from livecell.training.train import (
     ONNX_FILE,
     SPLITS,
     class_weights,
+    save_atomic,
+    state_copy,
+    write_card,
 )
 
 __all__ = [
@@ -67,7 +70,6 @@ __all__ = [
 ]
 
 CARD_SCHEMA_VERSION = 1
-PARITY_TOLERANCE = 1e-4
 ARCH = "cnn-lstm"
 
 
@@ -150,10 +152,6 @@ def _frame_death_metrics(
     proba = np.stack([1.0 - p_dead, p_dead], axis=1)
     m = classification_metrics(truth, proba, ("live", "dead"))
     return {k: m[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_auroc")}
-
-
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _split(
@@ -240,7 +238,7 @@ def train_sequence_model(
     frame_loss = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(frame_weights))
 
     best_score, best_epoch, stale = -1.0, -1, 0
-    best_state = _state_copy(model)
+    best_state = state_copy(model)
     history: list[dict[str, float]] = []
     val_idx = split_idx["val"]
     stopped_early = False
@@ -282,7 +280,7 @@ def train_sequence_model(
         )
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
-            best_state = _state_copy(model)
+            best_state = state_copy(model)
         else:
             stale += 1
         if progress:
@@ -296,9 +294,7 @@ def train_sequence_model(
 
     model.load_state_dict(best_state)
     model.eval()
-    tmp = out / (MODEL_FILE + ".tmp")
-    torch.save(best_state, tmp)
-    os.replace(tmp, out / MODEL_FILE)
+    save_atomic(best_state, out / MODEL_FILE)
 
     metrics: dict[str, Any] = {}
     for name, idx in split_idx.items():
@@ -423,9 +419,7 @@ def train_sequence_model(
         "command": shlex.join(argv),
         "argv": list(argv),
     }
-    tmp = out / (CARD_FILE + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, out / CARD_FILE)
+    write_card(card, out)
     return SequenceTrainResult(
         out_dir=out, model=model, card=card, normalisation=norm, onnx_parity_max_abs_diff=parity
     )

@@ -182,13 +182,22 @@ def _fingerprint(config: TrainConfig, data: PatchSet, split_groups: Mapping[str,
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def _save_atomic(obj: Mapping[str, Any], path: Path) -> None:
+def save_atomic(obj: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` to a temporary name, then rename: a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(dict(obj), tmp)
     os.replace(tmp, path)
 
 
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def write_card(card: Mapping[str, Any], out_dir: Path) -> None:
+    """``out_dir/model_card.json``, written whole or not at all."""
+    tmp = out_dir / (CARD_FILE + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, out_dir / CARD_FILE)
+
+
+def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``model``'s weights (the best epoch so far)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -238,7 +247,7 @@ def train(
     fingerprint = _fingerprint(config, data, split_groups)
 
     start_epoch, best_score, best_epoch, stale = 0, -1.0, -1, 0
-    best_state = _state_copy(model)
+    best_state = state_copy(model)
     history: list[dict[str, float]] = []
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if resume:
@@ -298,11 +307,11 @@ def train(
         )
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
-            best_state = _state_copy(model)
+            best_state = state_copy(model)
         else:
             stale += 1
         stopped_early = stale >= config.patience
-        _save_atomic(
+        save_atomic(
             {
                 "epoch": epoch,
                 "model": model.state_dict(),
@@ -325,7 +334,7 @@ def train(
 
     model.load_state_dict(best_state)
     model.eval()
-    _save_atomic(best_state, out_dir / MODEL_FILE)
+    save_atomic(best_state, out_dir / MODEL_FILE)
     metrics = {
         name: classification_metrics(labels[idx], predict_proba(model, images[idx]), data.classes)
         for name, idx in split_idx.items()
@@ -360,9 +369,7 @@ def train(
         argv=argv,
         provenance=provenance or {},
     )
-    tmp = out_dir / (CARD_FILE + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, out_dir / CARD_FILE)
+    write_card(card, out_dir)
     return TrainResult(out_dir=out_dir, model=model, card=card)
 
 
