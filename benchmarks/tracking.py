@@ -1,5 +1,7 @@
-"""Convex smoothing, banded solve vs CVXPY: ``python benchmarks/tracking.py --help``.
+"""Tracking benchmarks: ``python benchmarks/tracking.py --help``.
 
+Smoothing vs CVXPY (default), the per-well tracker on ground-truth masks beside laptrack,
+and the tracker's scale over a chip (``--sections truth laptrack scale`` or ``all``).
 A thin script over ``livecell.bench.tracking`` (also ``livecell bench tracking``).
 """
 

@@ -1,10 +1,23 @@
-"""The tracking benchmark (issue 5): convex smoothing, banded solve vs CVXPY.
+"""The tracking benchmark (issue 5): smoothing speed, tracker accuracy and tracker scale.
 
-For tracks of several lengths with 20 % of frames missing, times
-:func:`livecell.tracking.smoothing.smooth_track` (a pentadiagonal solve) against the
-same QP stated in CVXPY and solved by Clarabel and OSQP, in the same process, and
-checks that they agree. The tracker's scale benchmark (wells per frame) joins this
-table when the tracker exists.
+Sections (``--sections``, default ``smoothing``; ``all`` runs every one):
+
+- ``smoothing``: for tracks of several lengths with 20 % of frames missing, times
+  :func:`livecell.tracking.smoothing.smooth_track` (a pentadiagonal solve) against the
+  same QP stated in CVXPY and solved by Clarabel and OSQP, in the same process, and
+  checks that they agree.
+- ``truth``: the per-well tracker on the simulator's ground-truth masks: each well's
+  TRA labels cropped per frame (``wells.csv`` boxes; cells stay inside them whatever the
+  stage drift), one :class:`~livecell.tracking.nanowell.NanowellTracker` per well, a
+  tracks file written and scored by :func:`livecell.evaluation.scoring.evaluate`; MOTA
+  and IDF1 by cells-per-well group (1-2 and 3-5). Folders from ``--truth-masks``, or
+  nanowell acquisitions simulated for ``--seeds`` (default 81 82 83).
+- ``laptrack``: laptrack (LAP linking with gap closing and splitting) on the same
+  centroids, well by well, scored the same way, with its time beside livecell's.
+- ``scale``: a synthetic chip of N wells x 3 moving cells per frame, one core: time per
+  frame for the whole chip from observations (split of a whole frame's measurements by
+  well box + every well's update), and from a label image (measurement and contacts
+  included), for 500 to 50,000 wells.
 
 Run as ``python benchmarks/tracking.py`` or ``livecell bench tracking``.
 """
@@ -12,30 +25,100 @@ Run as ``python benchmarks/tracking.py`` or ``livecell bench tracking``.
 from __future__ import annotations
 
 import argparse
+import csv
 import platform
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from livecell.bench._timing import call_seconds
+from livecell.tracking.nanowell import NanowellTracker, TrackerParams, track_rows
+from livecell.tracking.observations import Observations, measure, split_by_box, touching_pairs
 from livecell.tracking.smoothing import smooth_track
 
 _RATIO_TARGET = 100.0
+_SECTIONS = ("smoothing", "truth", "laptrack", "scale")
+_TRACK_COLUMNS = ("position", "t", "track", "well", "x", "y", "area", "cell_type", "state")
+_GROUPS = ((1, 2), (3, 5))
+_MOTA_TARGETS = {(1, 2): 0.99, (3, 5): 0.97}
+_SCALE_TARGET_S = 0.2
+_WELL_ID_STRIDE = 1000  # global track id = well index * stride + local id
+_LAPTRACK_LINK_PX = 150.0  # effectors step up to ~100 px a frame in the simulator
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmarks/tracking.py",
-        description="Convex trajectory smoothing: livecell's banded solve vs CVXPY.",
+        description="Tracking: smoothing vs CVXPY, the tracker on ground-truth masks "
+        "(and laptrack), and the tracker's scale.",
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=[*_SECTIONS, "all"],
+        default=["smoothing"],
+        help="what to run (default: smoothing)",
     )
     parser.add_argument(
         "--lengths", type=int, nargs="+", default=[72, 288, 1000], help="track lengths (frames)"
     )
     parser.add_argument("--lam", type=float, default=10.0, help="curvature weight")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per cell (median)")
+    parser.add_argument(
+        "--truth-masks",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="OUT",
+        help="simulated nanowell folders (OUT/ground_truth) for truth and laptrack",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[81, 82, 83], help="seeds to simulate"
+    )
+    parser.add_argument("--frames", type=int, default=40, help="frames to simulate")
+    parser.add_argument(
+        "--wells",
+        type=int,
+        nargs="+",
+        default=[500, 5000, 50000],
+        help="chip sizes for the scale section",
+    )
+    parser.add_argument(
+        "--scale-frames", type=int, default=5, help="timed frames per chip size (median)"
+    )
     return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sections = _SECTIONS if "all" in args.sections else tuple(args.sections)
+    print(f"livecell tracking benchmark: Python {platform.python_version()}, one core")
+    status = 0
+    if "smoothing" in sections:
+        status |= _smoothing(args)
+    folders: list[Path] = []
+    if "truth" in sections or "laptrack" in sections:
+        with tempfile.TemporaryDirectory(prefix="livecell-bench-tracking-") as tmp:
+            folders = list(args.truth_masks or _simulate(Path(tmp), args.seeds, args.frames))
+            if "truth" in sections:
+                status |= _truth_section(folders)
+            if "laptrack" in sections:
+                status |= _laptrack_section(folders)
+    if "scale" in sections:
+        status |= _scale_section(args.wells, args.scale_frames)
+    return status
+
+
+# --- smoothing ----------------------------------------------------------------------------
 
 
 def _median_seconds(call: Callable[[], object], repeats: int) -> float:
@@ -78,14 +161,12 @@ def _build_and_solve(track: np.ndarray, lam: float, solver: str) -> Callable[[],
     return solve
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _smoothing(args: argparse.Namespace) -> int:
     try:
         import cvxpy  # noqa: F401
     except ImportError:
         print("the reference needs cvxpy: pip install -e '.[dev]'")
         return 1
-    print(f"livecell tracking benchmark: Python {platform.python_version()}, one core")
     print(f"convex smoothing, 2-D tracks, 20 % of frames missing, lambda {args.lam}")
     print(
         f"{'frames':>7}{'banded ms':>11}{'solver':>10}{'per call ms':>13}{'speed-up':>10}"
@@ -114,5 +195,382 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "per call: the problem built and solved for each track, as seed 003 did; reused: "
         "only the solve of an already built problem (a lower bound for CVXPY)."
+    )
+    return 0
+
+
+# --- ground-truth masks -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Well:
+    position: str
+    name: str
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+
+
+def _simulate(folder: Path, seeds: Sequence[int], frames: int) -> list[Path]:
+    out = []
+    for seed in seeds:
+        target = folder / f"seed{seed}"
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "livecell", "simulate", str(target)),
+                *("--kind", "nanowell", "--frames", str(frames), "--interval", "0"),
+                *("--seed", str(seed)),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        out.append(target)
+    return out
+
+
+def read_wells(ground_truth: Path) -> list[Well]:
+    """The wells of ``ground_truth/wells.csv``, in file order."""
+    with (ground_truth / "wells.csv").open(newline="") as f:
+        return [
+            Well(r["position"], r["well"], (int(r["x0"]), int(r["y0"]), int(r["x1"]), int(r["y1"])))
+            for r in csv.DictReader(f)
+        ]
+
+
+def read_tra_frames(ground_truth: Path, position: str) -> list[npt.NDArray[np.integer]]:
+    """The ground-truth TRA label images of one position, in frame order."""
+    import tifffile
+
+    paths = sorted((ground_truth / position / "TRA").glob("man_track*.tif"))
+    return [np.asarray(tifffile.imread(p)) for p in paths]
+
+
+def track_truth_masks(
+    ground_truth: Path,
+    params: TrackerParams = TrackerParams(),  # noqa: B008 (frozen)
+) -> tuple[list[dict[str, object]], float]:
+    """Track every well of a simulated acquisition on its ground-truth masks.
+
+    Returns the tracks-file rows (global ids ``well index * 1000 + local id``) and the
+    seconds spent in the trackers (reading the masks excluded).
+    """
+    wells = read_wells(ground_truth)
+    rows: list[dict[str, object]] = []
+    seconds = 0.0
+    for position in sorted({w.position for w in wells}):
+        frames = read_tra_frames(ground_truth, position)
+        here = [(i, w) for i, w in enumerate(wells) if w.position == position]
+        for index, well in here:
+            x0, y0, x1, y1 = well.box
+            tracker = NanowellTracker(params)
+            started = time.perf_counter()
+            updates = [tracker.update(frame[y0:y1, x0:x1], t) for t, frame in enumerate(frames)]
+            seconds += time.perf_counter() - started
+            for row in track_rows(updates):
+                rows.append(
+                    {
+                        "position": position,
+                        "t": row.t,
+                        "track": index * _WELL_ID_STRIDE + row.track,
+                        "well": well.name,
+                        "x": round(row.x + x0, 3),
+                        "y": round(row.y + y0, 3),
+                        "area": round(row.area_px, 1),
+                        "cell_type": "",
+                        "state": "",
+                    }
+                )
+    return rows, seconds
+
+
+def write_tracks(path: Path, rows: Sequence[dict[str, object]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_TRACK_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupScores:
+    cells: tuple[int, int]
+    wells: int
+    objects: int
+    mota: float
+    idf1: float
+    switches: int
+
+
+def score_tracks(ground_truth: Path, tracks_file: Path) -> list[GroupScores]:
+    """MOTA and IDF1 of a tracks file by cells-per-well group (livecell's evaluation)."""
+    from livecell.evaluation.scoring import evaluate
+    from livecell.evaluation.tracking import combine
+
+    report = evaluate(ground_truth, tracks=tracks_file)
+    if report.tracking is None:
+        raise RuntimeError(f"{tracks_file}: tracking was not scored")
+    out = []
+    for lo, hi in _GROUPS:
+        parts = [b.scores for b in report.tracking.by_cells if lo <= b.cells <= hi]
+        if not parts:
+            continue
+        s = combine(parts)
+        out.append(GroupScores((lo, hi), s.wells, s.num_objects, s.mota, s.idf1, s.num_switches))
+    return out
+
+
+def _print_groups(name: str, groups: Sequence[GroupScores], seconds: float) -> bool:
+    met = True
+    for g in groups:
+        target = _MOTA_TARGETS[g.cells]
+        ok = g.mota >= target
+        met &= ok
+        print(
+            f"{name:>10}{f'{g.cells[0]}-{g.cells[1]}':>8}{g.wells:>7}{g.objects:>9}"
+            f"{g.mota:>8.4f}{g.idf1:>8.4f}{g.switches:>10}{seconds:>9.2f}"
+            f"   >= {target} {'met' if ok else 'MISSED'}"
+        )
+    return met
+
+
+def _truth_header(title: str) -> None:
+    print(title)
+    print(
+        f"{'tracker':>10}{'cells':>8}{'wells':>7}{'objects':>9}{'MOTA':>8}{'IDF1':>8}"
+        f"{'switches':>10}{'track s':>9}"
+    )
+
+
+def _merge_groups(parts: Sequence[Sequence[GroupScores]]) -> list[GroupScores]:
+    out = []
+    for cells in _GROUPS:
+        found = [g for groups in parts for g in groups if g.cells == cells]
+        if not found:
+            continue
+        objects = sum(g.objects for g in found)
+        out.append(
+            GroupScores(
+                cells,
+                sum(g.wells for g in found),
+                objects,
+                sum(g.mota * g.objects for g in found) / max(objects, 1),
+                sum(g.idf1 * g.objects for g in found) / max(objects, 1),
+                sum(g.switches for g in found),
+            )
+        )
+    return out
+
+
+def _truth_section(folders: Sequence[Path]) -> int:
+    _truth_header(
+        "per-well tracker on ground-truth masks (TRA labels cropped by well), "
+        f"{len(folders)} acquisition(s); MOTA pooled over objects"
+    )
+    parts = []
+    total = 0.0
+    with tempfile.TemporaryDirectory(prefix="livecell-tracks-") as tmp:
+        for folder in folders:
+            rows, seconds = track_truth_masks(folder / "ground_truth")
+            total += seconds
+            path = Path(tmp) / f"{folder.name}.csv"
+            write_tracks(path, rows)
+            groups = score_tracks(folder / "ground_truth", path)
+            parts.append(groups)
+            for g in groups:
+                print(
+                    f"  {folder.name}: {g.cells[0]}-{g.cells[1]} cells/well: MOTA {g.mota:.4f} "
+                    f"IDF1 {g.idf1:.4f} ({g.wells} wells, {g.switches} switches)"
+                )
+    met = _print_groups("livecell", _merge_groups(parts), total)
+    print("track s: seconds in the trackers (masks read beforehand), all acquisitions")
+    return 0 if met else 1
+
+
+# --- laptrack -----------------------------------------------------------------------------
+
+
+def _laptrack_rows(ground_truth: Path) -> tuple[list[dict[str, object]], float]:
+    pd: Any = import_module("pandas")
+    laptrack: Any = import_module("laptrack")
+    wells = read_wells(ground_truth)
+    rows: list[dict[str, object]] = []
+    seconds = 0.0
+    tracker = laptrack.LapTrack(
+        cutoff=_LAPTRACK_LINK_PX**2,
+        gap_closing_cutoff=_LAPTRACK_LINK_PX**2,
+        gap_closing_max_frame_count=3,
+        splitting_cutoff=60.0**2,
+    )
+    for position in sorted({w.position for w in wells}):
+        frames = read_tra_frames(ground_truth, position)
+        for index, well in ((i, w) for i, w in enumerate(wells) if w.position == position):
+            x0, y0, x1, y1 = well.box
+            records = []
+            for t, frame in enumerate(frames):
+                obs = measure(frame[y0:y1, x0:x1])
+                records += [
+                    {"frame": t, "x": x, "y": y, "area": a}
+                    for x, y, a in zip(obs.x_px, obs.y_px, obs.area_px, strict=True)
+                ]
+            if not records:
+                continue
+            df = pd.DataFrame.from_records(records)
+            started = time.perf_counter()
+            track_df, _, _ = tracker.predict_dataframe(
+                df, coordinate_cols=["x", "y"], frame_col="frame", only_coordinate_cols=False
+            )
+            seconds += time.perf_counter() - started
+            for r in track_df.itertuples():
+                rows.append(
+                    {
+                        "position": position,
+                        "t": int(r.frame),
+                        "track": index * _WELL_ID_STRIDE + int(r.track_id) + 1,
+                        "well": well.name,
+                        "x": round(float(r.x) + x0, 3),
+                        "y": round(float(r.y) + y0, 3),
+                        "area": float(r.area),
+                        "cell_type": "",
+                        "state": "",
+                    }
+                )
+    return rows, seconds
+
+
+def _laptrack_section(folders: Sequence[Path]) -> int:
+    try:
+        import laptrack  # noqa: F401
+        import pandas  # noqa: F401
+    except ImportError:
+        print("laptrack not installed (pip install -e '.[dev]'): section skipped")
+        return 0
+    _truth_header(
+        f"laptrack (LAP on centroids, squared distance: linking and gap closing (3 frames) "
+        f"within {_LAPTRACK_LINK_PX:g} px, splitting within 60 px) on the same masks, per well"
+    )
+    parts = []
+    total = 0.0
+    with tempfile.TemporaryDirectory(prefix="livecell-laptrack-") as tmp:
+        for folder in folders:
+            rows, seconds = _laptrack_rows(folder / "ground_truth")
+            total += seconds
+            path = Path(tmp) / f"{folder.name}.csv"
+            write_tracks(path, rows)
+            parts.append(score_tracks(folder / "ground_truth", path))
+    _print_groups("laptrack", _merge_groups(parts), total)
+    print("track s: seconds in laptrack's predict_dataframe (centroids measured beforehand)")
+    return 0
+
+
+# --- scale --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticChip:
+    """A square lattice of wells, 3 cells each, moving by a random walk (px)."""
+
+    boxes: npt.NDArray[np.int64]
+    pitch_px: int
+    well_px: int
+    cell_radius_px: int
+
+
+def _chip(wells: int) -> SyntheticChip:
+    side = int(np.ceil(np.sqrt(wells)))
+    pitch, size = 40, 34
+    grid = np.arange(side * side)[:wells]
+    x0 = (grid % side) * pitch + 3
+    y0 = (grid // side) * pitch + 3
+    boxes = np.stack([x0, y0, x0 + size, y0 + size], axis=1).astype(np.int64)
+    return SyntheticChip(boxes, pitch, size, 4)
+
+
+def _positions(chip: SyntheticChip, frames: int, seed: int) -> npt.NDArray[np.float64]:
+    """``[frames, wells, 3, 2]`` cell centres (absolute px), kept inside their wells."""
+    rng = np.random.default_rng(seed)
+    n = len(chip.boxes)
+    r = chip.cell_radius_px
+    lo, hi = r + 1, chip.well_px - r - 2
+    start = rng.uniform(lo, hi, (n, 3, 2))
+    steps = rng.normal(0, 1.5, (frames, n, 3, 2))
+    rel = np.clip(start[None] + np.cumsum(steps, axis=0), lo, hi)
+    return rel + chip.boxes[None, :, None, :2].astype(np.float64)
+
+
+def _chip_observations(chip: SyntheticChip, centres: npt.NDArray[np.float64]) -> Observations:
+    n = centres.shape[0]
+    area = np.full(n * 3, np.pi * chip.cell_radius_px**2)
+    flat = centres.reshape(-1, 2)
+    return Observations.from_arrays(np.arange(1, n * 3 + 1), flat[:, 0], flat[:, 1], area)
+
+
+def _chip_labels(chip: SyntheticChip, centres: npt.NDArray[np.float64]) -> npt.NDArray[np.int32]:
+    side = int(chip.boxes[:, 2].max()) + 3
+    image = np.zeros((side, side), np.int32)
+    r = chip.cell_radius_px
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = dx**2 + dy**2 <= r * r
+    ox, oy = dx[disc], dy[disc]
+    flat = np.rint(centres.reshape(-1, 2)).astype(np.int64)
+    labels = np.arange(1, len(flat) + 1, dtype=np.int32)
+    image[flat[:, 1:2] + oy[None, :], flat[:, 0:1] + ox[None, :]] = labels[:, None]
+    return image
+
+
+def _chip_step_observations(
+    trackers: list[NanowellTracker], chip: SyntheticChip, obs: Observations, t: int
+) -> None:
+    for tracker, part in zip(trackers, split_by_box(obs, chip.boxes), strict=True):
+        tracker.update_observations(part, t, touching=())
+
+
+def _chip_step_labels(
+    trackers: list[NanowellTracker], chip: SyntheticChip, image: npt.NDArray[np.int32], t: int
+) -> None:
+    obs = measure(image)
+    pairs = touching_pairs(image)
+    parts = split_by_box(obs, chip.boxes)
+    from livecell.tracking.observations import assign_to_boxes, split_pairs
+
+    box_of = np.full(int(image.max()) + 1, -1, np.int64)
+    box_of[obs.label] = assign_to_boxes(obs.x_px, obs.y_px, chip.boxes)
+    per_well = split_pairs(pairs, box_of, len(chip.boxes))
+    for tracker, part, touching in zip(trackers, parts, per_well, strict=True):
+        tracker.update_observations(part, t, touching=[tuple(p) for p in touching.tolist()])
+
+
+def _scale_section(sizes: Sequence[int], frames: int) -> int:
+    print(
+        "scale: synthetic chip, 3 cells per well moving ~1.5 px/frame, one tracker per well, "
+        f"median of {frames} frames (after the first)"
+    )
+    print(f"{'wells':>8}{'obs s/frame':>13}{'us/well':>9}{'labels s/frame':>16}{'us/well':>9}")
+    met = True
+    for wells in sizes:
+        chip = _chip(wells)
+        centres = _positions(chip, frames + 1, seed=wells)
+        timings = []
+        for mode in ("observations", "labels"):
+            trackers = [NanowellTracker() for _ in range(wells)]
+            samples = []
+            for t in range(frames + 1):
+                if mode == "observations":
+                    obs = _chip_observations(chip, centres[t])
+                    started = time.perf_counter()
+                    _chip_step_observations(trackers, chip, obs, t)
+                else:
+                    image = _chip_labels(chip, centres[t])
+                    started = time.perf_counter()
+                    _chip_step_labels(trackers, chip, image, t)
+                if t:
+                    samples.append(time.perf_counter() - started)
+            timings.append(float(np.median(samples)))
+        if wells == 5000:
+            met = timings[0] < _SCALE_TARGET_S
+        print(
+            f"{wells:>8}{timings[0]:>13.3f}{timings[0] / wells * 1e6:>9.1f}"
+            f"{timings[1]:>16.3f}{timings[1] / wells * 1e6:>9.1f}"
+        )
+    print(
+        "obs: the frame's measurements split by well box + every well's update; labels: "
+        "the same plus measuring the chip's label image and its touching pairs. "
+        f"Target at 5,000 wells (obs) < {_SCALE_TARGET_S} s: {'met' if met else 'MISSED'}"
     )
     return 0

@@ -1,7 +1,14 @@
-"""Tracking: following each cell of a well through time (issue 5, being built).
+"""Tracking: following each cell of a well through time (seed 003, made exact and online).
 
-``smoothing`` owns the trajectory maths of seed 003 made exact and fast: gap filling
-(least squared velocity between measured anchors) and global smoothing (the convex
-QP ``sum ||x_t - m_t||^2 + lambda sum ||x_{t+1} - 2 x_t + x_{t-1}||^2``) solved as a
-banded linear system, offline over a whole track or online as a fixed-lag smoother.
+- ``observations``: what a label image says about its cells (centroid, area, box,
+  touching pairs), measured in one vectorised pass and split by well.
+- ``nanowell``: ``NanowellTracker``, one per well: Hungarian linking on distance,
+  velocity prediction and shape, containment (a missing cell is a missed detection),
+  gap filling and mitosis.
+- ``contacts``: contact starts and ends with one frame of hysteresis.
+- ``smoothing``: gap filling (least squared velocity) and the convex smoothing QP
+  ``sum ||x_t - m_t||^2 + lambda sum ||x_{t+1} - 2 x_t + x_{t-1}||^2`` solved as a
+  banded linear system, offline over a whole track or online as a fixed-lag smoother.
+- ``motion``, ``cell_crops``: what the per-track sequence models read of a track.
+- ``ctc`` and ``command``: Cell Tracking Challenge results and ``livecell track``.
 """

@@ -31,6 +31,10 @@ FloatArray = npt.NDArray[np.float64]
 _SECOND_DIFFERENCE = np.array([1.0, -2.0, 1.0])
 
 
+MIN_LAMBDA = 1e-9
+"""Smaller curvature weights are treated as 0 by :func:`smooth_track`."""
+
+
 def _as_track(positions: npt.ArrayLike) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     track = np.asarray(positions, dtype=np.float64)
     if track.ndim != 2:
@@ -65,13 +69,15 @@ def smooth_track(positions: npt.ArrayLike, lam: float) -> FloatArray:
     """The global smoothing QP's exact minimiser, every frame (gaps filled on the way).
 
     ``lam`` (>= 0) weighs curvature against fidelity: 0 keeps the measurements and
-    fills gaps linearly. With a single measured frame the minimiser is not unique;
-    the constant track (zero velocity, as :func:`fill_gaps`) is returned.
+    fills gaps linearly. A ``lam`` below :data:`MIN_LAMBDA` counts as 0: the
+    unmeasured frames' equations would be numerically singular. With a single
+    measured frame the minimiser is not unique; the constant track (zero velocity,
+    as :func:`fill_gaps`) is returned.
     """
     if not lam >= 0:
         raise ValueError(f"lam must be >= 0, got {lam}")
     track, measured = _as_track(positions)
-    if lam == 0 or measured.sum() < 2:
+    if lam < MIN_LAMBDA or measured.sum() < 2:
         return fill_gaps(track)
     bands = curvature_bands(len(track), lam)
     bands[2] += measured
@@ -114,3 +120,16 @@ class FixedLagSmoother:
             return None
         smoothed: FloatArray = smooth_track(track, self.lam)[-1 - self.lag]
         return smoothed
+
+    def finish(self) -> FloatArray:
+        """The track has ended: the frames still held back (at most ``lag``), smoothed.
+
+        Rows are in time order and follow the last position ``update`` returned;
+        NaN where no frame of the window was measured. The smoother is emptied.
+        """
+        held = min(self.lag, len(self._recent))
+        rest = np.full((held, self.dims), np.nan)
+        if held and not np.isnan(np.stack(self._recent)).any(axis=1).all():
+            rest = smooth_track(np.stack(self._recent), self.lam)[len(self._recent) - held :]
+        self._recent.clear()
+        return rest

@@ -113,3 +113,24 @@ def test_fixed_lag_smoother_memory_is_bounded_and_close_to_offline() -> None:
     got = np.array([o for o in outs[lag:] if o is not None])
     offline = smooth_track(track, lam)[: len(got)]
     assert np.median(np.abs(got - offline)) < 0.5  # pixels: the window forgets little
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(0, 6),
+    st.one_of(st.just(0.0), st.floats(1e-12, 50.0)),
+    st.integers(0, 2**16),
+)
+def test_online_then_finish_gives_one_row_per_frame_equal_to_offline(
+    length: int, lag: int, lam: float, seed: int
+) -> None:
+    """A track no longer than the window: every row, emitted or finished, is the offline one."""
+    track = random_track(np.random.default_rng(seed), length, gap_share=0.2)
+    online = FixedLagSmoother(lam=lam, lag=lag, window=max(length, lag + 1))
+    emitted = [out for row in track if (out := online.update(row)) is not None]
+    rows = np.vstack([np.reshape(emitted, (-1, 2)), online.finish()])
+    assert rows.shape == track.shape
+    assert online.frames_held == 0
+    np.testing.assert_allclose(rows[len(emitted) :], smooth_track(track, lam)[len(emitted) :],
+                               atol=1e-6)  # fmt: skip

@@ -1,0 +1,208 @@
+"""The per-well tracker: identities kept, containment, mitosis, contacts, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from livecell.tracking.nanowell import (
+    NanowellTracker,
+    TrackerParams,
+    WellUpdate,
+    track_rows,
+)
+
+WELL_PX = 120
+
+
+def render(cells: list[tuple[int, float, float, float]], size: int = WELL_PX) -> np.ndarray:
+    """A label image with discs ``(label, x, y, radius)``, later ones on top."""
+    image = np.zeros((size, size), np.int32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for label, x, y, r in cells:
+        image[(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = label
+    return image
+
+
+def identities(updates: list[WellUpdate]) -> list[dict[int, int]]:
+    """Per frame: label -> track id."""
+    return [{c.label: c.track for c in u.cells if c.label is not None} for u in updates]
+
+
+def slow_walk(seed: int, cells: int, frames: int) -> list[list[tuple[float, float]]]:
+    """Cells on a 2x3 grid of 40 px cells, each moving up to 3 px/frame: they never touch."""
+    rng = np.random.default_rng(seed)
+    homes = [(20.0 + 40 * (i % 3), 30.0 + 50 * (i // 3)) for i in range(cells)]
+    out = []
+    offset = np.zeros((cells, 2))
+    for _ in range(frames):
+        offset = np.clip(offset + rng.uniform(-3, 3, (cells, 2)), -8, 8)
+        out.append([(hx + dx, hy + dy) for (hx, hy), (dx, dy) in zip(homes, offset, strict=True)])
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    cells=st.integers(1, 5),
+    frames=st.integers(2, 12),
+    data=st.data(),
+)
+def test_slow_cells_that_never_touch_keep_their_ids_under_any_labelling(
+    seed: int, cells: int, frames: int, data: st.DataObject
+) -> None:
+    tracker = NanowellTracker()
+    walk = slow_walk(seed, cells, frames)
+    updates = []
+    for t, positions in enumerate(walk):
+        labels = data.draw(st.permutations(range(1, cells + 1)), label=f"labels at {t}")
+        image = render([(lab, x, y, 7.0) for lab, (x, y) in zip(labels, positions, strict=True)])
+        update = tracker.update(image, t)
+        updates.append(update)
+        if t == 0:  # ids are given in label order: cell i is the track its label got
+            track_of_cell = [sorted(labels).index(lab) + 1 for lab in labels]
+        by_track = {c.track: (c.x, c.y) for c in update.cells}
+        assert sorted(by_track) == list(range(1, cells + 1))  # ids 1..n, never a new one
+        for i, (x, y) in enumerate(positions):  # cell i keeps its track, whatever its label
+            assert by_track[track_of_cell[i]] == pytest.approx((x, y), abs=0.6)
+        assert update.contacts == frozenset()
+        assert update.started == (tuple(range(1, cells + 1)) if t == 0 else ())
+        assert update.ended == ()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cells=st.integers(1, 5))
+def test_update_is_deterministic_and_trackers_share_nothing(seed: int, cells: int) -> None:
+    walk = slow_walk(seed, cells, 6)
+    frames = [render([(i + 1, x, y, 7.0) for i, (x, y) in enumerate(p)]) for p in walk]
+    first, second, other = NanowellTracker(), NanowellTracker(), NanowellTracker()
+    other.update(frames[-1], 0)  # another tracker's history must not leak in
+    a = [first.update(f, t) for t, f in enumerate(frames)]
+    b = [second.update(f, t) for t, f in enumerate(frames)]
+    assert a == b
+
+
+def test_a_missed_detection_keeps_the_id_and_the_count() -> None:
+    tracker = NanowellTracker()
+    cells = [(1, 30.0, 30.0, 8.0), (2, 80.0, 80.0, 10.0), (3, 30.0, 90.0, 6.0)]
+    tracker.update(render(cells), 0)
+    held = tracker.update(render([cells[0], cells[2]]), 1)
+    assert len(held.cells) == 3
+    missing = next(c for c in held.cells if c.track == 2)
+    assert missing.label is None
+    assert not missing.measured
+    assert (missing.x, missing.y) == pytest.approx((80.0, 80.0))
+    assert held.ended == ()
+    assert held.started == ()
+    back = tracker.update(render([(7, 84.0, 76.0, 10.0), (1, 30, 30, 8), (3, 30, 90, 6)]), 2)
+    assert {c.label: c.track for c in back.cells} == {7: 2, 1: 1, 3: 3}
+    assert all(c.measured for c in back.cells)
+    rows = [r for r in track_rows([*[held], back]) if r.track == 2]
+    assert [r.t for r in rows] == [2]
+
+
+def test_gaps_are_filled_with_a_straight_line() -> None:
+    tracker = NanowellTracker()
+    frames = [
+        render([(1, 20.0, 20.0, 8.0), (2, 90, 90, 8)]),
+        render([(2, 90, 90, 8)]),
+        render([(2, 90, 90, 8)]),
+        render([(1, 50.0, 50.0, 8.0), (2, 90, 90, 8)]),
+    ]
+    rows = [r for r in track_rows([tracker.update(f, t) for t, f in enumerate(frames)])]
+    one = [(r.t, round(r.x), round(r.y), r.measured) for r in rows if r.track == 1]
+    assert one == [(0, 20, 20, True), (1, 30, 30, False), (2, 40, 40, False), (3, 50, 50, True)]
+
+
+def test_a_cell_missing_longer_than_allowed_ends_and_a_new_blob_starts_a_track() -> None:
+    tracker = NanowellTracker(TrackerParams(max_missed_frames=2))
+    tracker.update(render([(1, 30.0, 30.0, 8.0), (2, 90, 90, 8)]), 0)
+    assert tracker.update(render([(2, 90, 90, 8)]), 1).ended == ()
+    assert tracker.update(render([(2, 90, 90, 8)]), 2).ended == ()
+    gone = tracker.update(render([(2, 90, 90, 8)]), 3)
+    assert gone.ended == (1,)
+    assert [c.track for c in gone.cells] == [2]
+    new = tracker.update(render([(2, 90, 90, 8), (5, 30, 30, 8)]), 4)
+    assert new.started == (3,)
+
+
+def test_containment_gives_a_far_blob_to_the_held_track_and_a_field_starts_a_new_one() -> None:
+    frames = [
+        render([(1, 15.0, 15.0, 8.0), (2, 60, 60, 8)]),
+        render([(2, 60, 60, 8)]),
+        render([(2, 60, 60, 8), (1, 105.0, 105.0, 8.0)]),
+    ]
+    well = NanowellTracker(TrackerParams(max_link_distance_px=40))
+    field = NanowellTracker(TrackerParams(max_link_distance_px=40, containment=False))
+    in_well = [well.update(f, t) for t, f in enumerate(frames)][-1]
+    in_field = [field.update(f, t) for t, f in enumerate(frames)][-1]
+    assert {c.label: c.track for c in in_well.cells if c.measured} == {2: 2, 1: 1}
+    assert in_well.started == ()
+    assert {c.label: c.track for c in in_field.cells if c.measured} == {2: 2, 1: 3}
+    assert in_field.started == (3,)
+
+
+def test_mitosis_ends_the_parent_and_starts_two_daughters_naming_it() -> None:
+    tracker = NanowellTracker()
+    tracker.update(render([(1, 40.0, 60.0, 14.0), (2, 100, 100, 8)]), 0)
+    tracker.update(render([(1, 41.0, 60.0, 14.0), (2, 100, 100, 8)]), 1)
+    split = tracker.update(
+        render([(4, 32.0, 60.0, 9.5), (3, 52.0, 60.0, 9.5), (2, 100, 100, 8)]), 2
+    )
+    assert split.ended == (1,)
+    assert split.started == (3, 4)
+    daughters = {c.track: c for c in split.cells if c.track in split.started}
+    assert {c.parent for c in daughters.values()} == {1}
+    assert {c.track: c.label for c in daughters.values()} == {3: 3, 4: 4}
+    assert [c.track for c in split.cells] == [2, 3, 4]
+    after = tracker.update(
+        render([(1, 30.0, 60.0, 9.5), (2, 54.0, 61.0, 9.5), (3, 100, 100, 8)]), 3
+    )
+    assert {c.label: c.track for c in after.cells} == {1: 4, 2: 3, 3: 2}
+
+
+def test_touching_and_overlapping_cells_are_contacts_by_track_id() -> None:
+    tracker = NanowellTracker()
+    apart = tracker.update(render([(5, 30.0, 30.0, 10.0), (9, 70.0, 30.0, 10.0)]), 0)
+    assert apart.contacts == frozenset()
+    # 21 px apart with radius 10: the outlines are one pixel apart (touch after dilation)
+    touching = tracker.update(render([(5, 39.0, 30.0, 10.0), (9, 60.0, 30.0, 10.0)]), 1)
+    assert touching.contacts == frozenset({(1, 2)})
+    overlapping = tracker.update(render([(9, 55.0, 30.0, 10.0), (5, 45.0, 30.0, 6.0)]), 2)
+    assert overlapping.contacts == frozenset({(1, 2)})
+
+
+def test_after_a_contact_the_partners_keep_their_identities() -> None:
+    """Two cells of equal size meet, then part crossing paths: the motion model decides."""
+    tracker = NanowellTracker()
+    path_a = [(20.0, 50.0), (35.0, 50.0), (50.0, 52.0), (65.0, 54.0), (80.0, 56.0)]
+    path_b = [(100.0, 60.0), (85.0, 60.0), (70.0, 58.0), (55.0, 56.0), (40.0, 54.0)]
+    updates = [
+        tracker.update(render([(1, *a, 9.0), (2, *b, 9.0)]), t)
+        for t, (a, b) in enumerate(zip(path_a, path_b, strict=True))
+    ]
+    assert any(u.contacts for u in updates)
+    assert all(m == {1: 1, 2: 2} for m in identities(updates))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_link_distance_px": 0.0},
+        {"velocity_smoothing": 0.0},
+        {"max_missed_frames": -1},
+        {"mitosis_area_ratio": (0.8, 0.5)},
+    ],
+)
+def test_params_out_of_range_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrackerParams(**bad)  # type: ignore[arg-type]
+
+
+def test_frames_must_increase() -> None:
+    tracker = NanowellTracker()
+    tracker.update(render([]), 4)
+    with pytest.raises(ValueError, match="increase"):
+        tracker.update(render([]), 4)

@@ -1,0 +1,68 @@
+"""End to end on a simulated nanowell acquisition: ``livecell track`` scored by
+``livecell evaluate --ctc``, and the tracker on ground-truth masks through the bench."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ctc_metrics")
+pytest.importorskip("motmetrics")
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "seed84"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"),
+            *("--frames", "6", "--interval", "0", "--seed", "84"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_track_writes_ctc_results_that_score_well(acquisition: Path, tmp_path: Path) -> None:
+    from livecell.evaluation.scoring import evaluate
+    from livecell.tracking.command import main
+
+    res = tmp_path / "res"
+    assert main([str(acquisition / "ground_truth" / "Pos0" / "TRA"), "--out", str(res)]) == 0
+    assert len(list(res.glob("mask*.tif"))) == 6
+    report = evaluate(acquisition / "ground_truth", ctc_results=res)
+    assert report.ctc is not None
+    (scores,) = report.ctc
+    assert scores.valid
+    assert scores.det == pytest.approx(1.0)
+    assert scores.tra is not None
+    assert scores.tra > 0.9
+
+
+def test_track_refuses_a_folder_without_masks(tmp_path: Path) -> None:
+    from livecell.tracking.command import main
+
+    assert main([str(tmp_path), "--out", str(tmp_path / "res")]) == 2
+
+
+def test_tracker_on_ground_truth_masks_tracks_small_wells_almost_perfectly(
+    acquisition: Path, tmp_path: Path
+) -> None:
+    from livecell.bench.tracking import score_tracks, track_truth_masks, write_tracks
+
+    rows, _ = track_truth_masks(acquisition / "ground_truth")
+    path = tmp_path / "tracks.csv"
+    write_tracks(path, rows)
+    groups = {g.cells: g for g in score_tracks(acquisition / "ground_truth", path)}
+    assert groups[(1, 2)].mota > 0.97
+    assert groups[(3, 5)].mota > 0.85
+
+
+def test_bench_scale_section_prints_its_table() -> None:
+    from livecell.bench.tracking import main
+
+    assert main(["--sections", "scale", "--wells", "40", "--scale-frames", "1"]) == 0
