@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--task",
-        choices=("patches", "cell_type", "death"),
+        choices=("patches", "cell_type", "death", "segmentation"),
         default="patches",
         help="what to learn (default: patches)",
     )
@@ -115,6 +115,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.1,
         help="death: weight of the penalty on downward steps of p(dead) (default: 0.1)",
     )
+    segmentation = parser.add_argument_group("segmentation task (nanowell U-Net)")
+    segmentation.add_argument(
+        "--steps", type=int, default=2500, help="optimiser steps (default: 2500)"
+    )
+    segmentation.add_argument(
+        "--window-px", type=int, default=96, help="training window side (default: 96)"
+    )
+    segmentation.add_argument(
+        "--frame-stride",
+        type=int,
+        default=4,
+        help="use every Nth frame of each acquisition (default: 4)",
+    )
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -132,6 +145,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     argv = list(["livecell", *sys.argv[1:]] if argv is None else argv)
     if argv:
         argv[0] = Path(argv[0]).name
+    if args.task == "segmentation":
+        return _run_segmentation(args, argv)
     if args.task != "patches":
         return _run_sequences(args, argv)
     return _run_patches(args, argv)
@@ -251,6 +266,65 @@ def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"livecell train: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _report(result.card["metrics"]["test"], "windows")
+    print(f"ONNX vs torch: max abs difference {result.onnx_parity_max_abs_diff:.1e}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
+    from livecell.training.segmentation_data import WellCrop, iter_well_crops
+    from livecell.training.segmentation_train import (
+        SegmentationTrainConfig,
+        train_segmentation,
+    )
+
+    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
+    if ignored:
+        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        print(f"livecell train: {names} do not apply to --task segmentation", file=sys.stderr)
+        return EXIT_USAGE
+    if args.test is None:
+        print("livecell train: --task segmentation needs --test DATA (held out)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = SegmentationTrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            window_px=args.window_px,
+            lr=args.lr,
+            seed=args.seed,
+        )
+
+        def load(folders: Sequence[Path]) -> list[WellCrop]:
+            crops: list[WellCrop] = []
+            for folder in folders:
+                crops.extend(iter_well_crops(folder, every=args.frame_stride))
+            return crops
+
+        train_crops, test_crops = load(args.data), load(args.test)
+        result = train_segmentation(
+            train_crops,
+            test_crops,
+            args.out,
+            config,
+            argv=argv,
+            provenance={
+                "data": [str(d) for d in args.data],
+                "test": [str(d) for d in args.test],
+                "frame_stride": args.frame_stride,
+            },
+            progress=not args.quiet,
+        )
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"livecell train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    test = result.card["metrics"]["test"]
+    by_count = ", ".join(
+        f"{n}: {v['mean_iou']:.3f} ({v['cells']})"
+        for n, v in test["mean_iou_by_cells_per_well"].items()
+    )
+    print(f"held-out test: {test['cells']} cells, mean IoU {test['mean_iou']:.3f}")
+    print(f"mean IoU by cells per well: {by_count}")
     print(f"ONNX vs torch: max abs difference {result.onnx_parity_max_abs_diff:.1e}")
     print(f"wrote {args.out}")
     return EXIT_OK

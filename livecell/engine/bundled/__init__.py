@@ -16,6 +16,8 @@ BUNDLED_MODELS = {
     "apoptosis, necroptosis, necrosis)",
     "nanowell_cell_type": "cell type of a nanowell track (CNN-LSTM over crops and motion)",
     "nanowell_death": "death and its pathway for a nanowell track (CNN-LSTM)",
+    "nanowell_segmentation": "cell instances in a nanowell crop (U-Net: background, "
+    "interior, boundary per pixel, then seeded watershed)",
 }
 """Every name a bundled model may have, with what it does."""
 

@@ -1,0 +1,34 @@
+"""The segmenter contract: a batch of well crops in, one instance label image per crop out.
+
+Lifecycle::
+
+    segmenter = UNetSegmenter.bundled()       # or ClassicalSegmenter(), any Segmenter
+    labels = segmenter.segment(crops)         # once per frame, with every well's crop
+
+- Each crop is one well's interior: a 2D float32 array of raw camera values, the
+  well box of the first frame shifted by the current stage drift; the bright wall
+  halo may show along its border. Crops may differ in shape.
+- ``segment`` returns one int32 label image per crop, of the crop's shape: 0 is
+  background, 1..n the cell instances of that well (numbered consecutively).
+  Touching and overlapping cells are separate instances; an empty well is all 0.
+- The whole frame's wells go in one call so a model can batch them; an empty
+  sequence gives an empty list. A segmenter is used from one thread at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Anything that turns well crops into instance label images; see the module docstring."""
+
+    name: str
+
+    def segment(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One int32 label image per crop (0 background, 1..n cells), same shapes."""
+        ...
