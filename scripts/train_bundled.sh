@@ -34,9 +34,42 @@ for task in cell_type death; do
     --patience "$([ "$task" = death ] && echo 4 || echo 3)"
 done
 
-bundled="$repo/livecell/engine/bundled"
-for model in holotomo_states nanowell_cell_type nanowell_death; do
-  mkdir -p "$bundled/$model"
-  cp "$model/model.onnx" "$model/model.pt" "$model/model_card.json" "$model/confusion_test.png" \
-    "$bundled/$model/"
+# nanowell death, second step: the per-frame encoder of nanowell_death above is kept
+# (frozen) and its LSTM retrained, bidirectional, on the windows the daemon feeds: 24
+# frames ending at every frame of every ground-truth track. Training: seeds 101-108 with
+# POSITIONS positions each; validation (choice of epoch, by a DeathWatch at the config
+# defaults): seeds 109-110; measured only: seeds 111-112. About 4 minutes of training on one
+# core (OMP_NUM_THREADS=1), plus the simulations and one encoder pass per frame (cached).
+POSITIONS=3
+for seed in 101 102 103 104 105 106 107 108; do
+  simulate "death$seed" nanowell "$seed" --positions "$POSITIONS" --frames 72
 done
+for seed in 109 110 111 112; do
+  simulate "nano$seed" nanowell "$seed" --positions 1 --frames 72
+done
+OMP_NUM_THREADS=1 python "$repo/scripts/train_death_head.py" death101 death102 death103 death104 \
+  death105 death106 death107 death108 --val nano109 nano110 --test nano111 nano112 \
+  --base nanowell_death --cache death_features --out nanowell_death_lstm \
+  --window 24 --epochs 8 --dropout 0.2 --frame-weight 2
+# the daemon's view of it (DeathWatch on every window of the held-out tracks)
+OMP_NUM_THREADS=1 python "$repo/scripts/death_probe.py" nano111 nano112 --model nanowell_death_lstm
+
+bundled="$repo/livecell/engine/bundled"
+for model in holotomo_states nanowell_cell_type nanowell_death_lstm; do
+  dest="${model%_lstm}"
+  mkdir -p "$bundled/$dest"
+  cp "$model/model.onnx" "$model/model.pt" "$model/model_card.json" "$model/confusion_test.png" \
+    "$bundled/$dest/"
+done
+
+# nanowell segmentation U-Net: 6 training acquisitions (seeds 61-66), 2 held out (71, 72),
+# 24 frames each; trains on every 4th frame's wells, about 11 minutes on one CPU thread
+for seed in 61 62 63 64 65 66 71 72; do
+  simulate "seg$seed" nanowell "$seed" --positions 1 --frames 24
+done
+OMP_NUM_THREADS=1 livecell train seg61 seg62 seg63 seg64 seg65 seg66 --test seg71 seg72 \
+  --task segmentation --out nanowell_segmentation --steps 2000 --batch-size 8 \
+  --window-px 96 --frame-stride 4
+mkdir -p "$bundled/nanowell_segmentation"
+cp nanowell_segmentation/model.onnx nanowell_segmentation/model.pt \
+  nanowell_segmentation/model_card.json "$bundled/nanowell_segmentation/"

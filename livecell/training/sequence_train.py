@@ -430,10 +430,11 @@ def load_sequence_model(out: Path) -> tuple[SequenceClassifier, dict[str, Any]]:
     out = Path(out)
     card: dict[str, Any] = json.loads((out / CARD_FILE).read_text())
     spec = card["model"]
-    model = build_sequence_model(
+    model = SequenceClassifier(
         image_channels=spec["image_channels"],
         num_classes=spec["num_classes"],
         hidden_size=spec["hidden_size"],
+        bidirectional=bool(spec.get("bidirectional", False)),
     )
     model.load_state_dict(torch.load(out / MODEL_FILE, weights_only=True))
     model.eval()

@@ -39,7 +39,8 @@ def test_each_model_is_small_and_carded(name: str) -> None:
         assert size_mb <= MAX_MODEL_MB, f"{name}/{file} is {size_mb:.1f} MB"
     card = json.loads((folder / "model_card.json").read_text())
     assert card["classes"]
-    assert card["command"].startswith("livecell train")
+    # the death model's LSTM is retrained on daemon windows by scripts/train_death_head.py
+    assert card["command"].startswith(("livecell train", "python scripts/train_death_head.py"))
     assert card["metrics"]["test"]["n"] > 0
     assert name in BUNDLED_MODELS
 

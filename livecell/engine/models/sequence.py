@@ -40,6 +40,10 @@ class SequenceClassifier(nn.Module):
     ``crops``: ``[B, T, image_channels + 1, H, W]`` (image channels, then the cell's mask);
     ``motion``: ``[B, T, 5]`` from :func:`motion_descriptors`, standardised by the caller
     (the model does not rescale pixels-per-frame against radians).
+
+    ``bidirectional``: the LSTM also reads the window backwards, so the per-frame call at
+    step ``t`` sees the whole window (the onset of a death can be placed in hindsight);
+    the call at the window's last frame and the sequence call still see only the past.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class SequenceClassifier(nn.Module):
         num_layers: int = 1,
         encoder_widths: tuple[int, int, int, int] = COMPACT_WIDTHS,
         dropout: float = 0.0,
+        bidirectional: bool = False,
     ) -> None:
         super().__init__()
         if image_channels < 1 or num_classes < 1 or hidden_size < 1 or num_layers < 1:
@@ -60,6 +65,7 @@ class SequenceClassifier(nn.Module):
         self.image_channels = image_channels
         self.in_channels = image_channels + 1
         self.num_classes = num_classes
+        self.bidirectional = bidirectional
         self.encoder = ResNet(
             block=BasicBlock,
             layers=(1, 1, 1, 1),
@@ -74,9 +80,11 @@ class SequenceClassifier(nn.Module):
             num_layers=num_layers,
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
         )
-        self.frame_head = nn.Linear(hidden_size, num_classes)
-        self.sequence_head = nn.Linear(hidden_size, num_classes)
+        out_size = hidden_size * (2 if bidirectional else 1)
+        self.frame_head = nn.Linear(out_size, num_classes)
+        self.sequence_head = nn.Linear(out_size, num_classes)
 
     def forward(self, crops: Tensor, motion: Tensor) -> tuple[Tensor, Tensor]:
         batch, steps = crops.shape[0], crops.shape[1]

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from livecell.engine.bundled import bundled_model_dir
+from livecell.engine.sequence_export import check_sequence_parity
+from livecell.training.sequence_head import (
+    TrackSeries,
+    daemon_windows,
+    death_watch_score,
+    track_series,
+    train_death_head,
+)
+from livecell.training.sequence_train import load_sequence_model
+
+DEATHY = "spontaneous_death_per_h = 1.5\nkill_rate_per_contact_h = 4.0\n"
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny nanowell acquisition with many deaths: 512 px, 2 x 2 wells, 8 frames."""
+    root = tmp_path_factory.mktemp("head")
+    params = root / "deathy.toml"
+    params.write_text(DEATHY)
+    out = root / "acq"
+    subprocess.run(
+        [
+            sys.executable, "-m", "livecell", "simulate", str(out),
+            "--kind", "nanowell", "--frames", "8", "--seed", "5", "--size", "512",
+            "--wells", "2", "--params", str(params),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def series(acquisition: Path) -> list[TrackSeries]:
+    return track_series(acquisition, bundled_model_dir("nanowell_death"))
+
+
+def test_daemon_windows_end_at_every_frame_padded_at_the_front() -> None:
+    idx = daemon_windows(5, 3)
+    assert idx.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+
+
+def test_track_series_cover_whole_tracks(series: list[TrackSeries]) -> None:
+    assert series
+    for tr in series:
+        n = tr.ts.size
+        assert tr.features.shape[0] == n
+        assert tr.motion.shape == (n, 5)
+        assert tr.dead.shape == (n,)
+        assert np.all(np.diff(tr.ts) == 1)
+        assert (tr.onset_t >= 0) == (tr.pathway > 0 and bool(tr.dead.any()))
+
+
+def test_head_training_writes_a_bidirectional_model_with_onnx(
+    series: list[TrackSeries], tmp_path: Path
+) -> None:
+    out = tmp_path / "head"
+    card = train_death_head(
+        series, series, base=bundled_model_dir("nanowell_death"), out=out, window=6,
+        hidden_size=8, epochs=1, progress=False,
+    )  # fmt: skip
+    assert card["input"]["crops"]["window"] == 6
+    assert card["model"]["bidirectional"] is True
+    assert json.loads((out / "model_card.json").read_text())["model"]["hidden_size"] == 8
+    model, _ = load_sequence_model(out)
+    assert model.bidirectional
+    rng = np.random.default_rng(0)
+    crops = rng.standard_normal((2, 6, 2, 48, 48)).astype(np.float32)
+    motion = rng.standard_normal((2, 6, 5)).astype(np.float32)
+    assert check_sequence_parity(model, out / "model.onnx", crops, motion) < 1e-4
+    # the frozen encoder is the base model's
+    base, _ = load_sequence_model(bundled_model_dir("nanowell_death"))
+    encoders = (model.encoder.state_dict().values(), base.encoder.state_dict().values())
+    for a, b in zip(*encoders, strict=True):
+        assert torch.equal(a, b)
+    score = death_watch_score(
+        series,
+        [np.full((tr.ts.size, 6, 4), 0.25, np.float32) for tr in series],
+        [np.full((tr.ts.size, 4), 0.25, np.float32) for tr in series],
+        6,
+    )
+    assert score["false_death_rate"] == 0.0
+    assert score["within_2_frames"] == 0.0
