@@ -31,6 +31,11 @@ _COMMANDS_IN_MODULES = (
         "livecell.evaluation.command",
     ),
     (
+        "track",
+        "track a folder of Cell Tracking Challenge masks and write CTC results",
+        "livecell.tracking.command",
+    ),
+    (
         "train",
         "train a patch-state model on labelled images or simulated acquisitions",
         "livecell.training.command",
@@ -186,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "which",
-        choices=["ingest", "simulate", "engine", "tracking", "wells"],
+        choices=["ingest", "simulate", "engine", "tracking", "wells", "segmentation", "nanowell"],
         help="which benchmark",
     )
     bench.add_argument(

@@ -115,6 +115,72 @@ class AnalysisConfig(_Section):
     )
 
 
+class NanowellConfig(_Section):
+    """Nanowell mode (``analysis.mode = "nanowell"``): wells, segmentation, tracking, fates."""
+
+    well_edge_margin_px: float = Field(
+        10.0,
+        ge=0,
+        description="wells closer than this to the first frame's edge are left out (give the "
+        "stage's drift bound, so that drift never cuts a well that has an id)",
+    )
+    segmenter: Literal["unet", "classical"] = Field(
+        "unet", description="unet: the bundled (or given) model; classical: no model needed"
+    )
+    segmentation_model: Path | None = Field(
+        None, strict=False, description="U-Net model folder; empty: the bundled one"
+    )
+    cell_type_model: Path | None = Field(
+        None, strict=False, description="cell-type sequence model folder; empty: the bundled one"
+    )
+    death_model: Path | None = Field(
+        None, strict=False, description="death sequence model folder; empty: the bundled one"
+    )
+    smoothing_lambda: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the curvature term of the track smoothing QP; 0 keeps the "
+        "measured centroids and fills missed frames on a straight line (docs/nanowell.md: "
+        "effectors turn within one 5-min frame, so smoothing moves centroids off the cell)",
+    )
+    smoothing_lag_frames: int = Field(
+        3, ge=0, le=100, description="frames a tracks-file row waits for later frames to smooth it"
+    )
+    smoothing_window_frames: int = Field(
+        24, ge=2, le=1000, description="frames the online smoother solves over"
+    )
+    death_threshold: float = Field(
+        0.8, gt=0, lt=1, description="a track is dead once its monotone death probability is this"
+    )
+    death_confirm_frames: int = Field(
+        3, ge=1, le=20, description="frames the death probability must hold before it counts"
+    )
+    early_necroptosis_threshold: float = Field(
+        0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"
+    )
+    cell_type_min_confidence: float = Field(
+        0.8, gt=0, le=1, description="a cell_type event needs at least this mean confidence"
+    )
+    cell_type_stable_frames: int = Field(
+        3, ge=1, le=100, description="frames the cell type must stay the same before its event"
+    )
+
+    @field_validator("segmentation_model", "cell_type_model", "death_model", mode="before")
+    @classmethod
+    def _empty_is_bundled(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_serializer("segmentation_model", "cell_type_model", "death_model")
+    def _bundled_is_empty(self, value: Path | None) -> str:
+        return "" if value is None else str(value)
+
+    @model_validator(mode="after")
+    def _lag_inside_window(self) -> NanowellConfig:
+        if self.smoothing_lag_frames >= self.smoothing_window_frames:
+            raise ValueError("smoothing_lag_frames must be smaller than smoothing_window_frames")
+        return self
+
+
 class EngineConfig(_Section):
     backend: Literal["auto", "onnxruntime", "torch", "tensorrt", "triton"] = "auto"
     model: str = Field("", description="empty: the bundled model for the mode")
@@ -164,6 +230,7 @@ class Config(_Section):
     source: SourceConfig = Field(default_factory=SourceConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    nanowell: NanowellConfig = Field(default_factory=NanowellConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -237,8 +304,21 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             "tracks": resolve(config.sinks.tracks) if config.sinks.tracks else None,
         }
     )
+    models = config.nanowell
+    nanowell = models.model_copy(
+        update={
+            name: resolve(path)
+            for name in ("segmentation_model", "cell_type_model", "death_model")
+            if (path := getattr(models, name)) is not None
+        }
+    )
     return config.model_copy(
-        update={"state_dir": resolve(config.state_dir), "source": source, "sinks": sinks}
+        update={
+            "state_dir": resolve(config.state_dir),
+            "source": source,
+            "sinks": sinks,
+            "nanowell": nanowell,
+        }
     )
 
 

@@ -110,9 +110,9 @@ def _build(
     live: bool = True,
 ) -> Pipeline:
     """The pipeline; ``live=False`` (replay) leaves out the metrics server and the PUB sink."""
-    stage = build_stage(config.analysis.mode)
-    event_log = EventLog(events_path)
     metrics = Metrics()
+    stage = build_stage(config, metrics)
+    event_log = EventLog(events_path)
     if live and config.metrics.address:
         server = serve_metrics(metrics, config.metrics.address)
         stack.callback(server.shutdown)

@@ -60,6 +60,12 @@ class Metrics:
             registry=r,
         )
 
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(stage).observe(seconds)
+
+    def count_engine_items(self, model: str, backend: str, items: int) -> None:
+        self.engine_items.labels(model, backend).inc(items)
+
 
 def serve_metrics(metrics: Metrics, address: str) -> Any:
     """Serve ``/metrics`` on ``host:port``; return the server (``.shutdown()`` stops it)."""

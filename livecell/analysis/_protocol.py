@@ -21,3 +21,14 @@ class Stage(Protocol):
     def update(self, frame: Frame) -> list[Event]: ...
 
     def close(self) -> None: ...
+
+
+class StageMeters(Protocol):
+    """Where a stage reports its timings and engine use (``Metrics`` in the daemon).
+
+    Measurements only: they never change what a stage derives.
+    """
+
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
+
+    def count_engine_items(self, model: str, backend: str, items: int) -> None: ...

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from livecell.engine.sequence_export import onnx_sequence_probabilities
+from livecell.tracking.cell_crops import crop_centred
 from livecell.training.datasets import DataError, read_frame
 from livecell.training.sequence_train import (
     card_sequence_normalisation,
@@ -25,7 +26,6 @@ from livecell.training.sequences import (
     PATHWAY_CLASSES,
     SequenceSet,
     concatenate_sequences,
-    crop_centred,
     load_track_sequences,
     window_starts,
 )

@@ -1,0 +1,158 @@
+"""Per-track decisions from the sequence models: cell type, death, early necroptosis.
+
+Pure and streaming: each track owns one :class:`CellTypeVote` and one
+:class:`DeathWatch`, fed the models' probabilities once per frame; each says at
+most once that its decision is made. Nothing here reads clocks or files, so a
+replay decides the same things at the same frames.
+
+- Cell type: the running mean of the per-window probabilities; decided once the
+  leading class has stayed the same for ``stable_frames`` frames with a mean
+  confidence of at least ``min_confidence``.
+- Death: a cell cannot come back to life, so the death probability is made
+  monotone: at each frame the least probability over the last ``confirm_frames``
+  frames (one high frame is not enough), then the running maximum of that. The
+  death is decided when it reaches ``threshold``; its onset is the earliest frame
+  of the model's window from which every per-frame probability stays at or above
+  ``threshold``; its pathway the leading death class of the window.
+- Early necroptosis: necroptosis leads the death classes with at least
+  ``early_threshold`` for ``confirm_frames`` frames in a row, before the death is
+  decided: the swelling has begun but the cell is not yet called dead.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CellTypeDecision", "CellTypeVote", "DeathDecision", "DeathWatch"]
+
+FloatArray = npt.NDArray[np.float32]
+
+LIVE = "live"
+NECROPTOSIS = "necroptosis"
+
+
+@dataclass(frozen=True, slots=True)
+class CellTypeDecision:
+    cell_type: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeathDecision:
+    """A death (``early`` False) or an early-necroptosis flag (``early`` True)."""
+
+    pathway: str
+    onset_t: int
+    confidence: float
+    early: bool = False
+
+
+class CellTypeVote:
+    def __init__(self, classes: tuple[str, ...], *, min_confidence: float, stable_frames: int):
+        self.classes = classes
+        self.min_confidence = min_confidence
+        self.stable_frames = stable_frames
+        self.decided: CellTypeDecision | None = None
+        self._sum = np.zeros(len(classes), dtype=np.float64)
+        self._frames = 0
+        self._leader: int | None = None
+        self._leader_frames = 0
+
+    @property
+    def best(self) -> CellTypeDecision | None:
+        """The current estimate (the decision once made), for the tracks file."""
+        if self.decided is not None:
+            return self.decided
+        if self._frames == 0:
+            return None
+        mean = self._sum / self._frames
+        leader = int(np.argmax(mean))
+        return CellTypeDecision(self.classes[leader], float(mean[leader]))
+
+    def update(self, window_probs: FloatArray) -> CellTypeDecision | None:
+        """Add one frame's per-window probabilities; return the decision once it is made."""
+        if self.decided is not None:
+            return None
+        self._sum += window_probs
+        self._frames += 1
+        mean = self._sum / self._frames
+        leader = int(np.argmax(mean))
+        self._leader_frames = self._leader_frames + 1 if leader == self._leader else 1
+        self._leader = leader
+        if self._leader_frames >= self.stable_frames and mean[leader] >= self.min_confidence:
+            self.decided = CellTypeDecision(self.classes[leader], float(mean[leader]))
+            return self.decided
+        return None
+
+
+class DeathWatch:
+    def __init__(
+        self,
+        classes: tuple[str, ...],
+        *,
+        threshold: float,
+        confirm_frames: int,
+        early_threshold: float,
+    ) -> None:
+        if classes[0] != LIVE:
+            raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
+        self.classes = classes
+        self.threshold = threshold
+        self.confirm_frames = confirm_frames
+        self.early_threshold = early_threshold
+        self.death: DeathDecision | None = None
+        self.early: DeathDecision | None = None
+        self.probability = 0.0
+        self._recent_dead: deque[float] = deque(maxlen=confirm_frames)
+        self._necroptosis_frames = 0
+
+    def update(
+        self, frame_ts: npt.ArrayLike, frame_probs: FloatArray, window_probs: FloatArray
+    ) -> list[DeathDecision]:
+        """Add the model's output for the window ending at this frame; return new decisions.
+
+        ``frame_ts [T]`` are the window's frame indices (oldest first; repeats where the
+        window was padded), ``frame_probs [T, K]`` its per-frame probabilities and
+        ``window_probs [K]`` the per-window ones, classes as in ``classes``.
+        """
+        if self.death is not None:
+            return []
+        ts = np.asarray(frame_ts, dtype=np.int64)
+        dead = 1.0 - frame_probs[:, 0].astype(np.float64)
+        self._recent_dead.append(float(dead[-1]))
+        if len(self._recent_dead) == self.confirm_frames:
+            self.probability = max(self.probability, min(self._recent_dead))
+        pathway_index = 1 + int(np.argmax(window_probs[1:]))
+        pathway = self.classes[pathway_index]
+        decisions: list[DeathDecision] = []
+        necroptosis_p = float(window_probs[pathway_index]) if pathway == NECROPTOSIS else 0.0
+        leads = necroptosis_p >= self.early_threshold
+        self._necroptosis_frames = self._necroptosis_frames + 1 if leads else 0
+        if self.probability >= self.threshold:
+            self.death = DeathDecision(pathway, _onset(ts, dead, self.threshold), self.probability)
+            decisions.append(self.death)
+        elif self.early is None and self._necroptosis_frames >= self.confirm_frames:
+            onset = _onset(ts, dead, self.early_threshold)
+            self.early = DeathDecision(NECROPTOSIS, onset, necroptosis_p, early=True)
+            decisions.append(self.early)
+        return decisions
+
+    def state_at(self, t: int) -> str:
+        """The cell's state at frame ``t`` as known now: its pathway from onset on, else live."""
+        if self.death is not None and t >= self.death.onset_t:
+            return self.death.pathway
+        return LIVE
+
+
+def _onset(ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64], threshold: float) -> int:
+    """The earliest frame from which every later frame of the window is at ``threshold``."""
+    onset = int(ts[-1])
+    for t, p in zip(ts[::-1], dead[::-1], strict=True):
+        if p < threshold:
+            break
+        onset = int(t)
+    return onset

@@ -1,0 +1,389 @@
+"""Nanowell mode (TIMING): wells -> segmentation -> per-well tracking -> contacts and fates.
+
+Per frame of a position: the well lattice follows the drift (``wells.py``); every
+well's interior is segmented in one batched call; one :class:`NanowellTracker` per
+well links its cells (wells share nothing); contacts come from the masks with one
+frame of hysteresis; the sequence models read each track's recent crops and motion
+and :mod:`livecell.analysis.fates` turns their probabilities into one ``cell_type``
+and one ``death`` (and ``early_necroptosis``) event per track. Tracks-file rows
+leave once their frame's smoothing lag has passed.
+
+Track ids are unique within a position: each new track of a well takes the
+position's next id, wells in id order, so a replay of the same frames gives the
+same ids and the same ``event_id``\\ s. Tracking state lives in memory: a daemon
+restarted at frame ``t0`` of a position starts new tracks there, numbered from
+``t0 * TRACK_ID_BLOCK + 1``, so they never reuse an id (or an ``event_id``) of
+the tracks before the restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from livecell.analysis._protocol import StageMeters
+from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
+from livecell.analysis.track_state import TrackState
+from livecell.analysis.wells import WellLattice
+from livecell.config import Config, NanowellConfig
+from livecell.engine.sequence_runtime import SequenceModel
+from livecell.events import (
+    CELL_TYPE,
+    CONTACT_END,
+    CONTACT_START,
+    DEATH,
+    EARLY_NECROPTOSIS,
+    Event,
+    stable_id,
+)
+from livecell.frames import Frame
+from livecell.segmentation import Segmenter
+from livecell.simulation.scene import Well
+from livecell.sinks.tracks_csv import TrackRow, TracksFile
+from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
+from livecell.tracking.contacts import ContactHysteresis
+from livecell.tracking.nanowell import NanowellTracker, TrackedCell, WellUpdate
+from livecell.tracking.smoothing import FixedLagSmoother
+
+__all__ = ["NanowellModels", "NanowellStage", "open_nanowell_stage", "phase_image"]
+
+FloatArray = npt.NDArray[np.float32]
+TRACK_ID_BLOCK = 10_000_000
+"""Track ids of a position first seen at frame ``t0`` start at ``t0 * TRACK_ID_BLOCK + 1``."""
+
+
+def phase_image(frame: Frame) -> FloatArray:
+    """The 2D image the nanowell stage reads: channel 0, maximum over Z."""
+    pixels = np.asarray(frame.pixels)
+    if "C" in frame.axes:
+        pixels = np.take(pixels, 0, axis=frame.axes.index("C"))
+    if "Z" in frame.axes:
+        pixels = pixels.max(axis=0)
+    return pixels.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class NanowellModels:
+    segmenter: Segmenter
+    cell_type: SequenceModel | None = None
+    death: SequenceModel | None = None
+
+
+class NanowellStage:
+    name = "nanowell"
+
+    def __init__(
+        self,
+        config: NanowellConfig,
+        models: NanowellModels,
+        *,
+        tracks_out: TracksFile | None = None,
+        meters: StageMeters,
+    ) -> None:
+        self.config = config
+        self.models = models
+        self._tracks_out = tracks_out
+        self._meters = meters
+        self._positions: dict[tuple[str, str], _Position] = {}
+
+    def update(self, frame: Frame) -> list[Event]:
+        key = frame.key
+        position = self._positions.get((key.acquisition, key.position))
+        if position is None:
+            position = _Position(
+                key.acquisition, key.position, self.config, self.models, first_t=key.t
+            )
+            self._positions[(key.acquisition, key.position)] = position
+        events, rows = position.update(phase_image(frame), key.t, frame.completed_at, self._meters)
+        if self._tracks_out is not None:
+            self._tracks_out.write(rows)
+        return events
+
+    def close(self) -> None:
+        """Write the rows the smoothing lag still holds (the acquisition has ended)."""
+        rows = [row for p in self._positions.values() for row in p.finish()]
+        if self._tracks_out is not None:
+            self._tracks_out.write(rows)
+            self._tracks_out.close()
+
+
+@dataclass
+class _Position:
+    acquisition: str
+    position: str
+    config: NanowellConfig
+    models: NanowellModels
+    first_t: int = 0
+    lattice: WellLattice = field(init=False)
+    trackers: dict[str, NanowellTracker] = field(default_factory=dict)
+    contacts: dict[str, ContactHysteresis] = field(default_factory=dict)
+    ids: dict[tuple[str, int], int] = field(default_factory=dict)
+    tracks: dict[int, TrackState] = field(default_factory=dict)
+    next_id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lattice = WellLattice(edge_margin_px=self.config.well_edge_margin_px)
+        self.next_id = self.first_t * TRACK_ID_BLOCK + 1
+
+    def update(
+        self, image: FloatArray, t: int, completed_at: float, meters: StageMeters
+    ) -> tuple[list[Event], list[TrackRow]]:
+        clock = _Clock(meters)
+        wells = self.lattice.update(image, t)
+        clock.lap("wells")
+        labels = self.models.segmenter.segment([image[w.y0 : w.y1, w.x0 : w.x1] for w in wells])
+        clock.lap("segmentation")
+        events: list[Event] = []
+        rows: list[TrackRow] = []
+        new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
+        for well, well_labels in zip(wells, labels, strict=True):
+            tracker = self.trackers.setdefault(well.well, NanowellTracker())
+            update = tracker.update(well_labels, t)
+            rows += self._follow(well, well_labels, update, image)
+            events += self._contacts(well.well, update, t, new_event)
+        clock.lap("tracking")
+        events += self._fates(new_event, meters)
+        clock.lap("cell_models")
+        return events, rows
+
+    def finish(self) -> list[TrackRow]:
+        rows = [row for state in self.tracks.values() for row in state.finish()]
+        self.tracks.clear()
+        return rows
+
+    # ------------------------------------------------------------------ tracks
+
+    def _global_id(self, well: str, local: int) -> int:
+        track = self.ids.get((well, local))
+        if track is None:
+            track = self.ids[(well, local)] = self.next_id
+            self.next_id += 1
+        return track
+
+    def _follow(
+        self, well: Well, labels: npt.NDArray[np.integer], update: WellUpdate, image: FloatArray
+    ) -> list[TrackRow]:
+        rows: list[TrackRow] = []
+        for local in update.ended:
+            state = self.tracks.pop(self.ids.pop((well.well, local), -1), None)
+            if state is not None:
+                rows += state.finish()
+        crop_px = self._crop_px()
+        label_image = labels[None].astype(np.float32)
+        for cell in sorted(update.cells, key=lambda c: c.track):
+            track = self._global_id(well.well, cell.track)
+            state = self.tracks.get(track)
+            if state is None:
+                state = self.tracks[track] = self._new_state(well.well, track)
+            crop, eccentricity = self._cell_crop(cell, labels, label_image, well, image, crop_px)
+            rows += state.add(
+                update.t,
+                cell.x + well.x0,
+                cell.y + well.y0,
+                cell.area_px,
+                eccentricity,
+                crop,
+                measured=cell.measured,
+            )
+        return rows
+
+    def _cell_crop(
+        self,
+        cell: TrackedCell,
+        labels: npt.NDArray[np.integer],
+        label_image: FloatArray,
+        well: Well,
+        image: FloatArray,
+        crop_px: int,
+    ) -> tuple[FloatArray, float]:
+        pixels = crop_centred(image[None], cell.x + well.x0, cell.y + well.y0, crop_px)
+        if cell.label is None:
+            return np.concatenate([pixels, np.zeros_like(pixels)]), 0.0
+        mask = (crop_centred(label_image, cell.x, cell.y, crop_px) == cell.label).astype(np.float32)
+        return np.concatenate([pixels, mask]), mask_eccentricity(mask[0] > 0)
+
+    def _crop_px(self) -> int:
+        model = self.models.death or self.models.cell_type
+        return model.input.crop_px if model is not None else 48
+
+    def _new_state(self, well: str, track: int) -> TrackState:
+        c = self.config
+        cell_type, death = self.models.cell_type, self.models.death
+        window = max((m.input.window for m in (cell_type, death) if m is not None), default=1)
+        return TrackState(
+            position=self.position,
+            well=well,
+            track=track,
+            smoother=FixedLagSmoother(
+                lam=c.smoothing_lambda,
+                lag=c.smoothing_lag_frames,
+                window=c.smoothing_window_frames,
+            ),
+            window=window,
+            cell_type=CellTypeVote(
+                cell_type.classes,
+                min_confidence=c.cell_type_min_confidence,
+                stable_frames=c.cell_type_stable_frames,
+            )
+            if cell_type is not None
+            else None,
+            death=DeathWatch(
+                death.classes,
+                threshold=c.death_threshold,
+                confirm_frames=c.death_confirm_frames,
+                early_threshold=c.early_necroptosis_threshold,
+            )
+            if death is not None
+            else None,
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _contacts(
+        self, well: str, update: WellUpdate, t: int, new_event: _EventMaker
+    ) -> list[Event]:
+        hysteresis = self.contacts.setdefault(well, ContactHysteresis())
+        pairs = [(self._global_id(well, a), self._global_id(well, b)) for a, b in update.contacts]
+        changes = hysteresis.update(pairs, t)
+        events = [
+            new_event(CONTACT_START, (well, a, b, t), well=well, tracks=[a, b])
+            for a, b in changes.started
+        ]
+        events += [
+            new_event(
+                CONTACT_END,
+                (well, c.track_a, c.track_b, c.start_t),
+                t=c.end_t + 1,  # the first frame apart, confirmed by the hysteresis now
+                well=well,
+                tracks=[c.track_a, c.track_b],
+            )
+            for c in changes.ended
+        ]
+        return events
+
+    def _fates(self, new_event: _EventMaker, meters: StageMeters) -> list[Event]:
+        events: list[Event] = []
+        cell_type, death = self.models.cell_type, self.models.death
+        if cell_type is not None:
+            pending = [s for s in self.tracks.values() if s.cell_type and not s.cell_type.decided]
+            for state, (_, _, window_probs) in zip(
+                pending, _run(cell_type, pending, meters), strict=True
+            ):
+                assert state.cell_type is not None
+                decided = state.cell_type.update(window_probs)
+                if decided is not None:
+                    events.append(
+                        new_event(
+                            CELL_TYPE,
+                            (state.well, state.track),
+                            well=state.well,
+                            track=state.track,
+                            cell_type=decided.cell_type,
+                            confidence=round(decided.confidence, 4),
+                        )
+                    )
+        if death is not None:
+            alive = [s for s in self.tracks.values() if s.death and s.death.death is None]
+            for state, (ts, frame_probs, window_probs) in zip(
+                alive, _run(death, alive, meters), strict=True
+            ):
+                assert state.death is not None
+                for decision in state.death.update(ts, frame_probs, window_probs):
+                    events.append(_fate_event(new_event, state, decision))
+        return events
+
+
+def _run(
+    model: SequenceModel, states: Sequence[TrackState], meters: StageMeters
+) -> list[tuple[npt.NDArray[np.int64], FloatArray, FloatArray]]:
+    """The model over each track's current window: (frame ts, per-frame, per-window)."""
+    if not states:
+        return []
+    meters.count_engine_items(model.name, "onnxruntime", len(states))
+    windows = [s.window_arrays() for s in states]
+    ts = [w[0][-model.input.window :] for w in windows]
+    crops = np.stack([w[1][-model.input.window :] for w in windows])
+    motion = np.stack([w[2][-model.input.window :] for w in windows])
+    per_frame, per_window = model.predict(crops, motion)
+    return [(ts[i], per_frame[i], per_window[i]) for i in range(len(states))]
+
+
+def _fate_event(new_event: _EventMaker, state: TrackState, decision: DeathDecision) -> Event:
+    common: dict[str, Any] = {
+        "onset_t": decision.onset_t,
+        "confidence": round(decision.confidence, 4),
+        "well": state.well,
+        "track": state.track,
+    }
+    if decision.early:
+        return new_event(EARLY_NECROPTOSIS, (state.well, state.track), **common)
+    return new_event(DEATH, (state.well, state.track), pathway=decision.pathway, **common)
+
+
+@dataclass(frozen=True)
+class _EventMaker:
+    acquisition: str
+    position: str
+    t: int
+    completed_at: float
+
+    def __call__(
+        self, kind: str, identity: tuple[object, ...], *, t: int | None = None, **fields: Any
+    ) -> Event:
+        """An event of this frame (or about frame ``t``, known only now)."""
+        return Event(
+            event_id=stable_id(kind, self.acquisition, self.position, *identity),
+            kind=kind,
+            acquisition=self.acquisition,
+            position=self.position,
+            t=self.t if t is None else t,
+            completed_at=self.completed_at,
+            fields=fields,
+        )
+
+
+class _Clock:
+    """Seconds per sub-stage, reported to ``livecell_stage_seconds`` (never into events)."""
+
+    def __init__(self, meters: StageMeters) -> None:
+        self._meters = meters
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._meters.observe_stage(stage, now - self._last)
+        self._last = now
+
+
+def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
+    """The nanowell stage with the configured (or bundled) models; the tracks file opened."""
+    from livecell.engine.bundled import bundled_model_dir
+    from livecell.segmentation import ClassicalSegmenter, UNetSegmenter
+
+    settings = config.nanowell
+    segmenter: Segmenter
+    if settings.segmenter == "classical":
+        segmenter = ClassicalSegmenter()
+    elif settings.segmentation_model is not None:
+        segmenter = UNetSegmenter(settings.segmentation_model, _backend(config))
+    else:
+        segmenter = UNetSegmenter.bundled(_backend(config))
+    models = NanowellModels(
+        segmenter=segmenter,
+        cell_type=SequenceModel(
+            settings.cell_type_model or bundled_model_dir("nanowell_cell_type")
+        ),
+        death=SequenceModel(settings.death_model or bundled_model_dir("nanowell_death")),
+    )
+    tracks = TracksFile(config.sinks.tracks) if config.sinks.tracks is not None else None
+    return NanowellStage(settings, models, tracks_out=tracks, meters=meters)
+
+
+def _backend(config: Config) -> str:
+    """The segmentation backend: ``auto`` means ONNX Runtime until a GPU path is wired."""
+    return "onnxruntime" if config.engine.backend == "auto" else config.engine.backend

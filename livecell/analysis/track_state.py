@@ -1,0 +1,110 @@
+"""What the nanowell stage keeps about one track: recent crops and motion, smoothing, fates.
+
+Bounded per track: the last ``window`` crops and motion rows for the sequence
+models, the smoother's window, and the areas of the frames still held back by the
+smoothing lag. A track's state is dropped when the track ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from livecell.analysis.fates import CellTypeVote, DeathWatch
+from livecell.sinks.tracks_csv import TrackRow
+from livecell.tracking.motion import motion_descriptors
+from livecell.tracking.smoothing import FixedLagSmoother
+
+__all__ = ["TrackState"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """One frame of a track, as measured (or held over a missed frame)."""
+
+    t: int
+    x: float
+    y: float
+    area: float
+    eccentricity: float
+    crop: FloatArray  # [C + 1, H, W]: image channels, then the cell's 0/1 mask
+
+
+@dataclass
+class TrackState:
+    position: str
+    well: str
+    track: int
+    smoother: FixedLagSmoother
+    window: int
+    cell_type: CellTypeVote | None
+    death: DeathWatch | None
+    samples: deque[_Sample] = field(init=False)
+    motion: deque[FloatArray] = field(init=False)
+    _held: deque[tuple[int, float]] = field(init=False)  # (t, area) not yet written
+
+    def __post_init__(self) -> None:
+        self.samples = deque(maxlen=self.window)
+        self.motion = deque(maxlen=self.window)
+        self._held = deque()
+
+    def add(
+        self,
+        t: int,
+        x: float,
+        y: float,
+        area: float,
+        eccentricity: float,
+        crop: FloatArray,
+        *,
+        measured: bool,
+    ) -> list[TrackRow]:
+        """Record frame ``t``; return the tracks-file rows whose lag has now passed."""
+        if not measured and self.samples:
+            last = self.samples[-1]  # a missed frame: the models see the cell as last seen
+            area, eccentricity, crop = last.area, last.eccentricity, last.crop
+        self.samples.append(_Sample(t, x, y, area, eccentricity, crop))
+        recent = list(self.samples)[-3:]
+        self.motion.append(
+            motion_descriptors(
+                np.array([(s.y, s.x) for s in recent]),
+                np.array([s.area for s in recent]),
+                np.array([s.eccentricity for s in recent]),
+            )[-1]
+        )
+        self._held.append((t, area))
+        smoothed = self.smoother.update((x, y) if measured else None)
+        return [] if smoothed is None else [self._row(smoothed)]
+
+    def finish(self) -> list[TrackRow]:
+        """The track ended: the rows still held back by the smoothing lag."""
+        return [self._row(xy) for xy in self.smoother.finish()]
+
+    def window_arrays(self) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
+        """Frame indices, crops and motion of the model window, padded at the front."""
+        samples = list(self.samples)
+        pad = self.window - len(samples)
+        ts = np.array([samples[0].t] * pad + [s.t for s in samples], dtype=np.int64)
+        crops = np.stack([samples[0].crop] * pad + [s.crop for s in samples])
+        motion = np.stack([self.motion[0]] * pad + list(self.motion))
+        return ts, crops, motion.astype(np.float32, copy=False)
+
+    def _row(self, xy: npt.NDArray[np.float64]) -> TrackRow:
+        t, area = self._held.popleft()
+        best = self.cell_type.best if self.cell_type is not None else None
+        return TrackRow(
+            position=self.position,
+            t=t,
+            track=self.track,
+            well=self.well,
+            x=float(xy[0]),
+            y=float(xy[1]),
+            area=area,
+            cell_type=best.cell_type if best is not None else "",
+            state=self.death.state_at(t) if self.death is not None else "",
+        )

@@ -1,0 +1,106 @@
+"""Nanowell mode per frame, stage by stage (issue 5): ``livecell bench nanowell``.
+
+Simulated 2048 x 2048 frames (made in memory, not timed) go through the nanowell
+stage exactly as the daemon builds it (bundled models, ONNX Runtime on the CPU),
+and the time of each sub-stage per frame is reported, p50 and p99 in
+milliseconds, beside the acquisition interval it must fit in (TIMING: 5 min).
+Run as ``python benchmarks/nanowell.py`` or ``livecell bench nanowell``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from livecell.analysis.nanowell import open_nanowell_stage
+from livecell.config import config_from_dict
+from livecell.frames import Frame, FrameKey
+from livecell.simulation.nanowell import NanowellSimulator
+from livecell.simulation.nanowell_params import NanowellParams
+
+SUB_STAGES = ("wells", "segmentation", "tracking", "cell_models")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/nanowell.py", description="Nanowell stage time per frame."
+    )
+    parser.add_argument("--frames", type=int, default=12, help="frames timed (default 12)")
+    parser.add_argument("--size", type=int, default=2048, help="frame side in px")
+    parser.add_argument("--seed", type=int, default=3, help="simulator seed")
+    parser.add_argument(
+        "--segmenter", choices=["unet", "classical"], default="unet", help="as nanowell.segmenter"
+    )
+    parser.add_argument("--interval-s", type=float, default=300.0, help="acquisition interval")
+    args = parser.parse_args(argv)
+
+    config = config_from_dict(
+        {
+            "source": {"kind": "zmq"},
+            "analysis": {"mode": "nanowell"},
+            "nanowell": {"segmenter": args.segmenter},
+            "sinks": {"tracks": ""},
+        },
+        base_dir=Path.cwd(),
+    )
+    meters = _Recorder()
+    seconds = meters.seconds
+    stage = open_nanowell_stage(config, meters)
+    sim = NanowellSimulator(
+        NanowellParams(frame_size_px=args.size, wells_per_side=max(1, args.size // 256)),
+        seed=args.seed,
+    )
+    totals: list[float] = []
+    cells = 0
+    for t in range(args.frames):
+        sim_frame = sim.step()[0]
+        frame = Frame(
+            key=FrameKey("bench", sim_frame.position, t),
+            pixels=sim_frame.image,
+            axes=sim_frame.axes,
+            source="zmq",
+            completed_at=0.0,
+        )
+        started = time.perf_counter()
+        stage.update(frame)
+        totals.append(time.perf_counter() - started)
+        cells += len(sim_frame.cells)
+    stage.close()
+
+    print(
+        f"nanowell stage, {args.size} x {args.size} px, {args.frames} frames, "
+        f"{cells / args.frames:.0f} cells per frame, segmenter {args.segmenter}"
+    )
+    print(f"{'sub-stage':<14}{'p50 ms':>10}{'p99 ms':>10}")
+    for name in SUB_STAGES:
+        _row(name, seconds[name][1:])  # the first frame fits the lattice and warms sessions
+    _row("whole frame", totals[1:])
+    p99 = float(np.percentile(totals[1:], 99)) if len(totals) > 1 else float("nan")
+    print(f"p99 is {100 * p99 / args.interval_s:.2f} % of a {args.interval_s:g} s interval")
+    return 0
+
+
+class _Recorder:
+    """Every sub-stage time, kept for percentiles (the daemon's histograms would bin them)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.seconds[stage].append(seconds)
+
+    def count_engine_items(self, model: str, backend: str, items: int) -> None:
+        """Not reported by this benchmark."""
+
+
+def _row(name: str, samples_s: list[float]) -> None:
+    if not samples_s:
+        print(f"{name:<14}{'-':>10}{'-':>10}")
+        return
+    ms = 1e3 * np.array(samples_s)
+    print(f"{name:<14}{np.percentile(ms, 50):>10.1f}{np.percentile(ms, 99):>10.1f}")

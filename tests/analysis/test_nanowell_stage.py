@@ -1,0 +1,165 @@
+"""Nanowell mode end to end: simulated frames through ``livecell replay`` and ``livecell run``."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemons import read_events, write_config
+
+from livecell.analysis.nanowell import TRACK_ID_BLOCK
+from livecell.evaluation.loaders import load_tracks
+
+FRAMES = 8
+TRACK_COLUMNS = ["position", "t", "track", "well", "x", "y", "area", "cell_type", "state"]
+
+
+def livecell(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livecell", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("nanowell")
+    done = livecell(
+        "simulate", out, "--kind", "nanowell", "--frames", FRAMES, "--size", 768,
+        "--wells", 3, "--seed", 7,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def nanowell_config(folder: Path, frames: Path, segmenter: str) -> Path:
+    return write_config(
+        folder / "livecell.toml",
+        {
+            "state_dir": "state",
+            "source": {"kind": "watch", "path": str(frames), "settle_s": 0.0},
+            "analysis": {"mode": "nanowell"},
+            "nanowell": {"segmenter": segmenter},
+            "metrics": {"address": ""},
+        },
+    )
+
+
+def replay(acquisition: Path, folder: Path, segmenter: str = "classical") -> list[dict[str, Any]]:
+    folder.mkdir()
+    config = nanowell_config(folder, acquisition / "frames", segmenter)
+    done = livecell("replay", acquisition / "frames", "-c", config, "--events", "events.jsonl",
+                    cwd=folder)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return read_events(folder / "events.jsonl")
+
+
+def wells_of(acquisition: Path) -> set[str]:
+    with open(acquisition / "ground_truth" / "wells.csv", newline="") as f:
+        return {row["well"] for row in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize("segmenter", ["classical", "unet"])
+def test_replay_tracks_every_cell_in_its_well(
+    acquisition: Path, tmp_path: Path, segmenter: str
+) -> None:
+    events = replay(acquisition, tmp_path / "out", segmenter)
+    kinds = Counter(e["kind"] for e in events)
+    assert kinds["frame"] == FRAMES
+
+    with open(tmp_path / "out" / "tracks.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == TRACK_COLUMNS
+        rows = list(reader)
+    assert {int(r["t"]) for r in rows} == set(range(FRAMES))  # the lag is flushed at the end
+    wells = wells_of(acquisition)
+    assert {r["well"] for r in rows} <= wells
+    well_of_track: dict[str, set[str]] = {}
+    for r in rows:
+        well_of_track.setdefault(r["track"], set()).add(r["well"])
+    assert all(len(w) == 1 for w in well_of_track.values()), "a track crossed a well wall"
+    per_frame = Counter((r["track"], r["t"]) for r in rows)
+    assert max(per_frame.values()) == 1, "a track has two rows in one frame"
+    load_tracks(tmp_path / "out" / "tracks.csv")  # what `livecell evaluate --tracks` reads
+
+    for kind in ("cell_type", "death"):
+        tracks = [e["track"] for e in events if e["kind"] == kind]
+        assert len(tracks) == len(set(tracks)), f"{kind} emitted twice for a track"
+        assert all(e["well"] == next(iter(well_of_track[str(e["track"])]))
+                   for e in events if e["kind"] == kind)  # fmt: skip
+    for e in events:
+        if e["kind"] in ("contact_start", "contact_end"):
+            a, b = e["tracks"]
+            assert a != b
+            assert well_of_track[str(a)] == well_of_track[str(b)] == {e["well"]}
+
+
+def test_replay_gives_the_same_event_ids_twice(acquisition: Path, tmp_path: Path) -> None:
+    first = replay(acquisition, tmp_path / "first")
+    second = replay(acquisition, tmp_path / "second")
+    assert [e["event_id"] for e in first if e["kind"] != "frame"] == [
+        e["event_id"] for e in second if e["kind"] != "frame"
+    ]
+    assert len({e["event_id"] for e in first}) == len(first)
+
+
+def test_run_reports_stage_times_in_metrics(acquisition: Path, make_daemon: Any) -> None:
+    daemon = make_daemon(
+        source={"kind": "watch", "path": str(acquisition / "frames"), "settle_s": 0.0},
+        analysis={"mode": "nanowell"},
+        nanowell={"segmenter": "classical"},
+    ).start()
+    daemon.wait_started()
+    daemon.wait_events("frame", FRAMES, timeout_s=120)
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics") as reply:
+        text = reply.read().decode()
+    for stage in ("wells", "segmentation", "tracking", "cell_models"):
+        assert f'livecell_stage_seconds_count{{stage="{stage}"}} {FRAMES}.0' in text, stage
+    for model in ("nanowell_cell_type", "nanowell_death"):
+        counted = re.search(
+            rf'livecell_engine_items_total{{backend="onnxruntime",model="{model}"}} (\S+)', text
+        )
+        assert counted is not None, model
+        assert float(counted.group(1)) > 0
+    assert daemon.stop() == 0
+
+
+def test_a_restart_never_reuses_a_track_or_event_id(
+    acquisition: Path, tmp_path: Path, make_daemon: Any
+) -> None:
+    incoming = tmp_path / "incoming" / "Pos0"
+    incoming.mkdir(parents=True)
+    frames = sorted((acquisition / "frames" / "Pos0").glob("*.tif"))
+    half = len(frames) // 2
+    daemon = make_daemon(
+        source={"kind": "watch", "path": "incoming", "settle_s": 0.0},
+        analysis={"mode": "nanowell"},
+        nanowell={"segmenter": "classical"},
+    )
+    for batch, total in ((frames[:half], half), (frames[half:], len(frames))):
+        for path in batch:
+            shutil.copy(path, incoming / path.name)
+        daemon.start().wait_started()
+        daemon.wait_events("frame", total, timeout_s=120)
+        assert daemon.stop() == 0
+
+    events = daemon.events()
+    assert len({e["event_id"] for e in events}) == len(events)
+    after = [e for e in events if e["kind"] != "frame" and e["t"] >= half]
+    tracks_after = {t for e in after for t in e.get("tracks", [e.get("track")])}
+    assert tracks_after, "no track events after the restart: nothing was checked"
+    assert min(tracks_after) > half * TRACK_ID_BLOCK
+    with open(tmp_path / "tracks.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["t"]) for r in rows} == set(range(len(frames)))

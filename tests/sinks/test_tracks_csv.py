@@ -1,0 +1,44 @@
+"""The tracks file: SPEC columns, read back by the evaluation loader, appended across restarts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from livecell.evaluation.loaders import load_tracks
+from livecell.sinks.tracks_csv import COLUMNS, TrackRow, TracksFile
+
+
+def row(t: int, track: int) -> TrackRow:
+    return TrackRow("Pos0", t, track, "r000c001", 10.25 + t, 20.5, 300.0, "target", "live")
+
+
+def test_rows_round_trip_through_the_evaluation_loader(tmp_path: Path) -> None:
+    path = tmp_path / "tracks.csv"
+    out = TracksFile(path)
+    out.write([row(0, 1), row(0, 2)])
+    out.write([])
+    out.write([row(1, 1)])
+    out.close()
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        rows = list(reader)
+    assert [(r["t"], r["track"], r["x"]) for r in rows] == [
+        ("0", "1", "10.250"),
+        ("0", "2", "10.250"),
+        ("1", "1", "11.250"),
+    ]
+    load_tracks(path)
+
+
+def test_a_restart_appends_without_a_second_header(tmp_path: Path) -> None:
+    path = tmp_path / "tracks.csv"
+    for t in range(2):
+        out = TracksFile(path)
+        out.write([row(t, 1)])
+        out.close()
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS)
+    assert len(lines) == 3
+    assert lines.count(lines[0]) == 1
