@@ -155,6 +155,13 @@ class NanowellConfig(_Section):
     death_confirm_frames: int = Field(
         3, ge=1, le=20, description="frames the death probability must hold before it counts"
     )
+    death_min_track_frames: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="no death is called on a track younger than this (late tracks in a well "
+        "are mostly segmentation fragments)",
+    )
     early_necroptosis_threshold: float = Field(
         0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"
     )

@@ -14,6 +14,9 @@ replay decides the same things at the same frames.
   death is decided when it reaches ``threshold``; its onset is the earliest frame
   of the model's window from which every per-frame probability stays at or above
   ``threshold``; its pathway the leading death class of the window.
+- Neither is decided before the track is ``min_track_frames`` frames old: in a
+  well, a track that starts late is most often a segmentation fragment, and a
+  window padded from one or two frames shows the model nothing it was trained on.
 - Early necroptosis: necroptosis leads the death classes with at least
   ``early_threshold`` for ``confirm_frames`` frames in a row, before the death is
   decided: the swelling has begun but the cell is not yet called dead.
@@ -97,6 +100,7 @@ class DeathWatch:
         threshold: float,
         confirm_frames: int,
         early_threshold: float,
+        min_track_frames: int = 1,
     ) -> None:
         if classes[0] != LIVE:
             raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
@@ -104,7 +108,9 @@ class DeathWatch:
         self.threshold = threshold
         self.confirm_frames = confirm_frames
         self.early_threshold = early_threshold
+        self.min_track_frames = min_track_frames
         self.death: DeathDecision | None = None
+        self._frames = 0
         self.early: DeathDecision | None = None
         self.probability = 0.0
         self._recent_dead: deque[float] = deque(maxlen=confirm_frames)
@@ -121,6 +127,7 @@ class DeathWatch:
         """
         if self.death is not None:
             return []
+        self._frames += 1
         ts = np.asarray(frame_ts, dtype=np.int64)
         dead = 1.0 - frame_probs[:, 0].astype(np.float64)
         self._recent_dead.append(float(dead[-1]))
@@ -132,6 +139,8 @@ class DeathWatch:
         necroptosis_p = float(window_probs[pathway_index]) if pathway == NECROPTOSIS else 0.0
         leads = necroptosis_p >= self.early_threshold
         self._necroptosis_frames = self._necroptosis_frames + 1 if leads else 0
+        if self._frames < self.min_track_frames:
+            return []
         if self.probability >= self.threshold:
             self.death = DeathDecision(pathway, _onset(ts, dead, self.threshold), self.probability)
             decisions.append(self.death)

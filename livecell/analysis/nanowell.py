@@ -237,6 +237,7 @@ class _Position:
                 threshold=c.death_threshold,
                 confirm_frames=c.death_confirm_frames,
                 early_threshold=c.early_necroptosis_threshold,
+                min_track_frames=c.death_min_track_frames,
             )
             if death is not None
             else None,

@@ -70,13 +70,14 @@ class TrackState:
             area, eccentricity, crop = last.area, last.eccentricity, last.crop
         self.samples.append(_Sample(t, x, y, area, eccentricity, crop))
         recent = list(self.samples)[-3:]
-        self.motion.append(
-            motion_descriptors(
-                np.array([(s.y, s.x) for s in recent]),
-                np.array([s.area for s in recent]),
-                np.array([s.eccentricity for s in recent]),
-            )[-1]
+        rows = motion_descriptors(
+            np.array([(s.y, s.x) for s in recent]),
+            np.array([s.area for s in recent]),
+            np.array([s.eccentricity for s in recent]),
         )
+        self.motion.append(rows[-1])
+        if len(self.samples) == 2:  # frame 0 copies frame 1's step, as over a whole track
+            self.motion[0] = rows[0]
         self._held.append((t, area))
         smoothed = self.smoother.update((x, y) if measured else None)
         return [] if smoothed is None else [self._row(smoothed)]

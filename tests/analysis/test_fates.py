@@ -1,4 +1,5 @@
-"""Per-track decisions: one cell type, one monotone death, early necroptosis before death."""
+"""Per-track decisions (one cell type, one monotone death, early necroptosis before death)
+and the per-track state the models read."""
 
 from __future__ import annotations
 
@@ -9,17 +10,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from livecell.analysis.fates import CellTypeVote, DeathWatch
+from livecell.analysis.track_state import TrackState
+from livecell.tracking.motion import motion_descriptors
+from livecell.tracking.smoothing import FixedLagSmoother
 
 DEATH_CLASSES = ("live", "apoptosis", "necroptosis", "necrosis")
 
 
 def watch(**overrides: float) -> DeathWatch:
-    settings = {"threshold": 0.5, "confirm_frames": 2, "early_threshold": 0.35} | overrides
+    settings = {
+        "threshold": 0.5,
+        "confirm_frames": 2,
+        "early_threshold": 0.35,
+        "min_track_frames": 1,
+    } | overrides
     return DeathWatch(
         DEATH_CLASSES,
         threshold=settings["threshold"],
         confirm_frames=int(settings["confirm_frames"]),
         early_threshold=settings["early_threshold"],
+        min_track_frames=int(settings["min_track_frames"]),
     )
 
 
@@ -92,3 +102,32 @@ def test_an_unsure_cell_type_is_never_decided() -> None:
     assert best is not None
     assert best.cell_type == "effector"
     assert abs(best.confidence - 0.6) < 1e-6
+
+
+def test_track_state_motion_equals_the_whole_track_computation() -> None:
+    """What the models read online is what the training windows computed over a whole track."""
+    rng = np.random.default_rng(3)
+    positions = rng.normal(0, 20, (12, 2)).cumsum(axis=0) + 100
+    areas = rng.uniform(300, 900, 12)
+    eccentricities = rng.uniform(0, 0.9, 12)
+    state = TrackState(
+        position="Pos0",
+        well="r000c000",
+        track=1,
+        smoother=FixedLagSmoother(lam=0.0, lag=0, window=24),
+        window=24,
+        cell_type=None,
+        death=None,
+    )
+    crop = np.zeros((2, 4, 4), dtype=np.float32)
+    for t, ((x, y), area, ecc) in enumerate(zip(positions, areas, eccentricities, strict=True)):
+        state.add(t, x, y, area, ecc, crop, measured=True)
+    _, _, motion = state.window_arrays()
+    expected = motion_descriptors(positions[:, ::-1], areas, eccentricities)
+    np.testing.assert_allclose(motion[-12:], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_no_death_is_called_on_a_young_track() -> None:
+    young = feed(watch(min_track_frames=6), [0.9] * 8)
+    assert [t for t, _ in young] == [5]  # the probability held from frame 2; age 6 at frame 5
+    assert [t for t, _ in feed(watch(), [0.9] * 8)] == [1]
