@@ -1,4 +1,5 @@
-"""A fake microscope for end-to-end tests: small TIFF files and SPEC 3.2 ZeroMQ messages.
+"""A fake microscope for end-to-end tests: small TIFF files, SPEC 3.2 ZeroMQ messages,
+and simulated nanowell acquisitions written by ``livecell simulate``.
 
 Imported by tests as ``from microscope import ...`` (``tests/`` is on the path, as
 for ``conftest``). Pixels are deterministic from (position, t), so a re-sent frame
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -139,3 +142,18 @@ class PacedSender(threading.Thread):
             self.error = exc
         finally:
             sender.close(linger_ms=0 if self.halt.is_set() else linger_ms)
+
+
+def simulate_nanowell(
+    out: Path, *, seed: int, frames: int, size_px: int | None = None, wells: int | None = None
+) -> Path:
+    """``livecell simulate OUT --kind nanowell`` as a user runs it; return ``out``."""
+    args = ["--frames", str(frames), "--interval", "0", "--seed", str(seed)]
+    if size_px is not None:
+        args += ["--size", str(size_px)]
+    if wells is not None:
+        args += ["--wells", str(wells)]
+    command = [sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from daemons import read_events, write_config
+from microscope import simulate_nanowell
 
 from livecell.analysis.nanowell import TRACK_ID_BLOCK
 from livecell.evaluation.loaders import load_tracks
@@ -35,12 +36,7 @@ def livecell(*args: object, cwd: Path | None = None) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("nanowell")
-    done = livecell(
-        "simulate", out, "--kind", "nanowell", "--frames", FRAMES, "--size", 768,
-        "--wells", 3, "--seed", 7,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return out
+    return simulate_nanowell(out, seed=7, frames=FRAMES, size_px=768, wells=3)
 
 
 def nanowell_config(folder: Path, frames: Path, segmenter: str) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from microscope import simulate_nanowell
 
 from livecell.engine.bundled import BUNDLED_MODELS, bundled_model_dir, shipped_models
 
@@ -84,15 +85,7 @@ def test_patch_model_onnx_matches_torch(name: str, holotomo_patches: np.ndarray)
 def nanowell_acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small nanowell acquisition, seed 99: 512 px, 2 x 2 wells, 10 frames."""
     out = tmp_path_factory.mktemp("sim") / "nano99"
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"),
-            *("--size", "512", "--wells", "2", "--frames", "10", "--seed", "99"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return simulate_nanowell(out, seed=99, frames=10, size_px=512, wells=2)
 
 
 @pytest.mark.parametrize("name", ["nanowell_cell_type", "nanowell_death"])

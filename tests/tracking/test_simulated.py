@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from microscope import simulate_nanowell
 
 pytest.importorskip("ctc_metrics")
 pytest.importorskip("motmetrics")
@@ -15,16 +14,7 @@ pytest.importorskip("motmetrics")
 
 @pytest.fixture(scope="module")
 def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sim") / "seed84"
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"),
-            *("--frames", "6", "--interval", "0", "--seed", "84"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return simulate_nanowell(tmp_path_factory.mktemp("sim") / "seed84", seed=84, frames=6)
 
 
 def test_track_writes_ctc_results_that_score_well(acquisition: Path, tmp_path: Path) -> None:

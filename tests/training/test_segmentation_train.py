@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from microscope import simulate_nanowell
 
 pytest.importorskip("torch")
 
@@ -23,16 +22,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 512 px nanowell acquisition, 2 x 2 wells, 3 frames (seed 5: neither a training
     nor a held-out seed of the bundled model)."""
     out = tmp_path_factory.mktemp("sim") / "nano5"
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"),
-            *("--size", "512", "--wells", "2", "--frames", "3", "--interval", "0"),
-            *("--seed", "5"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return simulate_nanowell(out, seed=5, frames=3, size_px=512, wells=2)
 
 
 def test_the_command_trains_exports_and_cards(tiny: Path, tmp_path: Path) -> None:
