@@ -42,7 +42,13 @@ import numpy.typing as npt
 
 from livecell.bench._timing import call_seconds
 from livecell.tracking.nanowell import NanowellTracker, TrackerParams, track_rows
-from livecell.tracking.observations import Observations, measure, split_by_box, touching_pairs
+from livecell.tracking.observations import (
+    Observations,
+    assign_to_boxes,
+    measure,
+    split_by_box,
+    touching_pairs,
+)
 from livecell.tracking.smoothing import smooth_track
 
 _RATIO_TARGET = 100.0
@@ -527,13 +533,15 @@ def _chip_step_labels(
     obs = measure(image)
     pairs = touching_pairs(image)
     parts = split_by_box(obs, chip.boxes)
-    from livecell.tracking.observations import assign_to_boxes, split_pairs
-
     box_of = np.full(int(image.max()) + 1, -1, np.int64)
     box_of[obs.label] = assign_to_boxes(obs.x_px, obs.y_px, chip.boxes)
-    per_well = split_pairs(pairs, box_of, len(chip.boxes))
-    for tracker, part, touching in zip(trackers, parts, per_well, strict=True):
-        tracker.update_observations(part, t, touching=[tuple(p) for p in touching.tolist()])
+    # the pairs by the well of their first label (as split_pairs), as one list sliced per well
+    which = box_of[pairs[:, 0]]
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(chip.boxes) + 1)).tolist()
+    listed: list[tuple[int, int]] = [(a, b) for a, b in pairs[order].tolist()]
+    for tracker, part, lo, hi in zip(trackers, parts, bounds[:-1], bounds[1:], strict=True):
+        tracker.update_observations(part, t, touching=listed[lo:hi])
 
 
 def _scale_section(sizes: Sequence[int], frames: int) -> int:

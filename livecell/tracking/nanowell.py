@@ -54,6 +54,7 @@ __all__ = [
 
 _FORBIDDEN = 1e12
 _SMALL = 64  # cost entries up to which plain Python beats numpy's per-call overhead
+_NO_CONTACTS: frozenset[tuple[int, int]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +179,14 @@ def _assign_small(cost: list[list[float]]) -> list[tuple[int, int]]:
     cols = len(cost[0]) if rows else 0
     if rows == 0 or cols == 0:
         return []
+    # ``seq.index(min(seq))``: the first index of the minimum, as ``argmin`` gives
     if rows <= cols:
-        best = [min(range(cols), key=row.__getitem__) for row in cost]
+        best = [row.index(min(row)) for row in cost]
         if len(set(best)) == rows:
             return [(i, j) for i, j in enumerate(best) if cost[i][j] < _FORBIDDEN]
     else:
-        best = [min(range(rows), key=lambda i: cost[i][j]) for j in range(cols)]
+        columns = [list(column) for column in zip(*cost, strict=True)]
+        best = [column.index(min(column)) for column in columns]
         if len(set(best)) == cols:
             return sorted((i, j) for j, i in enumerate(best) if cost[i][j] < _FORBIDDEN)
     return _assign(np.array(cost))
@@ -239,112 +242,130 @@ class NanowellTracker:
         if self._t is not None and t <= self._t:
             raise ValueError(f"frames must increase: {t} after {self._t}")
         self._t = t
-        p = self.params
         pairs = _bbox_touching(obs) if touching is None else [(int(a), int(b)) for a, b in touching]
-        in_contact = {label for pair in pairs for label in pair}
-        labels = obs.label.tolist()
-        xs = obs.x_px.tolist()
-        ys = obs.y_px.tolist()
-        areas = obs.area_px.tolist()
+        return self._update(
+            obs.label.tolist(), obs.x_px.tolist(), obs.y_px.tolist(), obs.area_px.tolist(), t,
+            pairs,
+        )  # fmt: skip
+
+    def _update(
+        self,
+        labels: list[int],
+        xs: list[float],
+        ys: list[float],
+        areas: list[float],
+        t: int,
+        pairs: list[tuple[int, int]],
+    ) -> WellUpdate:
+        """:meth:`update_observations` on plain lists (``t`` already checked)."""
+        self._t = t
+        p = self.params
         n = len(labels)
         tracks = self._tracks
         m = len(tracks)
-        prev_area = [tr.area for tr in tracks]
         link: dict[int, int] = {}  # track index -> instance index
         disagreements: list[int] = []
         if m and n:
-            link, disagreements = self._link(obs, t)
-        taken = set(link.values())
-        left = [j for j in range(n) if j not in taken]
+            link, disagreements = self._link(xs, ys, areas, t)
+        if len(link) == n:
+            left: list[int] = []
+        else:
+            taken = set(link.values())
+            left = [j for j in range(n) if j not in taken]
         started: list[int] = []
         ended: list[int] = []
         new_tracks: list[_Track] = []
-        # divisions: a left-over instance beside a linked track that halved
         divided: set[int] = set()
-        lo, hi = p.mitosis_area_ratio
-        for j in list(left):
-            best: tuple[float, int] | None = None
-            for i, k in link.items():
-                if i in divided or prev_area[i] <= 0:
-                    continue
-                r_kept, r_new = areas[k] / prev_area[i], areas[j] / prev_area[i]
-                d = math.hypot(xs[k] - xs[j], ys[k] - ys[j])
-                halves = lo <= r_kept <= hi and lo <= r_new <= hi
-                if halves and d <= p.mitosis_distance_px and (best is None or d < best[0]):
-                    best = (d, i)
-            if best is not None:
-                i = best[1]
-                divided.add(i)
-                left.remove(j)
-                parent = tracks[i].track
-                ended.append(parent)
-                for k in sorted((link[i], j)):
-                    new_tracks.append(self._new(xs[k], ys[k], areas[k], t, labels[k], parent))
-                    started.append(new_tracks[-1].track)
-        for i in divided:
-            del link[i]
-        # containment: left-over instances go to held (unlinked) tracks first
-        unlinked = [i for i in range(m) if i not in link and i not in divided]
-        if p.containment and left and unlinked:
-            cost = np.array(
-                [[math.hypot(xs[j] - tracks[i].x, ys[j] - tracks[i].y) for j in left]
-                 for i in unlinked]
-            )  # fmt: skip
-            for a, b in _assign(cost):
-                link[unlinked[a]] = left[b]
-            taken = set(link.values())
-            left = [j for j in left if j not in taken]
+        if left:
+            # divisions: a left-over instance beside a linked track that halved
+            prev_area = [tr.area for tr in tracks]
+            lo, hi = p.mitosis_area_ratio
+            for j in list(left):
+                best: tuple[float, int] | None = None
+                for i, k in link.items():
+                    if i in divided or prev_area[i] <= 0:
+                        continue
+                    r_kept, r_new = areas[k] / prev_area[i], areas[j] / prev_area[i]
+                    d = math.hypot(xs[k] - xs[j], ys[k] - ys[j])
+                    halves = lo <= r_kept <= hi and lo <= r_new <= hi
+                    if halves and d <= p.mitosis_distance_px and (best is None or d < best[0]):
+                        best = (d, i)
+                if best is not None:
+                    i = best[1]
+                    divided.add(i)
+                    left.remove(j)
+                    parent = tracks[i].track
+                    ended.append(parent)
+                    for k in sorted((link[i], j)):
+                        new_tracks.append(self._new(xs[k], ys[k], areas[k], t, labels[k], parent))
+                        started.append(new_tracks[-1].track)
+            for i in divided:
+                del link[i]
+            # containment: left-over instances go to held (unlinked) tracks first
+            unlinked = [i for i in range(m) if i not in link and i not in divided]
+            if p.containment and left and unlinked:
+                cost = np.array(
+                    [[math.hypot(xs[j] - tracks[i].x, ys[j] - tracks[i].y) for j in left]
+                     for i in unlinked]
+                )  # fmt: skip
+                for a, b in _assign(cost):
+                    link[unlinked[a]] = left[b]
+                taken = set(link.values())
+                left = [j for j in left if j not in taken]
+        in_contact = {label for pair in pairs for label in pair} if pairs else ()
+        w_new = p.velocity_smoothing
+        hypot = math.hypot
         kept: list[_Track] = []
+        cells: list[TrackedCell] = []
         for i, tr in enumerate(tracks):
-            if i in divided:
-                continue
             found = link.get(i)
             if found is None:
+                if i in divided:
+                    continue
                 tr.missed += 1
                 tr.label = None
                 if tr.missed > p.max_missed_frames:
                     ended.append(tr.track)
                     continue
             else:
-                k = found
                 gap = t - tr.t_last
-                s = p.velocity_smoothing if tr.speed is not None else 1.0  # first step: as is
-                tr.vx = s * (xs[k] - tr.x) / gap + (1 - s) * tr.vx
-                tr.vy = s * (ys[k] - tr.y) / gap + (1 - s) * tr.vy
-                step = math.hypot(xs[k] - tr.x, ys[k] - tr.y) / gap
+                x, y, area = xs[found], ys[found], areas[found]
+                s = w_new if tr.speed is not None else 1.0  # first step: as is
+                tr.vx = s * (x - tr.x) / gap + (1 - s) * tr.vx
+                tr.vy = s * (y - tr.y) / gap + (1 - s) * tr.vy
+                step = hypot(x - tr.x, y - tr.y) / gap
                 tr.speed = s * step + (1 - s) * (tr.speed or 0.0)
-                tr.x, tr.y, tr.area, tr.t_last = xs[k], ys[k], areas[k], t
-                if labels[k] not in in_contact:
-                    s = p.velocity_smoothing
-                    tr.ref_area = s * areas[k] + (1 - s) * tr.ref_area
-                tr.label, tr.missed = labels[k], 0
+                tr.x, tr.y, tr.area, tr.t_last = x, y, area, t
+                label = labels[found]
+                if label not in in_contact:
+                    tr.ref_area = w_new * area + (1 - w_new) * tr.ref_area
+                tr.label, tr.missed = label, 0
             kept.append(tr)
+            cells.append(
+                TrackedCell(tr.track, tr.label, tr.x, tr.y, tr.area, tr.missed == 0, tr.parent)
+            )
         for j in left:
             new_tracks.append(self._new(xs[j], ys[j], areas[j], t, labels[j], None))
             started.append(new_tracks[-1].track)
-        kept.extend(new_tracks)
-        kept.sort(key=lambda tr: tr.track)
-        self._tracks = kept
-        self._contacts = self._touching(pairs)
-        cells = tuple(
-            TrackedCell(
-                track=tr.track,
-                label=tr.label,
-                x=tr.x,
-                y=tr.y,
-                area_px=tr.area,
-                measured=tr.missed == 0,
-                parent=tr.parent,
+        if new_tracks:  # ids above every kept track's, in order: ``kept`` stays sorted
+            kept.extend(new_tracks)
+            cells.extend(
+                TrackedCell(tr.track, tr.label, tr.x, tr.y, tr.area, True, tr.parent)
+                for tr in new_tracks
             )
-            for tr in kept
-        )
+        self._tracks = kept
+        self._contacts = self._touching(pairs) if pairs else _NO_CONTACTS
+        if len(started) > 1:
+            started.sort()
+        if len(ended) > 1:
+            ended.sort()
         return WellUpdate(
-            t=t,
-            cells=cells,
-            started=tuple(sorted(started)),
-            ended=tuple(sorted(ended)),
-            contacts=self._contacts,
-            disagreements=tuple(sorted(disagreements)),
+            t,
+            tuple(cells),
+            tuple(started),
+            tuple(ended),
+            self._contacts,
+            tuple(sorted(disagreements)) if disagreements else (),
         )
 
     def _new(
@@ -354,57 +375,70 @@ class NanowellTracker:
         self._next_id += 1
         return track
 
-    def _link(self, obs: Observations, t: int) -> tuple[dict[int, int], list[int]]:
+    def _link(
+        self, xs: list[float], ys: list[float], areas: list[float], t: int
+    ) -> tuple[dict[int, int], list[int]]:
         """Forward and backward assignment of the current tracks to the instances."""
-        if len(self._tracks) * len(obs) <= _SMALL:
-            forward, backward = self._costs_small(obs, t)
-            ahead = dict(_assign_small(forward))
-            behind = dict(_assign_small(backward))
+        if len(self._tracks) * len(xs) <= _SMALL:
+            forward, backward = self._costs_small(xs, ys, areas, t)
+            ahead = _assign_small(forward)
+            behind = _assign_small(backward)
         else:
-            f, b = self._costs(obs, t)
-            ahead, behind = dict(_assign(f)), dict(_assign(b))
+            f, b = self._costs(np.array(xs), np.array(ys), np.array(areas), t)
+            ahead, behind = _assign(f), _assign(b)
+        if ahead == behind:
+            return dict(ahead), []
+        link, back = dict(ahead), dict(behind)
         tracks = self._tracks
-        disagree = [tracks[i].track for i in sorted(set(ahead) | set(behind)) if
-                    ahead.get(i) != behind.get(i)]  # fmt: skip
-        return ahead, disagree
+        disagree = [tracks[i].track for i in sorted(set(link) | set(back)) if
+                    link.get(i) != back.get(i)]  # fmt: skip
+        return link, disagree
 
-    def _costs_small(self, obs: Observations, t: int) -> tuple[list[list[float]], ...]:
+    def _costs_small(
+        self, xs: list[float], ys: list[float], areas: list[float], t: int
+    ) -> tuple[list[list[float]], list[list[float]]]:
         """:meth:`_costs` in plain Python: faster for a well's few cells than numpy calls."""
         p = self.params
-        xs, ys, areas = obs.x_px.tolist(), obs.y_px.tolist(), obs.area_px.tolist()
         hypot = math.hypot
         forward: list[list[float]] = []
         backward: list[list[float]] = []
         shapes: list[list[float]] = []
         w_last, w_pred, w_shape = p.distance_weight, p.prediction_weight, p.shape_weight_px
         w_speed = p.speed_weight
+        penalise = bool(self._contacts) and p.contact_penalty > 0
         points = list(zip(xs, ys, areas, strict=True))
+        max_link = p.max_link_distance_px
         for tr in self._tracks:
             dt = t - tr.t_last
             lx, ly = tr.x, tr.y
             px, py = lx + tr.vx * dt, ly + tr.vy * dt
-            gate = p.max_link_distance_px * (1 + tr.missed)
+            gate = max_link * (1 + tr.missed)
             ra = tr.ref_area
             speed = 0.0 if tr.speed is None else tr.speed
-            row_f, row_b, row_s = [], [], []
+            row_f: list[float] = []
+            row_b: list[float] = []
+            add_f, add_b = row_f.append, row_b.append
             for x, y, a in points:
                 d_last = hypot(x - lx, y - ly)
                 d_pred = hypot(x - px, y - py)
+                if d_last > gate and d_pred > gate:
+                    add_f(_FORBIDDEN)
+                    add_b(_FORBIDDEN)
+                    continue
                 shape = (ra - a) / ra if a < ra else ((a - ra) / a if a > 0 else 0.0)
                 base = w_last * d_last + w_shape * shape
                 if w_speed > 0:
                     base += w_speed * abs(d_last / dt - speed)
-                if d_last > gate and d_pred > gate:
-                    row_f.append(_FORBIDDEN)
-                    row_b.append(_FORBIDDEN)
-                else:
-                    row_f.append(base + w_pred * d_pred)
-                    row_b.append(base)
-                row_s.append(shape)
+                add_f(base + w_pred * d_pred)
+                add_b(base)
             forward.append(row_f)
             backward.append(row_b)
-            shapes.append(row_s)
-        if self._contacts and p.contact_penalty > 0:
+            if penalise:
+                shapes.append(
+                    [(ra - a) / ra if a < ra else ((a - ra) / a if a > 0 else 0.0)
+                     for _, _, a in points]
+                )  # fmt: skip
+        if penalise:
             penalty = self._contact_penalty(np.array(shapes))
             for i, j in zip(*np.nonzero(penalty), strict=True):
                 for cost in (forward, backward):
@@ -413,7 +447,11 @@ class NanowellTracker:
         return forward, backward
 
     def _costs(
-        self, obs: Observations, t: int
+        self,
+        obs_x: npt.NDArray[np.float64],
+        obs_y: npt.NDArray[np.float64],
+        obs_area: npt.NDArray[np.float64],
+        t: int,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Forward (with the motion model) and backward costs, ``[tracks, instances]``."""
         p = self.params
@@ -424,10 +462,10 @@ class NanowellTracker:
         pred_x = last_x + np.array([tr.vx for tr in tracks]) * dt
         pred_y = last_y + np.array([tr.vy for tr in tracks]) * dt
         area = np.array([tr.ref_area for tr in tracks])
-        d_last = np.hypot(obs.x_px[None, :] - last_x[:, None], obs.y_px[None, :] - last_y[:, None])
-        d_pred = np.hypot(obs.x_px[None, :] - pred_x[:, None], obs.y_px[None, :] - pred_y[:, None])
-        shape = 1.0 - np.minimum(area[:, None], obs.area_px[None, :]) / np.maximum(
-            np.maximum(area[:, None], obs.area_px[None, :]), 1e-9
+        d_last = np.hypot(obs_x[None, :] - last_x[:, None], obs_y[None, :] - last_y[:, None])
+        d_pred = np.hypot(obs_x[None, :] - pred_x[:, None], obs_y[None, :] - pred_y[:, None])
+        shape = 1.0 - np.minimum(area[:, None], obs_area[None, :]) / np.maximum(
+            np.maximum(area[:, None], obs_area[None, :]), 1e-9
         )
         base = p.distance_weight * d_last + p.shape_weight_px * shape
         if p.speed_weight > 0:

@@ -155,11 +155,17 @@ def touching_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
     Two instances touch when one, dilated by one pixel (3 x 3 square), meets the other:
     in a label image that is two different non-zero labels at 8-neighbouring pixels.
     Where cells overlap, the label image shows the top one bordered by the other, so
-    overlapping cells are touching pairs too.
+    overlapping cells are touching pairs too. Integer images (labels below 2**31) are
+    scanned at their foreground pixels only, each against its right, lower and two lower
+    diagonal neighbours, the pairs de-duplicated as one integer code each.
     """
     image = np.asarray(labels)
     if image.ndim != 2:
         raise ValueError(f"labels must be a 2-D image, got shape {image.shape}")
+    if np.issubdtype(image.dtype, np.integer) and image.size:
+        top = int(image.max())
+        if top < 2**31:  # pair codes ``a * (top + 1) + b`` fit in int64
+            return _touching_pairs_sparse(image, top)
     found: list[IntArray] = []
     for a, b in (
         (image[:, :-1], image[:, 1:]),
@@ -174,6 +180,37 @@ def touching_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
         return np.zeros((0, 2), np.int64)
     pairs = np.sort(np.concatenate(found), axis=1)
     return np.unique(pairs, axis=0)
+
+
+def _touching_pairs_sparse(image: npt.NDArray[np.integer], top: int) -> IntArray:
+    """:func:`touching_pairs` looking only at the foreground pixels' 4 forward neighbours."""
+    h, w = image.shape
+    flat = image.ravel()
+    where = np.flatnonzero(flat > 0)
+    if len(where) == 0:
+        return np.zeros((0, 2), np.int64)
+    value = flat[where].astype(np.int64)
+    col = where % w
+    not_last_col = col < w - 1
+    not_first_col = col > 0
+    not_last_row = where < (h - 1) * w
+    codes: list[IntArray] = []
+    for step, ok in (
+        (1, not_last_col),
+        (w, not_last_row),
+        (w + 1, not_last_row & not_last_col),
+        (w - 1, not_last_row & not_first_col),
+    ):
+        a = value[ok]
+        b = flat[where[ok] + step].astype(np.int64)
+        differ = (a != b) & (b > 0)
+        if differ.any():
+            a, b = a[differ], b[differ]
+            codes.append(np.minimum(a, b) * (top + 1) + np.maximum(a, b))
+    if not codes:
+        return np.zeros((0, 2), np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack([unique // (top + 1), unique % (top + 1)], axis=1)
 
 
 def assign_to_boxes(
@@ -240,10 +277,17 @@ def split_by_box(
         y = y - box[inside, 1]
         bbox = bbox - box[inside][:, [0, 1, 0, 1]]
     start = bounds[0]
-    return [
-        Observations(label[a:b], x[a:b], y[a:b], area[a:b], bbox[a:b])
-        for a, b in ((lo - start, hi - start) for lo, hi in itertools.pairwise(bounds))
-    ]
+    # slices of arrays already checked to be of one length: built without re-checking
+    new = object.__new__
+    parts = []
+    for lo, hi in itertools.pairwise(bounds):
+        a, b = lo - start, hi - start
+        part = new(Observations)
+        part.__dict__.update(
+            label=label[a:b], x_px=x[a:b], y_px=y[a:b], area_px=area[a:b], bbox=bbox[a:b]
+        )
+        parts.append(part)
+    return parts
 
 
 def split_pairs(
