@@ -107,6 +107,7 @@ class NanowellStage:
     def close(self) -> None:
         """Write the rows the smoothing lag still holds (the acquisition has ended)."""
         rows = [row for p in self._positions.values() for row in p.finish()]
+        self.models.segmenter.close()
         if self._tracks_out is not None:
             self._tracks_out.write(rows)
             self._tracks_out.close()

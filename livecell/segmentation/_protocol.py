@@ -4,6 +4,7 @@ Lifecycle::
 
     segmenter = UNetSegmenter.bundled()       # or ClassicalSegmenter(), any Segmenter
     labels = segmenter.segment(crops)         # once per frame, with every well's crop
+    segmenter.close()                         # at shutdown
 
 - Each crop is one well's interior: a 2D float32 array of raw camera values, the
   well box of the first frame shifted by the current stage drift; the bright wall
@@ -31,4 +32,8 @@ class Segmenter(Protocol):
 
     def segment(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One int32 label image per crop (0 background, 1..n cells), same shapes."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions and buffers; idempotent."""
         ...

@@ -112,6 +112,9 @@ class ClassicalSegmenter:
     def segment(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [self.segment_one(np.asarray(crop, dtype=np.float32)) for crop in crops]
 
+    def close(self) -> None:
+        """Nothing to release: no model."""
+
     def foreground(self, crop: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
         """The cell mask of one crop, before splitting."""
         p = self.params
