@@ -65,8 +65,8 @@ def tile_starts(length_px: int, tile_px: int, overlap_px: int) -> list[int]:
 class WatershedParams:
     """How probabilities become instances in :class:`UNetSegmenter`."""
 
-    foreground_threshold: float = 0.5  # p(interior) + p(boundary) above this is cell
-    seed_threshold: float = 0.5  # p(interior) above this may seed a cell
+    foreground_threshold: float = 0.6  # p(interior) + p(boundary) above this is cell
+    seed_threshold: float = 0.7  # p(interior) above this may seed a cell
     min_seed_area_px: int = 25  # interior blobs smaller than this seed nothing
     min_area_px: int = 40  # instances smaller than this are dropped
     tile_overlap_px: int = 32  # overlap of tiles when a crop is larger than a tile

@@ -3,13 +3,15 @@
 The data are whole well crops (``segmentation_data``) normalised as the segmenter
 normalises them (``livecell.segmentation.unet.normalise_crop``), with per-pixel targets
 background / interior / boundary. Each step draws random windows of ``window_px``
-(mostly over cells), flipped and rotated by multiples of 90 degrees, with a random
-contrast gain; the loss is class-weighted cross-entropy (the thin boundary class
-counts ``boundary_weight`` times). The learning rate follows a cosine over the steps.
-At the end the held-out crops are segmented end to end (probabilities, watershed) and
-scored per cell (``livecell.segmentation.scoring``); the model is exported to ONNX with
-a fixed tile side and a dynamic batch, and ONNX Runtime is checked against torch.
-Writes ``model.pt`` (state dict), ``model.onnx`` and ``model_card.json`` into ``out``.
+(mostly over cells; a well is drawn with weight ``0.1 + cells ** crowd_power``, so
+crowded wells, where touching cells must be parted, come up more often), flipped and
+rotated by multiples of 90 degrees, with a random contrast gain; the loss is
+class-weighted cross-entropy (the thin boundary class counts ``boundary_weight`` times).
+The learning rate follows a cosine over the steps. At the end the held-out crops are
+segmented end to end (probabilities, watershed) and scored per cell
+(``livecell.segmentation.scoring``); the model is exported to ONNX with a fixed tile
+side and a dynamic batch, and ONNX Runtime is checked against torch. Writes
+``model.pt`` (state dict), ``model.onnx`` and ``model_card.json`` into ``out``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class SegmentationTrainConfig:
     boundary_weight: float = 3.0
     boundary_px: int = 2
     widths: tuple[int, int, int, int] = (16, 32, 64, 96)
+    crowd_power: float = 1.0  # a well's sampling weight is 0.1 + cells ** crowd_power
     seed: int = 0
     log_every: int = 100
 
@@ -64,6 +67,8 @@ class SegmentationTrainConfig:
                 raise ValueError(f"{name} must be a multiple of {DOWNSAMPLING}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1")
+        if self.crowd_power < 0:
+            raise ValueError("crowd_power must be at least 0")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class _Windows:
         ]
         self.window = config.window_px
         self.rng = np.random.default_rng(config.seed)
-        occupied = np.array([c.cells > 0 for c in crops], dtype=np.float64)
-        weights = 0.1 + occupied
+        cells = np.array([c.cells for c in crops], dtype=np.float64)
+        weights = 0.1 + np.where(cells > 0, cells**config.crowd_power, 0.0)
         self.p = weights / weights.sum()
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
