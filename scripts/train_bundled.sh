@@ -68,7 +68,7 @@ for seed in 61 62 63 64 65 66 71 72; do
   simulate "seg$seed" nanowell "$seed" --positions 1 --frames 24
 done
 OMP_NUM_THREADS=1 livecell train seg61 seg62 seg63 seg64 seg65 seg66 --test seg71 seg72 \
-  --task segmentation --out nanowell_segmentation --steps 2000 --batch-size 8 \
+  --task segmentation --out nanowell_segmentation --steps 3000 --batch-size 8 \
   --window-px 96 --frame-stride 4
 mkdir -p "$bundled/nanowell_segmentation"
 cp nanowell_segmentation/model.onnx nanowell_segmentation/model.pt \
