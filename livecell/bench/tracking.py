@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from livecell.bench._timing import call_seconds
+from livecell.sinks.tracks_csv import TrackRow, TracksFile
 from livecell.tracking.nanowell import NanowellTracker, TrackerParams, track_rows
 from livecell.tracking.observations import (
     Observations,
@@ -53,7 +54,6 @@ from livecell.tracking.smoothing import smooth_track
 
 _RATIO_TARGET = 100.0
 _SECTIONS = ("smoothing", "truth", "laptrack", "scale")
-_TRACK_COLUMNS = ("position", "t", "track", "well", "x", "y", "area", "cell_type", "state")
 _GROUPS = ((1, 2), (3, 5))
 _MOTA_TARGETS = {(1, 2): 0.99, (3, 5): 0.97}
 _SCALE_TARGET_S = 0.2
@@ -252,14 +252,14 @@ def read_tra_frames(ground_truth: Path, position: str) -> list[npt.NDArray[np.in
 def track_truth_masks(
     ground_truth: Path,
     params: TrackerParams = TrackerParams(),  # noqa: B008 (frozen)
-) -> tuple[list[dict[str, object]], float]:
+) -> tuple[list[TrackRow], float]:
     """Track every well of a simulated acquisition on its ground-truth masks.
 
     Returns the tracks-file rows (global ids ``well index * 1000 + local id``) and the
     seconds spent in the trackers (reading the masks excluded).
     """
     wells = read_wells(ground_truth)
-    rows: list[dict[str, object]] = []
+    rows: list[TrackRow] = []
     seconds = 0.0
     for position in sorted({w.position for w in wells}):
         frames = read_tra_frames(ground_truth, position)
@@ -270,28 +270,29 @@ def track_truth_masks(
             started = time.perf_counter()
             updates = [tracker.update(frame[y0:y1, x0:x1], t) for t, frame in enumerate(frames)]
             seconds += time.perf_counter() - started
-            for row in track_rows(updates):
-                rows.append(
-                    {
-                        "position": position,
-                        "t": row.t,
-                        "track": index * _WELL_ID_STRIDE + row.track,
-                        "well": well.name,
-                        "x": round(row.x + x0, 3),
-                        "y": round(row.y + y0, 3),
-                        "area": round(row.area_px, 1),
-                        "cell_type": "",
-                        "state": "",
-                    }
+            rows += [
+                TrackRow(
+                    position,
+                    row.t,
+                    index * _WELL_ID_STRIDE + row.track,
+                    well.name,
+                    row.x + x0,
+                    row.y + y0,
+                    row.area_px,
+                    cell_type="",
+                    state="",
                 )
+                for row in track_rows(updates)
+            ]
     return rows, seconds
 
 
-def write_tracks(path: Path, rows: Sequence[dict[str, object]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_TRACK_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+def write_tracks(path: Path, rows: Sequence[TrackRow]) -> None:
+    """The rows as the daemon's tracks file (a new file)."""
+    path.unlink(missing_ok=True)
+    out = TracksFile(path)
+    out.write(rows)
+    out.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,27 +365,39 @@ def _merge_groups(parts: Sequence[Sequence[GroupScores]]) -> list[GroupScores]:
     return out
 
 
-def _truth_section(folders: Sequence[Path]) -> int:
-    _truth_header(
-        "per-well tracker on ground-truth masks (TRA labels cropped by well), "
-        f"{len(folders)} acquisition(s); MOTA pooled over objects"
-    )
+def _score_on_truth(
+    folders: Sequence[Path],
+    tracker_rows: Callable[[Path], tuple[list[TrackRow], float]],
+    *,
+    echo: bool,
+) -> tuple[list[GroupScores], float]:
+    """Track each acquisition's ground-truth masks with ``tracker_rows``; score with livecell's
+    evaluation. Returns the groups merged over acquisitions and the seconds spent tracking."""
     parts = []
     total = 0.0
     with tempfile.TemporaryDirectory(prefix="livecell-tracks-") as tmp:
         for folder in folders:
-            rows, seconds = track_truth_masks(folder / "ground_truth")
+            rows, seconds = tracker_rows(folder / "ground_truth")
             total += seconds
             path = Path(tmp) / f"{folder.name}.csv"
             write_tracks(path, rows)
             groups = score_tracks(folder / "ground_truth", path)
             parts.append(groups)
-            for g in groups:
+            for g in groups if echo else ():
                 print(
                     f"  {folder.name}: {g.cells[0]}-{g.cells[1]} cells/well: MOTA {g.mota:.4f} "
                     f"IDF1 {g.idf1:.4f} ({g.wells} wells, {g.switches} switches)"
                 )
-    met = _print_groups("livecell", _merge_groups(parts), total)
+    return _merge_groups(parts), total
+
+
+def _truth_section(folders: Sequence[Path]) -> int:
+    _truth_header(
+        "per-well tracker on ground-truth masks (TRA labels cropped by well), "
+        f"{len(folders)} acquisition(s); MOTA pooled over objects"
+    )
+    groups, total = _score_on_truth(folders, track_truth_masks, echo=True)
+    met = _print_groups("livecell", groups, total)
     print("track s: seconds in the trackers (masks read beforehand), all acquisitions")
     return 0 if met else 1
 
@@ -392,11 +405,11 @@ def _truth_section(folders: Sequence[Path]) -> int:
 # --- laptrack -----------------------------------------------------------------------------
 
 
-def _laptrack_rows(ground_truth: Path) -> tuple[list[dict[str, object]], float]:
+def _laptrack_rows(ground_truth: Path) -> tuple[list[TrackRow], float]:
     pd: Any = import_module("pandas")
     laptrack: Any = import_module("laptrack")
     wells = read_wells(ground_truth)
-    rows: list[dict[str, object]] = []
+    rows: list[TrackRow] = []
     seconds = 0.0
     tracker = laptrack.LapTrack(
         cutoff=_LAPTRACK_LINK_PX**2,
@@ -423,20 +436,20 @@ def _laptrack_rows(ground_truth: Path) -> tuple[list[dict[str, object]], float]:
                 df, coordinate_cols=["x", "y"], frame_col="frame", only_coordinate_cols=False
             )
             seconds += time.perf_counter() - started
-            for r in track_df.itertuples():
-                rows.append(
-                    {
-                        "position": position,
-                        "t": int(r.frame),
-                        "track": index * _WELL_ID_STRIDE + int(r.track_id) + 1,
-                        "well": well.name,
-                        "x": round(float(r.x) + x0, 3),
-                        "y": round(float(r.y) + y0, 3),
-                        "area": float(r.area),
-                        "cell_type": "",
-                        "state": "",
-                    }
+            rows += [
+                TrackRow(
+                    position,
+                    int(r.frame),
+                    index * _WELL_ID_STRIDE + int(r.track_id) + 1,
+                    well.name,
+                    float(r.x) + x0,
+                    float(r.y) + y0,
+                    float(r.area),
+                    cell_type="",
+                    state="",
                 )
+                for r in track_df.itertuples()
+            ]
     return rows, seconds
 
 
@@ -451,16 +464,8 @@ def _laptrack_section(folders: Sequence[Path]) -> int:
         f"laptrack (LAP on centroids, squared distance: linking and gap closing (3 frames) "
         f"within {_LAPTRACK_LINK_PX:g} px, splitting within 60 px) on the same masks, per well"
     )
-    parts = []
-    total = 0.0
-    with tempfile.TemporaryDirectory(prefix="livecell-laptrack-") as tmp:
-        for folder in folders:
-            rows, seconds = _laptrack_rows(folder / "ground_truth")
-            total += seconds
-            path = Path(tmp) / f"{folder.name}.csv"
-            write_tracks(path, rows)
-            parts.append(score_tracks(folder / "ground_truth", path))
-    _print_groups("laptrack", _merge_groups(parts), total)
+    groups, total = _score_on_truth(folders, _laptrack_rows, echo=False)
+    _print_groups("laptrack", groups, total)
     print("track s: seconds in laptrack's predict_dataframe (centroids measured beforehand)")
     return 0
 
