@@ -54,6 +54,7 @@ from livecell.training.train import (
     MODEL_FILE,
     ONNX_FILE,
     SPLITS,
+    EpochRecord,
     class_weights,
     save_atomic,
     state_copy,
@@ -237,9 +238,7 @@ def train_sequence_model(
     sequence_loss = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights))
     frame_loss = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(frame_weights))
 
-    best_score, best_epoch, stale = -1.0, -1, 0
-    best_state = state_copy(model)
-    history: list[dict[str, float]] = []
+    record = EpochRecord(best_state=state_copy(model))
     val_idx = split_idx["val"]
     stopped_early = False
     for epoch in range(epochs):
@@ -271,30 +270,14 @@ def train_sequence_model(
         score = float(
             classification_metrics(labels[val_idx], val_proba, classes)["balanced_accuracy"]
         )
-        history.append(
-            {
-                "epoch": float(epoch),
-                "train_loss": total / max(seen, 1),
-                "val_balanced_accuracy": score,
-            }
-        )
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = state_copy(model)
-        else:
-            stale += 1
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}, "
-                f"val balanced accuracy {score:.3f} (best {best_score:.3f})"
-            )
-        if stale >= patience:
+        record.add_epoch(model, epoch, total / max(seen, 1), score, say=progress)
+        if record.stale >= patience:
             stopped_early = True
             break
 
-    model.load_state_dict(best_state)
+    model.load_state_dict(record.best_state)
     model.eval()
-    save_atomic(best_state, out / MODEL_FILE)
+    save_atomic(record.best_state, out / MODEL_FILE)
 
     metrics: dict[str, Any] = {}
     for name, idx in split_idx.items():
@@ -365,8 +348,8 @@ def train_sequence_model(
         },
         "training": {
             "epochs": epochs,
-            "epochs_run": len(history),
-            "best_epoch": best_epoch + 1,
+            "epochs_run": len(record.history),
+            "best_epoch": record.best_epoch + 1,
             "stopped_early": stopped_early,
             "patience": patience,
             "early_stopping_metric": "val balanced_accuracy (sequence call)",
@@ -379,7 +362,7 @@ def train_sequence_model(
             + (f" + {monotone_weight} x monotone death penalty" if task == "death" else ""),
             "class_weights": {c: float(w) for c, w in zip(classes, weights, strict=True)},
             "seed": seed,
-            "history": history,
+            "history": record.history,
         },
         "data": {
             "kind": "simulated track sequences",

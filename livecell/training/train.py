@@ -201,6 +201,37 @@ def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@dataclass
+class EpochRecord:
+    """Early stopping on the validation score, shared by the trainers: each epoch's
+    history row, the best epoch and a copy of its weights, and ``stale``, the epochs
+    since the best."""
+
+    best_state: dict[str, torch.Tensor]
+    best_score: float = -1.0
+    best_epoch: int = -1
+    stale: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def add_epoch(
+        self, model: torch.nn.Module, epoch: int, train_loss: float, score: float, *, say: bool
+    ) -> None:
+        """Add epoch ``epoch``'s mean training loss and validation balanced accuracy."""
+        self.history.append(
+            {"epoch": float(epoch), "train_loss": train_loss, "val_balanced_accuracy": score}
+        )
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            self.best_state = state_copy(model)
+        else:
+            self.stale += 1
+        if say:
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {train_loss:.4f}, "
+                f"val balanced accuracy {score:.3f} (best {self.best_score:.3f})"
+            )
+
+
 def train(
     data: PatchSet,
     config: TrainConfig,
@@ -246,9 +277,8 @@ def train(
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights))
     fingerprint = _fingerprint(config, data, split_groups)
 
-    start_epoch, best_score, best_epoch, stale = 0, -1.0, -1, 0
-    best_state = state_copy(model)
-    history: list[dict[str, float]] = []
+    start_epoch = 0
+    record = EpochRecord(best_state=state_copy(model))
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if resume:
         if not checkpoint_path.is_file():
@@ -261,16 +291,20 @@ def train(
             )
         model.load_state_dict(ckpt["model"])
         optimiser.load_state_dict(ckpt["optimizer"])
-        best_state = ckpt["best_model"]
-        start_epoch, best_score = int(ckpt["epoch"]) + 1, float(ckpt["best_score"])
-        best_epoch, stale = int(ckpt["best_epoch"]), int(ckpt["stale"])
-        history = list(ckpt["history"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        record = EpochRecord(
+            best_state=ckpt["best_model"],
+            best_score=float(ckpt["best_score"]),
+            best_epoch=int(ckpt["best_epoch"]),
+            stale=int(ckpt["stale"]),
+            history=list(ckpt["history"]),
+        )
 
     train_set = _Patches(
         images[split_idx["train"]], labels[split_idx["train"]], config.augment, config.seed
     )
     val_images, val_labels = images[split_idx["val"]], labels[split_idx["val"]]
-    stopped_early = stale >= config.patience
+    stopped_early = record.stale >= config.patience
     epoch = start_epoch
     while epoch < config.epochs and not stopped_early:
         train_set.epoch = epoch
@@ -298,43 +332,27 @@ def train(
             bar.set_postfix(loss=f"{total / seen:.4f}")
         val = classification_metrics(val_labels, predict_proba(model, val_images), data.classes)
         score = float(val["balanced_accuracy"])
-        history.append(
-            {
-                "epoch": float(epoch),
-                "train_loss": total / max(seen, 1),
-                "val_balanced_accuracy": score,
-            }
-        )
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = state_copy(model)
-        else:
-            stale += 1
-        stopped_early = stale >= config.patience
+        record.add_epoch(model, epoch, total / max(seen, 1), score, say=progress)
+        stopped_early = record.stale >= config.patience
         save_atomic(
             {
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimiser.state_dict(),
-                "best_model": best_state,
-                "best_score": best_score,
-                "best_epoch": best_epoch,
-                "stale": stale,
-                "history": history,
+                "best_model": record.best_state,
+                "best_score": record.best_score,
+                "best_epoch": record.best_epoch,
+                "stale": record.stale,
+                "history": record.history,
                 "fingerprint": fingerprint,
             },
             checkpoint_path,
         )
-        if progress:
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {total / max(seen, 1):.4f}, "
-                f"val balanced accuracy {score:.3f} (best {best_score:.3f})"
-            )
         epoch += 1
 
-    model.load_state_dict(best_state)
+    model.load_state_dict(record.best_state)
     model.eval()
-    save_atomic(best_state, out_dir / MODEL_FILE)
+    save_atomic(record.best_state, out_dir / MODEL_FILE)
     metrics = {
         name: classification_metrics(labels[idx], predict_proba(model, images[idx]), data.classes)
         for name, idx in split_idx.items()
@@ -362,8 +380,8 @@ def train(
         split_idx=split_idx,
         split_groups=split_groups,
         metrics=metrics,
-        history=history,
-        best_epoch=best_epoch,
+        history=record.history,
+        best_epoch=record.best_epoch,
         stopped_early=stopped_early,
         files=files,
         argv=argv,
