@@ -111,8 +111,10 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> Non
         'state_dir = "var/state"\n'
         '[source]\npath = "../incoming"\n'
         '[sinks]\nevents = "out/events.jsonl"\ntracks = "/abs/tracks.csv"\n'
+        '[patches]\nmodel = "models/holotomo"\n'
     )
     config = load_config(config_file)
+    assert config.patches.model == folder / "models" / "holotomo"
     assert config.state_dir == folder / "var" / "state"
     assert config.source.path == tmp_path / "incoming"
     assert config.sinks.events == folder / "out" / "events.jsonl"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from livecell.evaluation.defaults import (
+    DEFAULT_CONTACT_GAP_FRAMES,
     DEFAULT_MAX_DISTANCE_PX,
     DEFAULT_MAX_ONSET_GAP,
     DEFAULT_MIN_IOU,
@@ -86,6 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help=f"contacts: the least interval IoU for a match (default: {DEFAULT_MIN_IOU:g})",
     )
+    parser.add_argument(
+        "--contact-gap-frames",
+        type=int,
+        default=DEFAULT_CONTACT_GAP_FRAMES,
+        metavar="FRAMES",
+        help="contacts: true contacts of a pair this many frames apart or fewer are one "
+        f"contact, as the daemon's hysteresis counts them; 0: as written (default: "
+        f"{DEFAULT_CONTACT_GAP_FRAMES})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             max_distance_px=args.max_distance,
             max_onset_gap=args.max_onset_gap,
             min_contact_iou=args.min_contact_iou,
+            contact_gap_frames=args.contact_gap_frames,
         )
         if args.events is None and args.tracks is None and args.ctc is None:
             raise InputError("--events/--tracks/--ctc", "give at least one result to score")

@@ -3,16 +3,22 @@
 Rules:
 
 - Intervals are inclusive frame ranges. Ground truth: ``[start_t, end_t]``
-  (a contact still going on at the end has ``end_t`` = the last frame). Events:
+  (a contact still going on at the end has ``end_t`` = the last frame); rows of
+  the same pair at most ``gap_frames`` frames apart (default 1) are one contact,
+  the hysteresis the daemon applies (a single frame apart does not split a
+  contact), so both sides count contacts the same way. Events:
   a ``contact_start`` at frame ``s`` and the next ``contact_end`` of the same
   pair at frame ``e`` make ``[s, e - 1]`` (``contact_end`` is reported at the
   first frame apart); a start never ended runs to the position's last frame;
   an end with no start runs from the position's first frame.
-- Each event's two track ids are translated into ground-truth ids at the
-  event's own frame (``TrackMap``; without a tracks file the ids are taken as
-  ground-truth ids). Starts and ends are paired after translation, so an
-  identity switch between them does not break an interval. A track that cannot
-  be translated keeps its predicted id, marked, and matches nothing.
+- Starts and ends are paired by the predicted ids the daemon gave them (its
+  ``contact_end`` names the pair its ``contact_start`` named). Each interval is
+  then translated into ground-truth ids (``TrackMap``; without a tracks file the
+  ids are taken as ground-truth ids) frame by frame, and takes the pair it is
+  translated to at most of its frames (the earliest such pair on a tie), so an
+  identity switch inside a contact costs that contact at most, not the frames
+  before and after it. A track that cannot be translated keeps its predicted
+  id, marked, and matches nothing.
 - A predicted interval matches a ground-truth interval of the same position,
   well and (unordered) pair of tracks when their IoU (frames in both / frames
   in either) is at least ``min_iou`` (default 0.5); one to one, maximising
@@ -22,14 +28,14 @@ Rules:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from livecell.evaluation.defaults import DEFAULT_MIN_IOU
+from livecell.evaluation.defaults import DEFAULT_CONTACT_GAP_FRAMES, DEFAULT_MIN_IOU
 from livecell.evaluation.stats import FrameStats, frame_stats, ratio
 from livecell.evaluation.tables import ContactEvent, TruthContact
 from livecell.evaluation.tracking import TrackResolver
@@ -61,6 +67,7 @@ class ContactMatch:
 @dataclass(frozen=True, slots=True)
 class ContactReport:
     min_iou: float
+    truth_gap_frames: int
     truth: int
     predicted: int
     matched: int
@@ -86,11 +93,24 @@ def _pair(a: Member, b: Member) -> tuple[Member, Member]:
     return (a, b) if repr(a) <= repr(b) else (b, a)
 
 
-def truth_intervals(contacts: Sequence[TruthContact]) -> list[Interval]:
-    return [
-        Interval(c.position, c.well, _pair(c.track_a, c.track_b), c.start_t, c.end_t)
-        for c in contacts
-    ]
+def truth_intervals(
+    contacts: Sequence[TruthContact], *, gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES
+) -> list[Interval]:
+    """``contacts.csv`` rows as intervals, those of a pair at most ``gap_frames`` apart merged."""
+    by_key: dict[tuple[str, str, tuple[Member, Member]], list[TruthContact]] = defaultdict(list)
+    for c in contacts:
+        by_key[(c.position, c.well, _pair(c.track_a, c.track_b))].append(c)
+    out: list[Interval] = []
+    for key, rows in by_key.items():
+        rows.sort(key=lambda c: c.start_t)
+        start, end = rows[0].start_t, rows[0].end_t
+        for c in rows[1:]:
+            if c.start_t - end - 1 > gap_frames:
+                out.append(Interval(*key, start, end))
+                start = c.start_t
+            end = max(end, c.end_t)
+        out.append(Interval(*key, start, end))
+    return sorted(out, key=lambda i: (i.position, i.well, repr(i.tracks), i.start_t))
 
 
 def predicted_intervals(
@@ -100,38 +120,52 @@ def predicted_intervals(
     first_t: Mapping[str, int],
     last_t: Mapping[str, int],
 ) -> list[Interval]:
-    """Pair starts with ends (after translating track ids) into intervals."""
-
-    def member(position: str, track: int, t: int) -> Member:
-        found = resolver.truth_track(position, track, t)
-        return ("predicted", track) if found is None else found
-
-    open_starts: dict[tuple[str, str, tuple[Member, Member]], list[int]] = defaultdict(list)
-    out: list[Interval] = []
+    """Pair starts with ends by predicted ids, then translate each interval by majority."""
+    open_starts: dict[tuple[str, str, tuple[int, int]], list[int]] = defaultdict(list)
+    spans: list[tuple[str, str, tuple[int, int], int, int]] = []
     ordered = sorted(events, key=lambda e: (e.t, not e.start))  # ends before starts in a frame
     for e in ordered:
-        key = (
-            e.position,
-            e.well,
-            _pair(member(e.position, e.tracks[0], e.t), member(e.position, e.tracks[1], e.t)),
-        )
+        a, b = sorted(e.tracks)
+        key = (e.position, e.well, (a, b))
         if e.start:
             open_starts[key].append(e.t)
             continue
         starts = open_starts[key]
         start = starts.pop(0) if starts else first_t.get(e.position, e.t)
-        out.append(Interval(*key, start, max(start, e.t - 1)))
+        spans.append((*key, start, max(start, e.t - 1)))
     for (position, well, pair), starts in open_starts.items():
         for start in starts:
-            out.append(
-                Interval(position, well, pair, start, max(start, last_t.get(position, start)))
-            )
+            spans.append((position, well, pair, start, max(start, last_t.get(position, start))))
+    out = [
+        Interval(position, well, _translated(resolver, position, pair, start, end), start, end)
+        for position, well, pair, start, end in spans
+    ]
     return sorted(out, key=lambda i: (i.position, i.well, repr(i.tracks), i.start_t))
 
 
+def _translated(
+    resolver: TrackResolver, position: str, pair: tuple[int, int], start_t: int, end_t: int
+) -> tuple[Member, Member]:
+    """The ground-truth pair ``pair`` is translated to at most frames of ``start_t..end_t``."""
+
+    def member(track: int, t: int) -> Member:
+        found = resolver.truth_track(position, track, t)
+        return ("predicted", track) if found is None else found
+
+    votes: Counter[tuple[Member, Member]] = Counter(
+        _pair(member(pair[0], t), member(pair[1], t)) for t in range(start_t, end_t + 1)
+    )
+    return votes.most_common(1)[0][0]  # ties: the pair seen first (Counter keeps order)
+
+
 def score_contacts(
-    truth: Sequence[Interval], predicted: Sequence[Interval], *, min_iou: float = DEFAULT_MIN_IOU
+    truth: Sequence[Interval],
+    predicted: Sequence[Interval],
+    *,
+    min_iou: float = DEFAULT_MIN_IOU,
+    truth_gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES,
 ) -> ContactReport:
+    """Match intervals; ``truth_gap_frames`` only records how ``truth`` was merged."""
     by_key_truth: dict[tuple[str, str, tuple[Member, Member]], list[int]] = defaultdict(list)
     by_key_predicted: dict[tuple[str, str, tuple[Member, Member]], list[int]] = defaultdict(list)
     for j, interval in enumerate(truth):
@@ -161,6 +195,7 @@ def score_contacts(
     n = len(matches)
     return ContactReport(
         min_iou=min_iou,
+        truth_gap_frames=truth_gap_frames,
         truth=len(truth),
         predicted=len(predicted),
         matched=n,

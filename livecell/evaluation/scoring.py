@@ -33,6 +33,7 @@ from livecell.evaluation.contacts import predicted_intervals, score_contacts, tr
 from livecell.evaluation.ctc import CtcScores, score_ctc
 from livecell.evaluation.deaths import score_deaths
 from livecell.evaluation.defaults import (
+    DEFAULT_CONTACT_GAP_FRAMES,
     DEFAULT_MAX_DISTANCE_PX,
     DEFAULT_MAX_ONSET_GAP,
     DEFAULT_MIN_IOU,
@@ -57,6 +58,7 @@ class ScoringOptions:
     max_distance_px: float = DEFAULT_MAX_DISTANCE_PX
     max_onset_gap: int = DEFAULT_MAX_ONSET_GAP
     min_contact_iou: float = DEFAULT_MIN_IOU
+    contact_gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES
     truth_patch_size: int = DEFAULT_PATCH_SIZE_PX
 
     def __post_init__(self) -> None:
@@ -66,6 +68,10 @@ class ScoringOptions:
             raise InputError("--max-onset-gap", f"must be 0 or more, not {self.max_onset_gap}")
         if not 0 < self.min_contact_iou <= 1:
             raise InputError("--min-contact-iou", f"must be in (0, 1], not {self.min_contact_iou}")
+        if self.contact_gap_frames < 0:
+            raise InputError(
+                "--contact-gap-frames", f"must be 0 or more, not {self.contact_gap_frames}"
+            )
         if self.truth_patch_size <= 0:
             raise InputError("truth_patch_size", f"must be positive, not {self.truth_patch_size}")
 
@@ -164,9 +170,10 @@ def score(
         if truth.contacts is not None and (truth.contacts or events.contacts):
             first, last = _frame_range(truth)
             contacts = score_contacts(
-                truth_intervals(truth.contacts),
+                truth_intervals(truth.contacts, gap_frames=options.contact_gap_frames),
                 predicted_intervals(events.contacts, resolver=resolver, first_t=first, last_t=last),
                 min_iou=options.min_contact_iou,
+                truth_gap_frames=options.contact_gap_frames,
             )
         elif events.contacts:
             notes.append("contacts not scored: the ground truth has no contacts.csv")

@@ -21,6 +21,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class WatchSource:
         follow: bool = True,
         quarantine: bool = True,
         memmap: bool = True,
+        owns: Callable[[FrameKey | None], bool] | None = None,
     ) -> None:
         if config.path is None:
             raise ValueError("the watch source needs source.path")
@@ -100,6 +102,7 @@ class WatchSource:
         self._follow = follow
         self._quarantine = quarantine
         self._memmap = memmap
+        self._owns = owns  # replay --workers: this process's share of the positions
         self._regex = re.compile(config.path_regex)
         self._patterns = tuple(p.lower() for p in config.patterns)
         self._notices: queue.Queue[tuple[str, Path, float]] = queue.Queue()
@@ -187,8 +190,11 @@ class WatchSource:
                 st = os.stat(path)
             except FileNotFoundError:
                 return
+            key = self._key(path)
+            if self._owns is not None and not self._owns(key):
+                return
             changed_at = min(at, st.st_mtime) if what == "seen" else at
-            pending = _Pending(path, self._key(path), st.st_size, st.st_mtime_ns, changed_at)
+            pending = _Pending(path, key, st.st_size, st.st_mtime_ns, changed_at)
             self._pending[path] = pending
         if what == "closed":
             pending.close_seen_at = at

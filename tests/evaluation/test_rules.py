@@ -415,6 +415,36 @@ def test_contact_intervals_from_events() -> None:
     }
 
 
+def test_contact_paired_by_predicted_ids_and_translated_by_majority() -> None:
+    # predicted track 7 is true track 1 until frame 5, then swaps to true track 3
+    m = TrackMap(
+        {
+            ("0", 7): (tuple(range(10)), (1, 1, 1, 1, 1, 3, 3, 3, 3, 3)),
+            ("0", 8): (tuple(range(10)), (2,) * 10),
+        }
+    )
+    events = [
+        ContactEvent("0", 2, True, "a", (7, 8)),
+        ContactEvent("0", 6, False, "a", (8, 7)),  # frames 2..5: three as (1, 2), one as (2, 3)
+        ContactEvent("0", 6, True, "a", (7, 8)),  # frames 6..9: all (2, 3)
+    ]
+    intervals = predicted_intervals(events, resolver=m, first_t={"0": 0}, last_t={"0": 9})
+    assert [(i.tracks, i.start_t, i.end_t) for i in intervals] == [
+        ((1, 2), 2, 5),
+        ((2, 3), 6, 9),
+    ]
+    never_matched = [
+        ContactEvent("0", 2, True, "a", (7, 99)),
+        ContactEvent("0", 4, False, "a", (7, 99)),
+    ]
+    untranslated = predicted_intervals(never_matched, resolver=m, first_t={"0": 0}, last_t={"0": 9})
+    assert untranslated[0].tracks == _pair_of(("predicted", 99), 1)
+
+
+def _pair_of(a: Any, b: Any) -> tuple[Any, Any]:
+    return (a, b) if repr(a) <= repr(b) else (b, a)
+
+
 def test_contact_iou_rule() -> None:
     truth = truth_intervals([TruthContact("0", "a", 2, 1, 0, 9)])
     assert truth[0].tracks == (1, 2)
@@ -429,6 +459,20 @@ def test_contact_iou_rule() -> None:
     assert score_contacts(truth, other_pair).matched == 0
     other_well = [Interval("0", "b", (1, 2), 0, 9)]
     assert score_contacts(truth, other_well).matched == 0
+
+
+def test_true_contacts_one_frame_apart_are_one_contact() -> None:
+    rows = [
+        TruthContact("0", "a", 2, 1, 0, 3),
+        TruthContact("0", "a", 1, 2, 5, 6),  # one frame (4) apart: the same contact
+        TruthContact("0", "a", 1, 2, 9, 9),  # two frames (7, 8) apart: a new one
+        TruthContact("0", "b", 1, 2, 5, 6),  # another well: never merged
+    ]
+    merged = {(i.well, i.start_t, i.end_t) for i in truth_intervals(rows)}
+    assert merged == {("a", 0, 6), ("a", 9, 9), ("b", 5, 6)}
+    as_written = {(i.well, i.start_t, i.end_t) for i in truth_intervals(rows, gap_frames=0)}
+    assert as_written == {("a", 0, 3), ("a", 5, 6), ("a", 9, 9), ("b", 5, 6)}
+    assert len(truth_intervals(rows, gap_frames=2)) == 2
 
 
 def test_contacts_one_to_one() -> None:
