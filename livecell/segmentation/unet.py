@@ -68,7 +68,7 @@ class WatershedParams:
     foreground_threshold: float = 0.6  # p(interior) + p(boundary) above this is cell
     seed_threshold: float = 0.7  # p(interior) above this may seed a cell
     min_seed_area_px: int = 25  # interior blobs smaller than this seed nothing
-    min_area_px: int = 40  # instances smaller than this are dropped
+    min_area_px: int = 300  # smaller pieces are fragments: the smallest effector is ~370 px
     tile_overlap_px: int = 32  # overlap of tiles when a crop is larger than a tile
 
     def __post_init__(self) -> None:

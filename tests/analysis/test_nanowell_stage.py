@@ -110,6 +110,28 @@ def test_replay_gives_the_same_event_ids_twice(acquisition: Path, tmp_path: Path
     assert len({e["event_id"] for e in first}) == len(first)
 
 
+def test_replay_gives_the_event_ids_of_a_live_run(
+    acquisition: Path, tmp_path: Path, make_daemon: Any
+) -> None:
+    incoming = tmp_path / "incoming" / "Pos0"
+    incoming.mkdir(parents=True)
+    daemon = make_daemon(
+        source={"kind": "watch", "path": "incoming"},  # complete when closed, as live
+        analysis={"mode": "nanowell"},
+        nanowell={"segmenter": "unet"},
+    ).start()
+    daemon.wait_started(timeout_s=60)
+    for n, path in enumerate(sorted((acquisition / "frames" / "Pos0").glob("*.tif")), 1):
+        shutil.copy(path, incoming / path.name)  # one by one, as the microscope writes them
+        daemon.wait_events("frame", n, timeout_s=120)
+    assert daemon.stop() == 0
+    live = daemon.events()
+    assert {e["kind"] for e in live} > {"frame"}, "no analysis events: nothing was compared"
+
+    replayed = replay(acquisition, tmp_path / "replay", "unet")
+    assert {e["event_id"] for e in replayed} == {e["event_id"] for e in live}
+
+
 def test_run_reports_stage_times_in_metrics(acquisition: Path, make_daemon: Any) -> None:
     daemon = make_daemon(
         source={"kind": "watch", "path": str(acquisition / "frames"), "settle_s": 0.0},
