@@ -9,8 +9,9 @@ model then sees, at every frame ``t`` of the track, the window of the ``window``
 ending at ``t`` (padded at the front by repeating the track's first frame), as
 ``livecell/analysis/nanowell.py`` feeds it, and a :class:`~livecell.analysis.fates.DeathWatch`
 per track takes the per-frame and per-window probabilities, with the
-:class:`~livecell.config.NanowellConfig` defaults and with a few alternative
-``(threshold, confirm_frames)`` settings.
+:class:`~livecell.config.NanowellConfig` defaults (``death_min_track_frames`` included)
+and with a few alternative ``threshold,confirm_frames[,onset_threshold[,context]]``
+settings (``context``: ``death_onset_context_frames``, -1 the deciding window alone).
 
 The per-frame encoder of the CNN-LSTM is run once per frame and the LSTM once per window
 (the same arithmetic as ``model(crops, motion)``, checked on a few windows), from
@@ -21,7 +22,9 @@ detected deaths, false deaths (tracks that never die but are called dead, as % o
 the onset error ``called onset - true onset`` in frames (fraction within 2 frames,
 quantiles) and the detection delay (frame of the call - true onset). Also the raw
 per-frame numbers: fraction of frames of never-dying tracks with death probability
-``1 - p(live)`` above 0.8 (effectors and targets), and of frames after onset.
+``1 - p(live)`` above 0.8 (effectors and targets), and of frames after onset; and, at
+the defaults, the onset errors per true pathway and cell type: early (more than 2
+frames before the truth), within 2 frames, late, missed.
 
 Example::
 
@@ -49,7 +52,36 @@ from livecell.training.sequence_train import card_sequence_normalisation, load_s
 from livecell.training.sequences import load_track_sequences
 
 FloatArray = npt.NDArray[np.float32]
-DEFAULT_ALTERNATIVES = ("0.9,3", "0.8,6", "0.7,3", "0.95,4")
+DEFAULT_ALTERNATIVES = ("0.8,3,0.8,-1", "0.8,3,0.5,5", "0.9,3,0.9,-1", "0.9,3,0.6,4", "0.8,4")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One DeathWatch setting (``onset_context_frames`` None: the deciding window alone)."""
+
+    threshold: float
+    confirm: int
+    onset_threshold: float
+    onset_context_frames: int | None
+
+    @classmethod
+    def parse(cls, text: str, defaults: Setting) -> Setting:
+        parts = text.split(",")
+        if not 2 <= len(parts) <= 4:
+            raise ValueError(f"expected THRESHOLD,CONFIRM[,ONSET[,CONTEXT]], got {text!r}")
+        context = int(parts[3]) if len(parts) > 3 else defaults.onset_context_frames
+        return cls(
+            float(parts[0]),
+            int(parts[1]),
+            float(parts[2]) if len(parts) > 2 else defaults.onset_threshold,
+            None if context is not None and context < 0 else context,
+        )
+
+    def label(self) -> str:
+        context = "-" if self.onset_context_frames is None else str(self.onset_context_frames)
+        return (
+            f"{self.threshold:>9.2f} {self.confirm:>7d} {self.onset_threshold:>5.2f} {context:>7}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +194,8 @@ class Score:
     missed: list[tuple[int, int]]  # (true onset, last frame of the track) of missed deaths
 
 
-def score(runs: list[TrackRun], classes: tuple[str, ...], threshold: float, confirm: int) -> Score:
-    early = NanowellConfig().early_necroptosis_threshold
+def score(runs: list[TrackRun], classes: tuple[str, ...], setting: Setting) -> Score:
+    config = NanowellConfig()
     onset_errors: list[int] = []
     delays: list[int] = []
     missed: list[tuple[int, int]] = []
@@ -171,9 +203,12 @@ def score(runs: list[TrackRun], classes: tuple[str, ...], threshold: float, conf
     for run in runs:
         watch = DeathWatch(
             classes,
-            threshold=threshold,
-            confirm_frames=confirm,
-            early_threshold=early,
+            threshold=setting.threshold,
+            confirm_frames=setting.confirm,
+            early_threshold=config.early_necroptosis_threshold,
+            min_track_frames=config.death_min_track_frames,
+            onset_threshold=setting.onset_threshold,
+            onset_context_frames=setting.onset_context_frames,
         )
         called_at = -1
         for k, t in enumerate(run.ts):
@@ -218,6 +253,32 @@ def print_frame_stats(runs: list[TrackRun], cut: float = 0.8) -> None:
     print(f"per-frame death probability > {cut}: " + "; ".join(parts))
 
 
+def print_breakdown(runs: list[TrackRun], classes: tuple[str, ...], setting: Setting) -> None:
+    """Onset errors at ``setting`` per true pathway and cell type."""
+    print("at the defaults, per true pathway and cell type (onset error = called - true):")
+    print(
+        f"  {'pathway':<12} {'cell type':<9} {'deaths':>6} {'early':>5} {'within 2':>8} "
+        f"{'late':>4} {'missed':>6}  err p10/50/90  delay p50"
+    )
+    for pathway in classes[1:]:
+        for cell_type in sorted({r.cell_type for r in runs}):
+            subset = [
+                r
+                for r in runs
+                if r.pathway == pathway and r.cell_type == cell_type and r.onset_t >= 0
+            ]
+            if not subset:
+                continue
+            s = score(subset, classes, setting)
+            err = np.array(s.onset_errors, dtype=np.int64)
+            delay = f"{np.median(s.delays):+.0f}" if s.delays else "-"
+            print(
+                f"  {pathway:<12} {cell_type:<9} {s.deaths:>6d} {int(np.sum(err < -2)):>5d} "
+                f"{int(np.sum(np.abs(err) <= 2)):>8d} {int(np.sum(err > 2)):>4d} "
+                f"{s.deaths - s.detected:>6d}  {_q(s.onset_errors):>13}  {delay:>9}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -231,16 +292,19 @@ def main(argv: list[str] | None = None) -> int:
         "--alt",
         action="append",
         default=None,
-        metavar="THRESHOLD,CONFIRM",
+        metavar="THRESHOLD,CONFIRM[,ONSET[,CONTEXT]]",
         help=f"alternative DeathWatch settings (default: {' '.join(DEFAULT_ALTERNATIVES)})",
     )
     args = parser.parse_args(argv)
     model_dir = args.model or bundled_model_dir("nanowell_death")
     config = NanowellConfig()
-    settings = [(config.death_threshold, config.death_confirm_frames)]
-    for alt in args.alt or DEFAULT_ALTERNATIVES:
-        threshold, confirm = alt.split(",")
-        settings.append((float(threshold), int(confirm)))
+    defaults = Setting(
+        config.death_threshold,
+        config.death_confirm_frames,
+        config.death_onset_threshold,
+        config.death_onset_context_frames if config.death_onset_context_frames >= 0 else None,
+    )
+    settings = [defaults] + [Setting.parse(a, defaults) for a in args.alt or DEFAULT_ALTERNATIVES]
     _, card = load_sequence_model(model_dir)
     classes = tuple(card["classes"])
     runs: list[TrackRun] = []
@@ -252,30 +316,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_frame_stats(runs)
     header = (
-        f"{'threshold':>9} {'confirm':>7} {'tracks':>6} {'deaths':>6} {'detected':>8} "
+        f"{'threshold':>9} {'confirm':>7} {'onset':>5} {'context':>7} {'tracks':>6} "
+        f"{'deaths':>6} {'detected':>8} "
         f"{'false':>11} {'onset<=2':>8} {'err p10/50/90':>13} {'delay p10/50/90':>15}"
     )
     print(header)
-    for threshold, confirm in settings:
-        s = score(runs, classes, threshold, confirm)
+    for setting in settings:
+        s = score(runs, classes, setting)
         within = np.mean(np.abs(np.array(s.onset_errors)) <= 2) if s.onset_errors else 0.0
-        tag = " (defaults)" if (threshold, confirm) == settings[0] else ""
+        tag = " (defaults)" if setting is defaults else ""
         print(
-            f"{threshold:>9.2f} {confirm:>7d} {s.tracks:>6d} {s.deaths:>6d} "
+            f"{setting.label()} {s.tracks:>6d} {s.deaths:>6d} "
             f"{s.detected:>8d} {s.false_deaths:>4d} "
             f"({s.false_deaths / max(s.live_tracks, 1):>4.1%})"
             f" {within * s.detected / max(s.deaths, 1):>8.1%} {_q(s.onset_errors):>13} "
             f"{_q(s.delays):>15}{tag}"
         )
-    for pathway in classes[1:]:
-        subset = [r for r in runs if r.pathway == pathway and r.onset_t >= 0]
-        s = score(subset, classes, *settings[0])
-        within = int(np.sum(np.abs(np.array(s.onset_errors, dtype=np.int64)) <= 2))
-        print(
-            f"  defaults, {pathway}: {s.deaths} deaths, {s.detected} detected, "
-            f"{within} with onset within 2 frames, onset error p10/50/90 {_q(s.onset_errors)}"
-        )
-    missed = score(runs, classes, *settings[0]).missed
+    print_breakdown(runs, classes, defaults)
+    missed = score(runs, classes, defaults).missed
     print(
         "missed deaths at the defaults (true onset, last frame of the track): "
         + (", ".join(f"({a}, {b})" for a, b in sorted(missed)) or "none")

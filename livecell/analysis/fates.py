@@ -11,9 +11,18 @@ replay decides the same things at the same frames.
 - Death: a cell cannot come back to life, so the death probability is made
   monotone: at each frame the least probability over the last ``confirm_frames``
   frames (one high frame is not enough), then the running maximum of that. The
-  death is decided when it reaches ``threshold``; its onset is the earliest frame
-  of the model's window from which every per-frame probability stays at or above
-  ``threshold``; its pathway the leading death class of the window.
+  death is decided when it reaches ``threshold``; its pathway is the leading death
+  class of the window.
+- Death onset, estimated once, at the deciding frame, from what has been seen up to
+  it: the per-frame death probability of each of the track's last frames is the mean
+  over the windows seen so far that reach at least ``onset_context_frames`` frames
+  past it (the bidirectional model places a frame better once it has seen what
+  follows; the frames nearer the call than that take the deciding window's value);
+  the onset is the earliest frame from which every later frame's probability stays
+  at or above ``onset_threshold``. ``onset_context_frames`` None (or negative) uses
+  the deciding window alone; ``onset_threshold=None`` is ``threshold``. The onset is
+  never after the deciding frame, nor before the window's first frame. Front padding
+  of a young track's window (repeats of its first frame) is dropped.
 - Neither is decided before the track is ``min_track_frames`` frames old: in a
   well, a track that starts late is most often a segmentation fragment, and a
   window padded from one or two frames shows the model nothing it was trained on.
@@ -101,11 +110,22 @@ class DeathWatch:
         confirm_frames: int,
         early_threshold: float,
         min_track_frames: int = 1,
+        onset_threshold: float | None = None,
+        onset_context_frames: int | None = None,
     ) -> None:
         if classes[0] != LIVE:
             raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
         self.classes = classes
         self.threshold = threshold
+        self.onset_threshold = threshold if onset_threshold is None else onset_threshold
+        self.onset_context_frames = (
+            None
+            if onset_context_frames is None or onset_context_frames < 0
+            else onset_context_frames
+        )
+        # frame -> (sum, count) of its death probability over the windows that reach
+        # onset_context_frames past it; only frames of the latest window are kept
+        self._hindsight: dict[int, tuple[float, int]] = {}
         self.confirm_frames = confirm_frames
         self.early_threshold = early_threshold
         self.min_track_frames = min_track_frames
@@ -128,8 +148,10 @@ class DeathWatch:
         if self.death is not None:
             return []
         self._frames += 1
-        ts = np.asarray(frame_ts, dtype=np.int64)
-        dead = 1.0 - frame_probs[:, 0].astype(np.float64)
+        ts, dead = _unpadded(
+            np.asarray(frame_ts, dtype=np.int64), 1.0 - frame_probs[:, 0].astype(np.float64)
+        )
+        self._remember(ts, dead)
         self._recent_dead.append(float(dead[-1]))
         if len(self._recent_dead) == self.confirm_frames:
             self.probability = max(self.probability, min(self._recent_dead))
@@ -142,7 +164,8 @@ class DeathWatch:
         if self._frames < self.min_track_frames:
             return []
         if self.probability >= self.threshold:
-            self.death = DeathDecision(pathway, _onset(ts, dead, self.threshold), self.probability)
+            onset = _onset(*self._onset_series(ts, dead), self.onset_threshold)
+            self.death = DeathDecision(pathway, onset, self.probability)
             decisions.append(self.death)
         elif self.early is None and self._necroptosis_frames >= self.confirm_frames:
             onset = _onset(ts, dead, self.early_threshold)
@@ -150,11 +173,44 @@ class DeathWatch:
             decisions.append(self.early)
         return decisions
 
+    def _remember(self, ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64]) -> None:
+        """Add this window's probabilities of the frames it sees far enough past."""
+        if self.onset_context_frames is None:
+            return
+        first, last = int(ts[0]), int(ts[-1])
+        for t in [t for t in self._hindsight if t < first]:
+            del self._hindsight[t]
+        for t, p in zip(ts.tolist(), dead.tolist(), strict=True):
+            if last - t >= self.onset_context_frames:
+                total, count = self._hindsight.get(t, (0.0, 0))
+                self._hindsight[t] = (total + p, count + 1)
+
+    def _onset_series(
+        self, ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The per-frame death probabilities the onset is read from (see the module doc)."""
+        if self.onset_context_frames is None:
+            return ts, dead
+        mean = [
+            self._hindsight[t][0] / self._hindsight[t][1] if t in self._hindsight else p
+            for t, p in zip(ts.tolist(), dead.tolist(), strict=True)
+        ]
+        return ts, np.array(mean, dtype=np.float64)
+
     def state_at(self, t: int) -> str:
         """The cell's state at frame ``t`` as known now: its pathway from onset on, else live."""
         if self.death is not None and t >= self.death.onset_t:
             return self.death.pathway
         return LIVE
+
+
+def _unpadded(
+    ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The window without its front padding: of the leading repeats of the first frame,
+    the last one (the one next to the second frame) stands for it."""
+    pad = int(np.sum(ts == ts[0])) - 1
+    return ts[pad:], dead[pad:]
 
 
 def _onset(ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64], threshold: float) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livecell.analysis.fates import CellTypeVote, DeathWatch
+from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
 from livecell.analysis.track_state import TrackState
 from livecell.tracking.motion import motion_descriptors
 from livecell.tracking.smoothing import FixedLagSmoother
@@ -17,7 +17,11 @@ from livecell.tracking.smoothing import FixedLagSmoother
 DEATH_CLASSES = ("live", "apoptosis", "necroptosis", "necrosis")
 
 
-def watch(**overrides: float) -> DeathWatch:
+def watch(
+    onset_threshold: float | None = None,
+    onset_context_frames: int | None = None,
+    **overrides: float,
+) -> DeathWatch:
     settings = {
         "threshold": 0.5,
         "confirm_frames": 2,
@@ -30,10 +34,14 @@ def watch(**overrides: float) -> DeathWatch:
         confirm_frames=int(settings["confirm_frames"]),
         early_threshold=settings["early_threshold"],
         min_track_frames=int(settings["min_track_frames"]),
+        onset_threshold=onset_threshold,
+        onset_context_frames=onset_context_frames,
     )
 
 
-def feed(w: DeathWatch, dead_by_frame: list[float], pathway: int = 1) -> list[tuple[int, object]]:
+def feed(
+    w: DeathWatch, dead_by_frame: list[float], pathway: int = 1
+) -> list[tuple[int, DeathDecision]]:
     """Feed per-frame death probabilities through windows of 4 frames; return decisions."""
     out = []
     for t in range(len(dead_by_frame)):
@@ -131,3 +139,110 @@ def test_no_death_is_called_on_a_young_track() -> None:
     young = feed(watch(min_track_frames=6), [0.9] * 8)
     assert [t for t, _ in young] == [5]  # the probability held from frame 2; age 6 at frame 5
     assert [t for t, _ in feed(watch(), [0.9] * 8)] == [1]
+
+
+def feed_windows(
+    w: DeathWatch, windows: list[list[float]], start: int = 0
+) -> list[tuple[int, DeathDecision]]:
+    """Feed whole windows of per-frame death probabilities, the ``k``-th ending at frame
+    ``start + k`` and padded at the front by repeating the track's first frame, as the
+    daemon pads; return the decisions with the frame they were made at."""
+    out = []
+    for k, dead_list in enumerate(windows):
+        end = start + k
+        size = len(dead_list)
+        ts = np.maximum(np.arange(end - size + 1, end + 1), start)
+        dead = np.array(dead_list, dtype=np.float32)
+        frame_probs = np.zeros((size, 4), dtype=np.float32)
+        frame_probs[:, 0] = 1 - dead
+        frame_probs[:, 1] = dead
+        out += [(end, d) for d in w.update(ts, frame_probs, frame_probs[-1])]
+    return out
+
+
+def test_a_lower_onset_threshold_places_the_onset_earlier_on_a_ramp() -> None:
+    ramp = [0.05, 0.05, 0.1, 0.3, 0.6, 0.85, 0.9, 0.95, 0.97]
+    called = feed(watch(threshold=0.8), ramp)
+    lower = feed(watch(threshold=0.8, onset_threshold=0.5), ramp)
+    assert [t for t, _ in called] == [t for t, _ in lower] == [6]  # the call does not move
+    assert called[0][1].onset_t == 5
+    assert lower[0][1].onset_t == 4
+
+
+def test_onset_context_averages_what_later_windows_said_about_a_frame() -> None:
+    """Frame 3 looks dead to the deciding window (ending at 5) but not to the one ending at
+    4, which saw one frame past it: with ``onset_context_frames=1`` its probability is the
+    mean of the two, 0.55, and the onset moves from frame 3 to frame 4."""
+    windows = [
+        [0.0, 0.0, 0.0, 0.0],  # ends at frame 0 (padded)
+        [0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.1],
+        [0.0, 0.0, 0.1, 0.2],  # frames 0..3
+        [0.0, 0.1, 0.2, 0.9],  # frames 1..4
+        [0.1, 0.9, 0.9, 0.9],  # frames 2..5: the deciding window
+        [0.9, 0.9, 0.9, 0.9],
+    ]
+    alone = feed_windows(watch(threshold=0.8, confirm_frames=2), windows)
+    context = feed_windows(watch(threshold=0.8, confirm_frames=2, onset_context_frames=1), windows)
+    assert [t for t, _ in alone] == [t for t, _ in context] == [5]
+    assert alone[0][1].onset_t == 3
+    assert context[0][1].onset_t == 4
+
+
+probabilities = st.lists(
+    st.lists(st.floats(0, 1, width=32), min_size=6, max_size=6), min_size=1, max_size=25
+)
+
+
+@given(
+    probabilities,
+    st.floats(0.05, 0.95),
+    st.floats(0.05, 0.95),
+    st.one_of(st.none(), st.integers(-1, 5)),
+    st.integers(0, 30),
+)
+def test_one_death_per_track_with_its_onset_inside_the_deciding_window(
+    windows: list[list[float]],
+    threshold: float,
+    onset_threshold: float,
+    context: int | None,
+    start: int,
+) -> None:
+    w = watch(threshold=threshold, onset_threshold=onset_threshold, onset_context_frames=context)
+    deaths = [(t, d) for t, d in feed_windows(w, windows, start) if not d.early]
+    assert len(deaths) <= 1
+    for t, death in deaths:
+        assert max(start, t - 5) <= death.onset_t <= t
+        assert w.death is death
+
+
+@given(
+    probabilities,
+    st.floats(0.05, 0.95),
+    st.floats(0.05, 0.95),
+    st.floats(0.05, 0.95),
+    st.one_of(st.none(), st.integers(-1, 5)),
+)
+def test_a_lower_onset_threshold_never_places_the_onset_later(
+    windows: list[list[float]], threshold: float, a: float, b: float, context: int | None
+) -> None:
+    low, high = sorted((a, b))
+    onsets = []
+    for onset_threshold in (low, high):
+        w = watch(
+            threshold=threshold, onset_threshold=onset_threshold, onset_context_frames=context
+        )
+        feed_windows(w, windows)
+        onsets.append(None if w.death is None else w.death.onset_t)
+    assert (onsets[0] is None) == (onsets[1] is None)  # the call does not depend on it
+    if onsets[0] is not None and onsets[1] is not None:
+        assert onsets[0] <= onsets[1]
+
+
+def test_onset_memory_stays_within_one_window() -> None:
+    """Streaming: however long the track, only the frames of the latest window are kept."""
+    w = watch(threshold=0.99, onset_context_frames=2)
+    rng = np.random.default_rng(5)
+    feed_windows(w, [list(rng.uniform(0, 0.5, 6)) for _ in range(200)])
+    assert w.death is None
+    assert 0 < len(w._hindsight) <= 6
