@@ -150,7 +150,7 @@ class NanowellConfig(_Section):
         24, ge=2, le=1000, description="frames the online smoother solves over"
     )
     death_threshold: float = Field(
-        0.8, gt=0, lt=1, description="a track is dead once its monotone death probability is this"
+        0.9, gt=0, lt=1, description="a track is dead once its monotone death probability is this"
     )
     death_confirm_frames: int = Field(
         3, ge=1, le=20, description="frames the death probability must hold before it counts"
@@ -161,6 +161,20 @@ class NanowellConfig(_Section):
         le=1000,
         description="no death is called on a track younger than this (late tracks in a well "
         "are mostly segmentation fragments)",
+    )
+    death_onset_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="a death's onset is the earliest frame from which the per-frame death "
+        "probability stays at or above this (read at the deciding frame)",
+    )
+    death_onset_context_frames: int = Field(
+        5,
+        ge=-1,
+        le=100,
+        description="a frame's death probability for the onset is the mean over the windows "
+        "that reach at least this many frames past it; -1: the deciding window alone",
     )
     early_necroptosis_threshold: float = Field(
         0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"
@@ -186,6 +200,55 @@ class NanowellConfig(_Section):
         if self.smoothing_lag_frames >= self.smoothing_window_frames:
             raise ValueError("smoothing_lag_frames must be smaller than smoothing_window_frames")
         return self
+
+
+class PatchesConfig(_Section):
+    """Patch mode (``analysis.mode = "patches"``): MIP, tiling, empty cut, per-patch states."""
+
+    patch_size_px: int = Field(
+        160, ge=16, le=4096, description="patch side in pixels (patches.csv uses 160)"
+    )
+    foreground_ratio_min: float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="a patch with a smaller fraction of pixels above the frame's global Otsu "
+        "threshold is skipped as empty (state -1)",
+    )
+    confirm_frames: int = Field(
+        3, ge=1, le=100, description="frames a death state must hold before it is reported"
+    )
+    death_min_confidence: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="a frame counts towards a death state only with at least this probability",
+    )
+    early_necroptosis_threshold: float = Field(
+        0.4, gt=0, le=1, description="necroptosis probability that flags early necroptosis"
+    )
+    early_necroptosis_frames: int = Field(
+        2, ge=1, le=100, description="frames in a row the necroptosis probability must hold"
+    )
+    model: Path | None = Field(
+        None,
+        strict=False,
+        description="patch model folder (model.onnx + model_card.json); empty: the bundled "
+        "holotomo_states",
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="patches per engine call, at most")
+    threads: int = Field(
+        0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: the library chooses"
+    )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_is_bundled(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_serializer("model")
+    def _bundled_is_empty(self, value: Path | None) -> str:
+        return "" if value is None else str(value)
 
 
 class EngineConfig(_Section):
@@ -238,6 +301,7 @@ class Config(_Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     nanowell: NanowellConfig = Field(default_factory=NanowellConfig)
+    patches: PatchesConfig = Field(default_factory=PatchesConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -319,12 +383,16 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             if (path := getattr(models, name)) is not None
         }
     )
+    patches = config.patches
+    if patches.model is not None:
+        patches = patches.model_copy(update={"model": resolve(patches.model)})
     return config.model_copy(
         update={
             "state_dir": resolve(config.state_dir),
             "source": source,
             "sinks": sinks,
             "nanowell": nanowell,
+            "patches": patches,
         }
     )
 

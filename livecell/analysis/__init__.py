@@ -28,7 +28,8 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
         from livecell.analysis.nanowell import open_nanowell_stage
 
         return open_nanowell_stage(config, meters)
-    raise ConfigError(
-        "analysis.mode",
-        f"{mode!r} is not available in this version of livecell (only 'none' and 'nanowell')",
-    )
+    if mode == "patches":
+        from livecell.analysis.patches import open_patch_stage
+
+        return open_patch_stage(config, meters)
+    raise ConfigError("analysis.mode", f"{mode!r} is not one of 'none', 'nanowell' and 'patches'")

@@ -55,6 +55,8 @@ __all__ = ["NanowellModels", "NanowellStage", "open_nanowell_stage", "phase_imag
 FloatArray = npt.NDArray[np.float32]
 TRACK_ID_BLOCK = 10_000_000
 """Track ids of a position first seen at frame ``t0`` start at ``t0 * TRACK_ID_BLOCK + 1``."""
+WARM_UP_WELL_PX = 192
+"""Side of the blank well ``warm_up`` segments (a 2048 px chip of 8 x 8 wells: ~190 px)."""
 
 
 def phase_image(frame: Frame) -> FloatArray:
@@ -90,6 +92,16 @@ class NanowellStage:
         self._tracks_out = tracks_out
         self._meters = meters
         self._positions: dict[tuple[str, str], _Position] = {}
+
+    def warm_up(self) -> None:
+        """Run the segmenter and sequence models once on a blank well (nothing is kept)."""
+        self.models.segmenter.segment([np.zeros((WARM_UP_WELL_PX,) * 2, dtype=np.float32)])
+        for model in (self.models.cell_type, self.models.death):
+            if model is not None:
+                spec = model.input
+                channels, features = spec.image_mean.shape[2], spec.motion_mean.shape[-1]
+                crops = np.zeros((1, spec.window, channels, spec.crop_px, spec.crop_px), np.float32)
+                model.predict(crops, np.zeros((1, spec.window, features), np.float32))
 
     def update(self, frame: Frame) -> list[Event]:
         key = frame.key
@@ -239,6 +251,8 @@ class _Position:
                 confirm_frames=c.death_confirm_frames,
                 early_threshold=c.early_necroptosis_threshold,
                 min_track_frames=c.death_min_track_frames,
+                onset_threshold=c.death_onset_threshold,
+                onset_context_frames=c.death_onset_context_frames,
             )
             if death is not None
             else None,

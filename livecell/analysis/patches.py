@@ -1,0 +1,249 @@
+"""Patch mode (holotomography, bright-field): MIP -> patches -> one engine pass -> patch states.
+
+Per frame of a position (``docs/patches.md``):
+
+1. the 2D image: channel 0, maximum intensity projection over Z (``patch_grid.projection``);
+2. the grid: ``H // patch_size_px`` x ``W // patch_size_px`` patches from pixel 0, the
+   right and bottom remainder left out, as the simulator's ``patches.csv``;
+3. empty patches: the frame's global Otsu threshold, then each patch's fraction of
+   pixels above it; under ``foreground_ratio_min`` the patch is skipped (state -1);
+4. the kept patches, resized to the model's input if the patch size differs and
+   normalised with the model card's mean and std exactly as in training, go through
+   the engine in one batched call;
+5. one :class:`~livecell.analysis.patch_state.PatchTrack` per patch turns the
+   probabilities into the reported state (hysteresis), a ``death`` and an
+   ``early_necroptosis`` at most once per patch.
+
+Events: one ``patch_states`` per frame (id from acquisition, position, t); ``death``
+and ``early_necroptosis`` ids from acquisition, position and patch, so a patch has
+one of each across replays and restarts (the pipeline keeps each id once). A position
+whose frame size changes starts a new grid and new patch states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from livecell.analysis._protocol import StageMeters
+from livecell.analysis.patch_grid import (
+    Grid,
+    foreground_ratio,
+    otsu_threshold,
+    patch_grid,
+    projection,
+    tile,
+)
+from livecell.analysis.patch_state import HysteresisParams, PatchDecision, PatchTrack
+from livecell.config import Config, PatchesConfig
+from livecell.engine.backends import Backend, open_backend
+from livecell.events import DEATH, EARLY_NECROPTOSIS, PATCH_STATES, Event, stable_id
+from livecell.frames import Frame
+
+__all__ = ["BUNDLED_NAME", "PatchModel", "PatchStage", "open_patch_stage"]
+
+FloatArray = npt.NDArray[np.float32]
+BUNDLED_NAME = "holotomo_states"
+
+
+@dataclass(frozen=True)
+class PatchModel:
+    """A patch classifier: its backend and what its card says it reads."""
+
+    name: str
+    backend: Backend
+    classes: tuple[str, ...]
+    input_px: int
+    mean: float
+    std: float
+
+    @classmethod
+    def open(
+        cls, folder: Path, backend: str = "onnxruntime", *, max_batch: int = 64, threads: int = 0
+    ) -> PatchModel:
+        """The model in ``folder`` (``model.onnx`` + ``model_card.json``)."""
+        from livecell.engine.bundled import CARD_FILE
+
+        card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        spec = card["input"]
+        if int(spec["channels"]) != 1 or int(spec["height"]) != int(spec["width"]):
+            raise ValueError(
+                f"{folder}: patch mode needs a one-channel square-input model, the card says "
+                f"{spec['channels']} channels of {spec['height']} x {spec['width']}"
+            )
+        model_file = folder / ("model_card.json" if backend == "torch" else "model.onnx")
+        return cls(
+            name=folder.name,
+            backend=open_backend(backend, model_file, max_batch=max_batch, threads=threads),
+            classes=tuple(card["classes"]),
+            input_px=int(spec["height"]),
+            mean=float(spec["normalisation"]["mean"][0]),
+            std=float(spec["normalisation"]["std"][0]),
+        )
+
+    def prepare(self, patches: FloatArray) -> FloatArray:
+        """``[N, 1, p, p]`` raw patches -> the model's normalised ``[N, 1, s, s]`` input."""
+        if patches.shape[-1] != self.input_px:
+            interp = cv2.INTER_AREA if patches.shape[-1] > self.input_px else cv2.INTER_LINEAR
+            size = (self.input_px, self.input_px)
+            resized = [
+                cv2.resize(np.ascontiguousarray(p[0]), size, interpolation=interp) for p in patches
+            ]
+            patches = np.stack(resized).astype(np.float32)[:, None]
+        out = patches.astype(np.float32, copy=True)
+        out -= np.float32(self.mean)
+        out /= np.float32(self.std)
+        return out
+
+    def predict(self, patches: FloatArray) -> FloatArray:
+        """Class probabilities ``[N, K]`` for raw patches ``[N, 1, p, p]``."""
+        if len(patches) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.asarray(self.backend.predict(self.prepare(patches)), dtype=np.float32)
+
+
+class PatchStage:
+    name = "patches"
+
+    def __init__(self, config: PatchesConfig, model: PatchModel, *, meters: StageMeters) -> None:
+        self.config = config
+        self.model = model
+        self._meters = meters
+        self._params = HysteresisParams(
+            classes=model.classes,
+            confirm_frames=config.confirm_frames,
+            death_min_confidence=config.death_min_confidence,
+            early_threshold=config.early_necroptosis_threshold,
+            early_frames=config.early_necroptosis_frames,
+        )
+        self._positions: dict[tuple[str, str], _Position] = {}
+
+    def warm_up(self) -> None:
+        """One engine call on a zero batch, so the first frame pays no first-call costs."""
+        size = self.model.input_px
+        self.model.backend.predict(np.zeros((1, 1, size, size), dtype=np.float32))
+
+    def update(self, frame: Frame) -> list[Event]:
+        clock = _Clock(self._meters)
+        key = frame.key
+        image = projection(frame.pixels, frame.axes)
+        clock.lap("mip")
+        grid = patch_grid(image.shape[0], image.shape[1], self.config.patch_size_px)
+        threshold = otsu_threshold(image)
+        keep = foreground_ratio(image, grid, threshold) >= self.config.foreground_ratio_min
+        keep &= np.isfinite(threshold)
+        patches = tile(image, grid, keep)
+        clock.lap("tiling")
+        probabilities = self.model.predict(patches)
+        self._meters.count_engine_items(self.model.name, self.model.backend.name, len(patches))
+        clock.lap("engine")
+        position = self._positions.get((key.acquisition, key.position))
+        if position is None or position.grid != grid:
+            position = _Position(
+                grid, [PatchTrack(self._params) for _ in range(grid.rows * grid.cols)]
+            )
+            self._positions[(key.acquisition, key.position)] = position
+        events = self._events(frame, position, keep, probabilities)
+        clock.lap("patch_states")
+        return events
+
+    def close(self) -> None:
+        self.model.backend.close()
+
+    def _events(
+        self, frame: Frame, position: _Position, keep: npt.NDArray[np.bool_], probs: FloatArray
+    ) -> list[Event]:
+        key, grid, classes = frame.key, position.grid, self.model.classes
+        states = np.full(grid.shape, -1, dtype=np.int64)
+        decided: list[tuple[int, int, PatchDecision]] = []
+        kept = iter(probs)
+        for index, track in enumerate(position.tracks):
+            row, col = divmod(index, grid.cols)
+            states[row, col], decisions = track.update(
+                key.t, next(kept) if keep[row, col] else None
+            )
+            decided += [(row, col, d) for d in decisions]
+        counts = np.bincount(states[states >= 0], minlength=len(classes))
+
+        def event(kind: str, identity: tuple[object, ...], **fields: Any) -> Event:
+            return Event(
+                event_id=stable_id(kind, key.acquisition, key.position, *identity),
+                kind=kind,
+                acquisition=key.acquisition,
+                position=key.position,
+                t=key.t,
+                completed_at=frame.completed_at,
+                fields=fields,
+            )
+
+        events = [
+            event(
+                PATCH_STATES,
+                (key.t,),
+                classes=list(classes),
+                patch_size=grid.patch_px,
+                grid=[grid.rows, grid.cols],
+                states=states.tolist(),
+                counts={name: int(n) for name, n in zip(classes, counts, strict=True)},
+            )
+        ]
+        for row, col, d in decided:
+            common: dict[str, Any] = {
+                "onset_t": d.onset_t,
+                "confidence": round(d.confidence, 4),
+                "patch": [row, col],
+            }
+            if d.early:
+                events.append(event(EARLY_NECROPTOSIS, (row, col), **common))
+            else:
+                events.append(event(DEATH, (row, col), pathway=d.pathway, **common))
+        return events
+
+
+@dataclass
+class _Position:
+    grid: Grid
+    tracks: list[PatchTrack]
+
+
+class _Clock:
+    """Seconds per sub-stage, reported to ``livecell_stage_seconds`` (never into events)."""
+
+    def __init__(self, meters: StageMeters) -> None:
+        self._meters = meters
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._meters.observe_stage(stage, now - self._last)
+        self._last = now
+
+
+def model_folder(config: Config) -> Path:
+    """``[patches] model``, else ``[engine] model``, else the bundled ``holotomo_states``."""
+    from livecell.engine.bundled import bundled_model_dir
+
+    if config.patches.model is not None:
+        return config.patches.model
+    if config.engine.model:
+        return Path(config.engine.model)
+    return bundled_model_dir(BUNDLED_NAME)
+
+
+def open_patch_stage(config: Config, meters: StageMeters) -> PatchStage:
+    """The patch stage with the configured (or bundled) model, opened on ``[engine] backend``."""
+    settings = config.patches
+    model = PatchModel.open(
+        model_folder(config),
+        config.engine.backend,
+        max_batch=settings.batch_size,
+        threads=settings.threads,
+    )
+    return PatchStage(settings, model, meters=meters)

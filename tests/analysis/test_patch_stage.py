@@ -1,0 +1,149 @@
+"""Patch mode end to end: the stage on a frame, then ``simulate`` -> ``replay`` -> ``evaluate``.
+
+The acquisition is small (640 px, 8 slices, 8 frames, every cell treated and dying
+from frame 0 on) and analysed with the bundled ``holotomo_states`` model on ONNX
+Runtime, through the real command line, twice: both replays give the same event ids.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from daemons import read_events, write_config
+
+from livecell.analysis import build_stage
+from livecell.analysis.patches import PatchStage
+from livecell.config import config_from_dict
+from livecell.frames import Frame, FrameKey
+from livecell.simulation.scene import PATCH_STATES
+
+FRAMES = 8
+SIZE_PX = 640
+GRID = [SIZE_PX // 160, SIZE_PX // 160]
+SIM_PARAMS = "onset_range_min = [-120.0, 30.0]\ndeath_fraction = 1.0\ntreated_fraction = 1.0\n"
+
+
+def livecell(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livecell", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+class Meters:
+    def __init__(self) -> None:
+        self.stages: Counter[str] = Counter()
+        self.items: Counter[tuple[str, str]] = Counter()
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.stages[stage] += 1
+
+    def count_engine_items(self, model: str, backend: str, items: int) -> None:
+        self.items[(model, backend)] += items
+
+
+def test_stage_skips_empty_patches_and_classifies_the_rest(tmp_path: Path) -> None:
+    config = config_from_dict(
+        {"source": {"path": str(tmp_path)}, "analysis": {"mode": "patches"}}, base_dir=tmp_path
+    )
+    meters = Meters()
+    stage = build_stage(config, meters)
+    assert isinstance(stage, PatchStage)
+    try:
+        stage.warm_up()
+        rng = np.random.default_rng(0)
+        volume = (1.337 + 0.001 * rng.standard_normal((4, 330, 500))).astype(np.float32)
+        volume[:, 20:140, 180:300] += 0.03  # a "cell" in patch (0, 1)
+        volume[:, 180:300, 340:470] += 0.02  # and one in patch (1, 2)
+        frame = Frame(FrameKey("acq", "Pos0", 0), volume, "ZYX", "zmq", completed_at=0.0)
+        events = stage.update(frame)
+    finally:
+        stage.close()
+    [states] = [e for e in events if e.kind == "patch_states"]
+    fields = states.fields
+    assert set(fields) == {"classes", "patch_size", "grid", "states", "counts"}
+    assert fields["classes"] == list(PATCH_STATES)
+    assert (fields["patch_size"], fields["grid"]) == (160, [2, 3])  # 330 x 500: remainder out
+    grid = np.array(fields["states"])
+    kept = grid >= 0
+    assert kept.tolist() == [[False, True, False], [False, False, True]]
+    assert sum(fields["counts"].values()) == 2
+    assert set(fields["counts"]) == set(PATCH_STATES)
+    assert meters.items[("holotomo_states", "onnxruntime")] == 2
+    assert {"mip", "tiling", "engine", "patch_states"} <= set(meters.stages)
+
+
+@pytest.fixture(scope="module")
+def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("holotomo")
+    params = out.parent / f"{out.name}-params.toml"
+    params.write_text(SIM_PARAMS)
+    done = livecell("simulate", out, "--kind", "holotomo", "--frames", FRAMES, "--size", SIZE_PX,
+                    "--z", 8, "--seed", 7, "--params", params)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def replay(acquisition: Path, folder: Path) -> list[dict[str, Any]]:
+    folder.mkdir()
+    config = write_config(
+        folder / "livecell.toml",
+        {
+            "state_dir": "state",
+            "source": {"kind": "watch", "path": str(acquisition / "frames"), "settle_s": 0.0},
+            "analysis": {"mode": "patches"},
+            "metrics": {"address": ""},
+        },
+    )
+    done = livecell("replay", acquisition / "frames", "-c", config, "--events", "events.jsonl",
+                    cwd=folder)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return read_events(folder / "events.jsonl")
+
+
+def test_replay_gives_patch_states_per_frame_deaths_per_patch_and_stable_ids(
+    acquisition: Path, tmp_path: Path
+) -> None:
+    events = replay(acquisition, tmp_path / "a")
+    states = sorted((e for e in events if e["kind"] == "patch_states"), key=lambda e: e["t"])
+    assert [e["t"] for e in states] == list(range(FRAMES))
+    for e in states:
+        assert e["grid"] == GRID
+        assert e["patch_size"] == 160
+        assert np.array(e["states"]).shape == tuple(GRID)
+        assert sum(e["counts"].values()) == int((np.array(e["states"]) >= 0).sum())
+    deaths = [e for e in events if e["kind"] == "death"]
+    assert deaths  # every simulated cell dies from frame 0 on
+    patches = [tuple(e["patch"]) for e in deaths]
+    assert len(set(patches)) == len(patches)  # once per patch
+    for e in deaths:
+        assert 0 <= e["patch"][0] < GRID[0]
+        assert 0 <= e["patch"][1] < GRID[1]
+        assert e["pathway"] in ("apoptosis", "necroptosis", "necrosis")
+        assert 0 <= e["onset_t"] <= e["t"]
+        assert 0 < e["confidence"] <= 1
+
+    again = replay(acquisition, tmp_path / "b")
+    assert sorted(e["event_id"] for e in again) == sorted(e["event_id"] for e in events)
+
+    report_file = tmp_path / "report.json"
+    done = livecell("evaluate", acquisition / "ground_truth", "--events",
+                    tmp_path / "a" / "events.jsonl", "--json", report_file)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_file.read_text())
+    assert report["patches"]["frames_scored"] == FRAMES
+    assert report["patches"]["frames_without_event"] == 0
+    assert report["patches"]["empty_called"] == 0
+    assert report["deaths"]["predicted"] == len(deaths)
+    assert report["deaths"]["detected"] >= 1
