@@ -19,7 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,16 @@ class PipelineSettings:
     keep_latencies: int = 100_000
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineProgress:
+    """What the heartbeat reports: frames committed this run, frames queued, and the
+    latency (complete -> events on disk) of the newest committed frame, in seconds."""
+
+    frames_done: int
+    queue_depth: int
+    lag_s: float
+
+
 class Pipeline:
     def __init__(
         self,
@@ -83,6 +93,7 @@ class Pipeline:
         sinks: Sequence[EventSink],
         metrics: Metrics,
         settings: PipelineSettings,
+        heartbeat: Callable[[PipelineProgress], None] | None = None,
     ) -> None:
         self._source = source
         self._stage = stage
@@ -94,6 +105,11 @@ class Pipeline:
         self._queue: queue.Queue[Item] = queue.Queue(maxsize=settings.queue_size)
         self._source_stop = threading.Event()
         self.summary = RunSummary()
+        # called from the analysis loop on every iteration and after every item, so
+        # a stage.update that hangs stops it (systemd's watchdog: livecell.service)
+        self._heartbeat = heartbeat
+        self._frames_done = 0
+        self._last_latency_s = 0.0
 
     def recover(self) -> int:
         """Record the events written after the journal's last commit; return how many."""
@@ -111,6 +127,7 @@ class Pipeline:
         try:
             while not stop.is_set():
                 idle = not self._process_available(timeout_s=0.1)
+                self._beat()
                 if idle and not thread.is_alive() and self._queue.empty():
                     break
         finally:
@@ -119,6 +136,24 @@ class Pipeline:
             self._finish_queued()
             self._close()
         return self.summary
+
+    def warm_up(self) -> float:
+        """Run the stage's models once before the first frame; return the seconds it took."""
+        started = time.perf_counter()
+        self._stage.warm_up()
+        seconds = time.perf_counter() - started
+        log.info("warmed up", stage=self._stage.name, seconds=round(seconds, 3))
+        return seconds
+
+    def _beat(self) -> None:
+        if self._heartbeat is None:
+            return
+        try:
+            self._heartbeat(
+                PipelineProgress(self._frames_done, self._queue.qsize(), self._last_latency_s)
+            )
+        except Exception:  # a broken heartbeat must not stop analysis
+            log.exception("heartbeat failed")
 
     def _run_source(self) -> None:
         try:
@@ -155,6 +190,7 @@ class Pipeline:
             taken += 1
             self._take_guarded(item, work)
             del item
+            self._beat()
         if not taken:
             self._journal.flush()
             return 0
@@ -266,8 +302,9 @@ class Pipeline:
                 )
             elif event.kind == REJECTED:
                 self._metrics.rejected.labels(record["reason"]).inc()
+        self._frames_done += len(last_by_frame)
         for completed_at in last_by_frame.values():
-            latency = now - completed_at
+            latency = self._last_latency_s = now - completed_at
             self._metrics.frame_latency.observe(latency)
             if len(self.summary.frame_latencies_s) < self._settings.keep_latencies:
                 self.summary.frame_latencies_s.append(latency)

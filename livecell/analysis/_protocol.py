@@ -18,6 +18,14 @@ from livecell.frames import Frame
 class Stage(Protocol):
     name: str
 
+    def warm_up(self) -> None:
+        """Run every model once on a small synthetic input, before the first frame.
+
+        Called by ``livecell run`` before it reports ready to systemd, so the first
+        real frame does not pay for lazy initialisation. Derives no events, keeps no state.
+        """
+        ...
+
     def update(self, frame: Frame) -> list[Event]: ...
 
     def close(self) -> None: ...

@@ -9,6 +9,9 @@ from livecell.frames import Frame
 class FramesOnly:
     name = "none"
 
+    def warm_up(self) -> None:
+        """No model to warm."""
+
     def update(self, frame: Frame) -> list[Event]:
         return []
 
