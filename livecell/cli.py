@@ -26,6 +26,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 # Commands that live in their own module: DESCRIPTION, add_arguments(parser), run(args).
 _COMMANDS_IN_MODULES = (
     (
+        "demo",
+        "simulate a nanowell acquisition in real time and analyse it live (no config, no GPU)",
+        "livecell.demo.command",
+    ),
+    (
         "evaluate",
         "score events, tracks or CTC results against ground truth",
         "livecell.evaluation.command",
@@ -103,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="events file to write (default: the config's sinks.events); "
         "events already in it are not written again",
+    )
+    replay.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replay positions in parallel in N processes (same events, same ids; default 1)",
     )
     replay.set_defaults(handler=_replay)
 
@@ -191,7 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "which",
-        choices=["ingest", "simulate", "engine", "tracking", "wells", "segmentation", "nanowell"],
+        choices=[
+            "ingest",
+            "simulate",
+            "engine",
+            "tracking",
+            "wells",
+            "segmentation",
+            "nanowell",
+            "pipeline",
+        ],
         help="which benchmark",
     )
     bench.add_argument(
@@ -251,8 +272,16 @@ def _replay(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=overrides)
     events = args.events.resolve() if args.events else config.sinks.events
 
+    if args.workers < 1:
+        raise ConfigError("--workers", f"must be 1 or more, not {args.workers}")
+
     def go() -> bool:
-        summary = replay(config, args.folder.resolve(), events)
+        if args.workers > 1:
+            from livecell.parallel_replay import replay_in_workers
+
+            summary = replay_in_workers(config, args.folder.resolve(), events, args.workers)
+        else:
+            summary = replay(config, args.folder.resolve(), events)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
         return summary.source_error is None

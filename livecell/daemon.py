@@ -12,7 +12,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -21,9 +21,11 @@ import structlog
 
 from livecell.analysis import build_stage
 from livecell.config import Config
+from livecell.frames import FrameKey
 from livecell.journal import Journal
 from livecell.metrics import Metrics, serve_metrics
-from livecell.pipeline import Pipeline, PipelineSettings, RunSummary
+from livecell.pipeline import Pipeline, PipelineProgress, PipelineSettings, RunSummary
+from livecell.service import NotifySettings, SdNotifier, ServiceHeartbeat
 from livecell.sinks import EventLog, EventSink, ZmqPublisher
 from livecell.stream import FrameSource
 from livecell.stream.watch import WatchSource
@@ -50,10 +52,30 @@ def _locked_state_dir(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummary:
-    """``livecell run``: until SIGTERM/SIGINT (or ``stop``)."""
+def run_daemon(
+    config: Config,
+    stop: threading.Event | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    extra_sinks: tuple[EventSink, ...] = (),
+    on_ready: Callable[[], None] | None = None,
+) -> RunSummary:
+    """``livecell run``: until SIGTERM/SIGINT (or ``stop``).
+
+    ``extra_sinks`` get every committed batch too, and ``on_ready`` is called once
+    the stage is warm, before the first frame (``livecell demo`` uses both).
+
+    Under systemd (``NOTIFY_SOCKET`` in ``environ``, default ``os.environ``):
+    ``READY=1`` once the stage is warm, ``WATCHDOG=1`` and ``STATUS=`` from the
+    analysis loop, ``STOPPING=1`` when a stop begins (docs/service.md).
+    """
     stop = stop or threading.Event()
     with ExitStack() as stack:
+        notifier = SdNotifier(
+            NotifySettings.from_environ(os.environ if environ is None else environ, os.getpid())
+        )
+        stack.callback(notifier.close)
+        stack.callback(notifier.stopping)  # also when the run ends without a signal
         stack.enter_context(_locked_state_dir(config.state_dir))
         journal = Journal.in_state_dir(
             config.state_dir, commit_interval_s=config.pipeline.journal_commit_interval_s
@@ -64,8 +86,21 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummar
             source = WatchSource(config.source, journal, ignore_under=config.state_dir)
         else:
             source = ZmqSource(config.source)
-        pipeline = _build(config, source, journal, config.sinks.events, stack)
-        _stop_on_signals(stop)
+        heartbeat = ServiceHeartbeat(notifier) if notifier.enabled else None
+        pipeline = _build(
+            config,
+            source,
+            journal,
+            config.sinks.events,
+            stack,
+            heartbeat=heartbeat,
+            extra_sinks=extra_sinks,
+        )
+        _stop_on_signals(stop, on_stop=notifier.stopping)
+        pipeline.warm_up()
+        notifier.ready()  # only now: the model is loaded and has run once
+        if on_ready is not None:
+            on_ready()
         log.info(
             "started",
             source=config.source.kind,
@@ -78,8 +113,17 @@ def run_daemon(config: Config, stop: threading.Event | None = None) -> RunSummar
         return summary
 
 
-def replay(config: Config, folder: Path, events_path: Path) -> RunSummary:
+def replay(
+    config: Config,
+    folder: Path,
+    events_path: Path,
+    *,
+    owns: Callable[[FrameKey | None], bool] | None = None,
+) -> RunSummary:
     """``livecell replay``: every frame in ``folder`` once, as fast as possible, then return.
+
+    ``owns`` limits it to some positions (``livecell.parallel_replay`` gives each
+    worker process its share).
 
     A private journal, so everything is analysed; events whose ids are already
     in ``events_path`` are not written again. Archives are read-only: rejected
@@ -93,7 +137,7 @@ def replay(config: Config, folder: Path, events_path: Path) -> RunSummary:
             Path(tmp), commit_interval_s=config.pipeline.journal_commit_interval_s
         )
         stack.callback(journal.close)
-        source = WatchSource(source_config, journal, follow=False, quarantine=False)
+        source = WatchSource(source_config, journal, follow=False, quarantine=False, owns=owns)
         pipeline = _build(config, source, journal, events_path, stack, live=False)
         stop = threading.Event()
         _stop_on_signals(stop)
@@ -108,6 +152,8 @@ def _build(
     stack: ExitStack,
     *,
     live: bool = True,
+    heartbeat: Callable[[PipelineProgress], None] | None = None,
+    extra_sinks: tuple[EventSink, ...] = (),
 ) -> Pipeline:
     """The pipeline; ``live=False`` (replay) leaves out the metrics server and the PUB sink."""
     metrics = Metrics()
@@ -120,6 +166,7 @@ def _build(
     sinks: list[EventSink] = []
     if live and config.sinks.zmq_pub:
         sinks.append(ZmqPublisher(config.sinks.zmq_pub))
+    sinks.extend(extra_sinks)
     return Pipeline(
         source=source,
         stage=stage,
@@ -133,16 +180,19 @@ def _build(
             shutdown_timeout_s=config.pipeline.shutdown_timeout_s,
             quarantine_dir=config.state_dir / "quarantine",
         ),
+        heartbeat=heartbeat,
     )
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = None) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
         stop.set()
+        if on_stop is not None:
+            on_stop()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)

@@ -1,0 +1,261 @@
+"""The daemon end to end (issue 6, acceptance 2): ``livecell bench pipeline``.
+
+Live latency: a thread plays the microscope, writing simulated frames into a watched
+folder at a fixed interval, while :func:`livecell.daemon.run_daemon` analyses them in
+the same process exactly as ``livecell run`` does (inotify watch source, bundled models,
+ONNX Runtime on the CPU). Each frame's latency is the pipeline's own measure: from the
+frame being complete on disk to its last event written (``livecell_frame_latency_seconds``).
+
+- ``nanowell``: 2048 x 2048 frames with 8 x 8 = 64 wells; target p99 <= 5 s.
+- ``holotomo``: 3700 x 3700 holotomography MIPs in patch mode; target p99 <= 10 s.
+- ``replay``: ``livecell replay`` of a finished two-position nanowell acquisition with 1
+  and with 2 worker processes: frames per second.
+
+The frames are simulated before anything is timed. Run as ``python benchmarks/pipeline.py``
+or ``livecell bench pipeline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livecell.config import Config, config_from_dict
+
+SECTIONS = ("nanowell", "holotomo", "replay")
+NANOWELL_TARGET_S = 5.0
+HOLOTOMO_TARGET_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyRow:
+    name: str
+    frames: int
+    interval_s: float
+    p50_s: float
+    p99_s: float
+    max_s: float
+    target_s: float
+
+    def render(self) -> str:
+        verdict = "met" if self.p99_s <= self.target_s else "MISSED"
+        return (
+            f"{self.name:>10}{self.frames:>8}{self.interval_s:>10.1f}{self.p50_s:>9.2f}"
+            f"{self.p99_s:>9.2f}{self.max_s:>9.2f}   p99 <= {self.target_s:g} s {verdict}"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/pipeline.py",
+        description="The daemon end to end: live frame latency in nanowell and patch mode, "
+        "and replay throughput with 1 and 2 workers.",
+    )
+    parser.add_argument("--sections", nargs="+", choices=[*SECTIONS, "all"], default=["all"])
+    parser.add_argument("--frames", type=int, default=12, help="frames per live run")
+    parser.add_argument(
+        "--nanowell-interval-s", type=float, default=4.0, help="the microscope's pace, nanowell"
+    )
+    parser.add_argument(
+        "--holotomo-interval-s", type=float, default=3.0, help="the microscope's pace, holotomo"
+    )
+    parser.add_argument("--replay-frames", type=int, default=8, help="frames per position")
+    parser.add_argument("--seed", type=int, default=3, help="simulator seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sections = SECTIONS if "all" in args.sections else tuple(args.sections)
+    met = True
+    with tempfile.TemporaryDirectory(prefix="livecell-bench-pipeline-") as tmp:
+        work = Path(tmp)
+        rows: list[LatencyRow] = []
+        if "nanowell" in sections:
+            staged = _nanowell_frames(work / "nanowell_sim", args.frames, args.seed, positions=1)
+            rows.append(
+                _live(
+                    "nanowell",
+                    staged,
+                    work / "nanowell_live",
+                    {"analysis": {"mode": "nanowell"}},
+                    args.nanowell_interval_s,
+                    NANOWELL_TARGET_S,
+                )
+            )
+        if "holotomo" in sections:
+            staged = _holotomo_frames(work / "holotomo_sim", args.frames, args.seed)
+            rows.append(
+                _live(
+                    "holotomo",
+                    staged,
+                    work / "holotomo_live",
+                    {"analysis": {"mode": "patches"}},
+                    args.holotomo_interval_s,
+                    HOLOTOMO_TARGET_S,
+                )
+            )
+        if rows:
+            print("live frame latency (frame complete on disk -> its last event), seconds")
+            print(f"{'mode':>10}{'frames':>8}{'interval':>10}{'p50':>9}{'p99':>9}{'max':>9}")
+            for row in rows:
+                print(row.render())
+                met &= row.p99_s <= row.target_s
+        if "replay" in sections:
+            sim = work / "replay_sim"
+            _nanowell_frames(sim, args.replay_frames, args.seed, positions=2)
+            _replay_section(sim / "frames", work / "replay", args.replay_frames * 2)
+    return 0 if met else 1
+
+
+def _simulate(out: Path, *args: object) -> None:
+    command = [sys.executable, "-m", "livecell", "simulate", str(out), *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"livecell simulate failed: {done.stderr.strip()}")
+
+
+def _nanowell_frames(out: Path, frames: int, seed: int, *, positions: int) -> list[Path]:
+    """A simulated 2048 x 2048, 64-well acquisition; its frame files in acquisition order."""
+    _simulate(
+        out,
+        *("--kind", "nanowell", "--frames", frames, "--interval", 0, "--seed", seed),
+        *("--size", 2048, "--wells", 8, "--positions", positions),
+    )
+    return sorted((out / "frames").rglob("*.tif"), key=lambda p: (p.name, p.parent.name))
+
+
+def _holotomo_frames(out: Path, frames: int, seed: int) -> list[Path]:
+    """3700 x 3700 MIPs (simulated fields tiled edge to edge) as float32 TIFFs."""
+    import tifffile
+
+    from livecell.bench.patches import simulated_mips
+
+    folder = out / "Pos0"
+    folder.mkdir(parents=True)
+    paths = []
+    for t, mip in enumerate(simulated_mips(frames, 3700, seed=seed)):
+        path = folder / f"t{t:05d}.tif"
+        tifffile.imwrite(path, np.ascontiguousarray(mip))
+        paths.append(path)
+    return paths
+
+
+def _live(
+    name: str,
+    staged: list[Path],
+    work: Path,
+    sections: dict[str, object],
+    interval_s: float,
+    target_s: float,
+) -> LatencyRow:
+    """Frames copied into a watched folder every ``interval_s`` while the daemon runs."""
+    from livecell.daemon import run_daemon
+
+    watched = work / "microscope"
+    watched.mkdir(parents=True)
+    config = _config(work, watched, sections)
+    stop = threading.Event()
+    result: dict[str, list[float]] = {}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(work / "notify"))
+        notify.settimeout(300)
+
+        def daemon() -> None:
+            environ = {"NOTIFY_SOCKET": str(work / "notify")}
+            result["latencies"] = run_daemon(config, stop, environ=environ).frame_latencies_s
+
+        thread = threading.Thread(target=daemon, name=f"bench-{name}")
+        thread.start()
+        _wait_for_ready(notify)
+    for path in staged:
+        target = watched / path.parent.name / path.name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(path, target)
+        time.sleep(interval_s)
+    _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s=10 * target_s)
+    stop.set()
+    thread.join()
+    latencies = np.array(result.get("latencies", []))
+    if latencies.size == 0:
+        raise RuntimeError(f"{name}: the daemon reported no frame latencies")
+    return LatencyRow(
+        name,
+        int(latencies.size),
+        interval_s,
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        float(latencies.max()),
+        target_s,
+    )
+
+
+def _config(work: Path, watched: Path, sections: dict[str, object]) -> Config:
+    return config_from_dict(
+        {
+            "state_dir": str(work / "state"),
+            "source": {"kind": "watch", "path": str(watched)},
+            "sinks": {"events": str(work / "events.jsonl"), "tracks": str(work / "tracks.csv")},
+            "metrics": {"address": ""},
+            **sections,
+        },
+        base_dir=work,
+    )
+
+
+def _wait_for_ready(notify: socket.socket) -> None:
+    """Until the daemon says ``READY=1`` (systemd's protocol): models loaded and warmed up."""
+    while b"READY=1" not in notify.recv(4096).split(b"\n"):
+        pass
+
+
+def _wait_for_frames(
+    events: Path, frames: int, thread: threading.Thread, *, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while thread.is_alive() and time.monotonic() < deadline:
+        if events.exists() and _frame_events(events) >= frames:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{events}: not all {frames} frames were analysed in time")
+
+
+def _frame_events(events: Path) -> int:
+    with events.open(encoding="utf-8") as f:
+        return sum(1 for line in f if json.loads(line).get("kind") == "frame")
+
+
+def _replay_section(frames_dir: Path, work: Path, frames: int) -> None:
+    print(f"replay throughput: {frames} frames of 2048 x 2048, 64 wells, 2 positions")
+    print(f"{'workers':>8}{'seconds':>9}{'frames/s':>10}")
+    baseline = None
+    for workers in (1, 2):
+        folder = work / f"workers{workers}"
+        folder.mkdir(parents=True)
+        (folder / "livecell.toml").write_text(
+            '[analysis]\nmode = "nanowell"\n[metrics]\naddress = ""\n', encoding="utf-8"
+        )
+        command = [sys.executable, "-m", "livecell", "replay", str(frames_dir)]
+        command += ["-c", "livecell.toml", "--workers", str(workers)]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"replay --workers {workers} failed: {done.stderr.strip()[-500:]}")
+        baseline = baseline or seconds
+        print(
+            f"{workers:>8}{seconds:>9.1f}{frames / seconds:>10.2f}"
+            f"   ({baseline / seconds:.2f} x one worker; process start and model load included)"
+        )
