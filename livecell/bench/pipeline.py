@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from livecell.config import Config, config_from_dict
+from livecell.logs import configure_logging
 
 SECTIONS = ("nanowell", "holotomo", "replay")
 NANOWELL_TARGET_S = 5.0
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(level="warning")  # the daemon's per-frame lines would bury the table
     sections = SECTIONS if "all" in args.sections else tuple(args.sections)
     met = True
     with tempfile.TemporaryDirectory(prefix="livecell-bench-pipeline-") as tmp:
@@ -170,7 +172,7 @@ def _live(
     stop = threading.Event()
     result: dict[str, list[float]] = {}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(work / "notify"))
+        notify.bind(str(work / "notify"))  # open until the daemon ends: it pings to the end
         notify.settimeout(300)
 
         def daemon() -> None:
@@ -180,14 +182,14 @@ def _live(
         thread = threading.Thread(target=daemon, name=f"bench-{name}")
         thread.start()
         _wait_for_ready(notify)
-    for path in staged:
-        target = watched / path.parent.name / path.name
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(path, target)
-        time.sleep(interval_s)
-    _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s=10 * target_s)
-    stop.set()
-    thread.join()
+        for path in staged:
+            target = watched / path.parent.name / path.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(path, target)
+            time.sleep(interval_s)
+        _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s=10 * target_s)
+        stop.set()
+        thread.join()
     latencies = np.array(result.get("latencies", []))
     if latencies.size == 0:
         raise RuntimeError(f"{name}: the daemon reported no frame latencies")

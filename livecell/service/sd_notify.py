@@ -72,6 +72,7 @@ class SdNotifier:
         self._socket: socket.socket | None = None
         if settings.socket_path is not None:  # opened here, not lazily: a signal handler sends too
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._socket.setblocking(False)  # a reader that lags never stalls the analysis
         self._last_ping: float | None = None
         self._stopping_sent = False
         self._failed = False
