@@ -34,6 +34,29 @@ def remove_small(labels: LabelImage, min_area_px: int) -> LabelImage:
     return relabel_consecutive(cleaned)
 
 
+def remove_border_strips(labels: LabelImage, band_px: int, max_fraction: float) -> LabelImage:
+    """``labels`` without instances lying mostly (> ``max_fraction`` of their pixels) within
+    ``band_px`` of the image border, renumbered 1..n.
+
+    A well crop that takes in a sliver of the wall (the lattice a few pixels off, or
+    drift) shows it as a long thin object along an edge; a cell, kept off the walls by
+    its well, never lies mostly in that band.
+    """
+    top = int(labels.max(initial=0))
+    if top == 0 or band_px <= 0:
+        return labels
+    band = np.zeros(labels.shape, dtype=bool)
+    band[:band_px, :] = band[-band_px:, :] = True
+    band[:, :band_px] = band[:, -band_px:] = True
+    areas = np.bincount(labels.ravel(), minlength=top + 1)
+    in_band = np.bincount(labels[band], minlength=top + 1)
+    strips = in_band > max_fraction * np.maximum(areas, 1)
+    strips[0] = False
+    if not strips.any():
+        return labels
+    return relabel_consecutive(np.where(strips[labels], 0, labels))
+
+
 def seeded_watershed(
     relief: npt.NDArray[np.floating],
     seeds: LabelImage,

@@ -31,6 +31,7 @@ from livecell.engine.bundled import CARD_FILE, bundled_model_dir
 from livecell.segmentation.instances import (
     LabelImage,
     fill_holes_per_label,
+    remove_border_strips,
     remove_small,
     seeded_watershed,
 )
@@ -69,6 +70,8 @@ class WatershedParams:
     seed_threshold: float = 0.7  # p(interior) above this may seed a cell
     min_seed_area_px: int = 25  # interior blobs smaller than this seed nothing
     min_area_px: int = 300  # smaller pieces are fragments: the smallest effector is ~370 px
+    border_band_px: int = 6  # instances mostly within this of the crop's edge are wall slivers
+    max_border_fraction: float = 0.5
     tile_overlap_px: int = 32  # overlap of tiles when a crop is larger than a tile
 
     def __post_init__(self) -> None:
@@ -77,6 +80,8 @@ class WatershedParams:
                 raise ValueError(f"{name} must lie in (0, 1)")
         if self.min_seed_area_px < 1 or self.min_area_px < 0 or self.tile_overlap_px < 0:
             raise ValueError("min_seed_area_px >= 1, min_area_px >= 0, tile_overlap_px >= 0")
+        if self.border_band_px < 0 or not 0.0 <= self.max_border_fraction <= 1.0:
+            raise ValueError("border_band_px >= 0, max_border_fraction in [0, 1]")
 
 
 def instances_from_probabilities(
@@ -91,7 +96,10 @@ def instances_from_probabilities(
         return np.zeros(interior.shape, dtype=np.int32)
     seeds = remove_small(cores.astype(np.int32), params.min_seed_area_px)
     labels = seeded_watershed(1.0 - interior, seeds, foreground | (seeds > 0))
-    return remove_small(fill_holes_per_label(labels), params.min_area_px)
+    labels = remove_border_strips(
+        fill_holes_per_label(labels), params.border_band_px, params.max_border_fraction
+    )
+    return remove_small(labels, params.min_area_px)
 
 
 class UNetSegmenter:

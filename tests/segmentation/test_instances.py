@@ -9,7 +9,12 @@ from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 from synthetic import draw_cells
 
-from livecell.segmentation.instances import relabel_consecutive, remove_small, seeded_watershed
+from livecell.segmentation.instances import (
+    relabel_consecutive,
+    remove_border_strips,
+    remove_small,
+    seeded_watershed,
+)
 
 
 def test_two_seeds_split_two_overlapping_discs_along_the_neck() -> None:
@@ -55,6 +60,19 @@ def test_remove_small_drops_only_the_small() -> None:
     out = remove_small(labels, 10)
     assert set(np.unique(out)) == {0, 1}
     assert (out[0:10, 0:10] == 1).all()
+
+
+def test_wall_slivers_along_the_edge_go_and_cells_near_it_stay() -> None:
+    labels = np.zeros((60, 60), np.int32)
+    labels[:, 56:] = 3  # a sliver of wall down the right edge
+    labels[0:4, 10:40] = 5  # and along the top
+    labels[4:24, 4:24] = 8  # a cell near the top-left corner: 76 of 400 px in the band
+    labels[30:50, 25:45] = 9  # a cell in the middle
+    out = remove_border_strips(labels, band_px=6, max_fraction=0.5)
+    assert set(np.unique(out)) == {0, 1, 2}
+    assert (out[4:24, 4:24] == 1).all()
+    assert (out[30:50, 25:45] == 2).all()
+    assert remove_border_strips(labels, band_px=0, max_fraction=0.5) is labels
 
 
 @settings(max_examples=40, deadline=None)
