@@ -15,10 +15,12 @@ Rules:
   ``contact_end`` names the pair its ``contact_start`` named). Each interval is
   then translated into ground-truth ids (``TrackMap``; without a tracks file the
   ids are taken as ground-truth ids) frame by frame, and takes the pair it is
-  translated to at most of its frames (the earliest such pair on a tie), so an
-  identity switch inside a contact costs that contact at most, not the frames
-  before and after it. A track that cannot be translated keeps its predicted
-  id, marked, and matches nothing.
+  translated to at most of its frames (the earliest such pair on a tie). Intervals
+  that land on the same true pair at most ``gap_frames`` apart are then merged, as
+  the truth's are: an identity switch in the middle of a contact (a new predicted
+  pair that is the same two cells) costs that contact nothing here; it is counted
+  where it belongs, in tracking. A track that cannot be translated keeps its
+  predicted id, marked, and matches nothing.
 - A predicted interval matches a ground-truth interval of the same position,
   well and (unordered) pair of tracks when their IoU (frames in both / frames
   in either) is at least ``min_iou`` (default 0.5); one to one, maximising
@@ -67,7 +69,7 @@ class ContactMatch:
 @dataclass(frozen=True, slots=True)
 class ContactReport:
     min_iou: float
-    truth_gap_frames: int
+    gap_frames: int
     truth: int
     predicted: int
     matched: int
@@ -97,18 +99,28 @@ def truth_intervals(
     contacts: Sequence[TruthContact], *, gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES
 ) -> list[Interval]:
     """``contacts.csv`` rows as intervals, those of a pair at most ``gap_frames`` apart merged."""
-    by_key: dict[tuple[str, str, tuple[Member, Member]], list[TruthContact]] = defaultdict(list)
-    for c in contacts:
-        by_key[(c.position, c.well, _pair(c.track_a, c.track_b))].append(c)
+    rows = [
+        Interval(c.position, c.well, _pair(c.track_a, c.track_b), c.start_t, c.end_t)
+        for c in contacts
+    ]
+    return _merged(rows, gap_frames)
+
+
+def _merged(intervals: Sequence[Interval], gap_frames: int) -> list[Interval]:
+    """Intervals of the same position, well and pair at most ``gap_frames`` apart (or
+    overlapping) joined into one; sorted."""
+    by_key: dict[tuple[str, str, tuple[Member, Member]], list[Interval]] = defaultdict(list)
+    for i in intervals:
+        by_key[(i.position, i.well, i.tracks)].append(i)
     out: list[Interval] = []
     for key, rows in by_key.items():
-        rows.sort(key=lambda c: c.start_t)
+        rows.sort(key=lambda i: i.start_t)
         start, end = rows[0].start_t, rows[0].end_t
-        for c in rows[1:]:
-            if c.start_t - end - 1 > gap_frames:
+        for i in rows[1:]:
+            if i.start_t - end - 1 > gap_frames:
                 out.append(Interval(*key, start, end))
-                start = c.start_t
-            end = max(end, c.end_t)
+                start = i.start_t
+            end = max(end, i.end_t)
         out.append(Interval(*key, start, end))
     return sorted(out, key=lambda i: (i.position, i.well, repr(i.tracks), i.start_t))
 
@@ -119,8 +131,10 @@ def predicted_intervals(
     resolver: TrackResolver,
     first_t: Mapping[str, int],
     last_t: Mapping[str, int],
+    gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES,
 ) -> list[Interval]:
-    """Pair starts with ends by predicted ids, then translate each interval by majority."""
+    """Pair starts with ends by predicted ids, translate each interval by majority, then
+    merge those of the same true pair at most ``gap_frames`` apart."""
     open_starts: dict[tuple[str, str, tuple[int, int]], list[int]] = defaultdict(list)
     spans: list[tuple[str, str, tuple[int, int], int, int]] = []
     ordered = sorted(events, key=lambda e: (e.t, not e.start))  # ends before starts in a frame
@@ -136,11 +150,11 @@ def predicted_intervals(
     for (position, well, pair), starts in open_starts.items():
         for start in starts:
             spans.append((position, well, pair, start, max(start, last_t.get(position, start))))
-    out = [
+    translated = [
         Interval(position, well, _translated(resolver, position, pair, start, end), start, end)
         for position, well, pair, start, end in spans
     ]
-    return sorted(out, key=lambda i: (i.position, i.well, repr(i.tracks), i.start_t))
+    return _merged(translated, gap_frames)
 
 
 def _translated(
@@ -163,9 +177,9 @@ def score_contacts(
     predicted: Sequence[Interval],
     *,
     min_iou: float = DEFAULT_MIN_IOU,
-    truth_gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES,
+    gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES,
 ) -> ContactReport:
-    """Match intervals; ``truth_gap_frames`` only records how ``truth`` was merged."""
+    """Match intervals; ``gap_frames`` only records how both sides were merged."""
     by_key_truth: dict[tuple[str, str, tuple[Member, Member]], list[int]] = defaultdict(list)
     by_key_predicted: dict[tuple[str, str, tuple[Member, Member]], list[int]] = defaultdict(list)
     for j, interval in enumerate(truth):
@@ -195,7 +209,7 @@ def score_contacts(
     n = len(matches)
     return ContactReport(
         min_iou=min_iou,
-        truth_gap_frames=truth_gap_frames,
+        gap_frames=gap_frames,
         truth=len(truth),
         predicted=len(predicted),
         matched=n,

@@ -238,7 +238,7 @@ def _deaths(r: DeathReport) -> list[str]:
 def _contacts(r: ContactReport) -> list[str]:
     return [
         f"Contacts (intervals matched at IoU >= {r.min_iou:g}, same well and tracks; "
-        f"true contacts <= {r.truth_gap_frames} frame(s) apart merged)",
+        f"contacts of a pair <= {r.gap_frames} frame(s) apart merged)",
         f"  truth {r.truth}   predicted {r.predicted}   matched {r.matched}",
         f"  precision {_n(r.precision)}   recall {_n(r.recall)}   F1 {_n(r.f1)}   "
         f"mean IoU {_n(r.mean_iou)}",

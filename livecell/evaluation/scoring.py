@@ -171,9 +171,15 @@ def score(
             first, last = _frame_range(truth)
             contacts = score_contacts(
                 truth_intervals(truth.contacts, gap_frames=options.contact_gap_frames),
-                predicted_intervals(events.contacts, resolver=resolver, first_t=first, last_t=last),
+                predicted_intervals(
+                    events.contacts,
+                    resolver=resolver,
+                    first_t=first,
+                    last_t=last,
+                    gap_frames=options.contact_gap_frames,
+                ),
                 min_iou=options.min_contact_iou,
-                truth_gap_frames=options.contact_gap_frames,
+                gap_frames=options.contact_gap_frames,
             )
         elif events.contacts:
             notes.append("contacts not scored: the ground truth has no contacts.csv")

@@ -441,6 +441,29 @@ def test_contact_paired_by_predicted_ids_and_translated_by_majority() -> None:
     assert untranslated[0].tracks == _pair_of(("predicted", 99), 1)
 
 
+def test_an_identity_switch_inside_a_contact_does_not_split_it() -> None:
+    # the daemon's track 7 becomes track 9 at frame 5 (same true cell 1): one true contact
+    m = TrackMap(
+        {
+            ("0", 7): ((2, 3, 4), (1, 1, 1)),
+            ("0", 9): ((5, 6, 7), (1, 1, 1)),
+            ("0", 8): (tuple(range(10)), (2,) * 10),
+        }
+    )
+    events = [
+        ContactEvent("0", 2, True, "a", (7, 8)),
+        ContactEvent("0", 5, False, "a", (7, 8)),
+        ContactEvent("0", 5, True, "a", (9, 8)),
+        ContactEvent("0", 8, False, "a", (9, 8)),
+    ]
+    intervals = predicted_intervals(events, resolver=m, first_t={"0": 0}, last_t={"0": 9})
+    assert [(i.tracks, i.start_t, i.end_t) for i in intervals] == [((1, 2), 2, 7)]
+    apart = predicted_intervals(
+        events, resolver=m, first_t={"0": 0}, last_t={"0": 9}, gap_frames=-1
+    )
+    assert len(apart) == 2
+
+
 def _pair_of(a: Any, b: Any) -> tuple[Any, Any]:
     return (a, b) if repr(a) <= repr(b) else (b, a)
 
