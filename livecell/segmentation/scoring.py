@@ -39,10 +39,17 @@ def iou_matrix(
 def cell_ious(
     truth: npt.NDArray[np.integer], predicted: npt.NDArray[np.integer]
 ) -> dict[int, float]:
-    """Ground-truth label -> IoU with its one-to-one matched predicted instance (0 if none)."""
-    t_ids, _, iou = iou_matrix(truth, predicted)
+    """Ground-truth label -> IoU with its one-to-one matched predicted instance (0 if none).
+
+    Ties are broken by where instances are, not by their numbers: the predicted
+    instances enter the assignment in raster order of their first pixel.
+    """
+    t_ids, p_ids, iou = iou_matrix(truth, predicted)
     scores = {int(t): 0.0 for t in t_ids}
     if iou.size:
+        values, first_pixel = np.unique(predicted.ravel(), return_index=True)
+        where = dict(zip(values.tolist(), first_pixel.tolist(), strict=True))
+        iou = iou[:, np.argsort([where[int(p)] for p in p_ids], kind="stable")]
         rows, cols = linear_sum_assignment(iou, maximize=True)
         for r, c in zip(rows, cols, strict=True):
             scores[int(t_ids[r])] = float(iou[r, c])
