@@ -156,7 +156,10 @@ class _Position:
         new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
         for well, well_labels in zip(wells, labels, strict=True):
             tracker = self.trackers.setdefault(well.well, NanowellTracker())
-            update = tracker.update(well_labels, t)
+            pixels = image[well.y0 : well.y1, well.x0 : well.x1]  # appearance for the linking
+            update = tracker.update(
+                well_labels, t, pixels if pixels.shape == well_labels.shape else None
+            )
             rows += self._follow(well, well_labels, update, image)
             events += self._contacts(well.well, update, t, new_event)
         clock.lap("tracking")

@@ -249,26 +249,55 @@ def read_tra_frames(ground_truth: Path, position: str) -> list[npt.NDArray[np.in
     return [np.asarray(tifffile.imread(p)) for p in paths]
 
 
+def read_frame_images(ground_truth: Path, position: str) -> list[npt.NDArray[np.number]] | None:
+    """The simulated frames (``../frames/<position>/t*.ome.tif`` beside ``ground_truth``),
+    2-D, in frame order; ``None`` where the folder holds none."""
+    import tifffile
+
+    paths = sorted((ground_truth.parent / "frames" / position).glob("t*.tif"))
+    if not paths:
+        return None
+    images = []
+    for path in paths:
+        pixels = np.asarray(tifffile.imread(path))
+        while pixels.ndim > 2:  # channel 0, maximum over Z, as the daemon reads a frame
+            pixels = pixels.max(axis=0) if pixels.ndim == 3 else pixels[0]
+        images.append(pixels)
+    return images
+
+
 def track_truth_masks(
     ground_truth: Path,
     params: TrackerParams = TrackerParams(),  # noqa: B008 (frozen)
+    *,
+    appearance: bool = True,
 ) -> tuple[list[TrackRow], float]:
     """Track every well of a simulated acquisition on its ground-truth masks.
 
-    Returns the tracks-file rows (global ids ``well index * 1000 + local id``) and the
-    seconds spent in the trackers (reading the masks excluded).
+    With ``appearance`` the frame images beside the masks (:func:`read_frame_images`)
+    are read and each well's crop given to the tracker, as the daemon does. Returns the
+    tracks-file rows (global ids ``well index * 1000 + local id``) and the seconds spent
+    in the trackers (reading the masks and images excluded).
     """
     wells = read_wells(ground_truth)
     rows: list[TrackRow] = []
     seconds = 0.0
     for position in sorted({w.position for w in wells}):
         frames = read_tra_frames(ground_truth, position)
+        images = read_frame_images(ground_truth, position) if appearance else None
+        if images is not None and len(images) != len(frames):
+            raise ValueError(f"{ground_truth}: {len(images)} frames but {len(frames)} masks")
         here = [(i, w) for i, w in enumerate(wells) if w.position == position]
         for index, well in here:
             x0, y0, x1, y1 = well.box
             tracker = NanowellTracker(params)
             started = time.perf_counter()
-            updates = [tracker.update(frame[y0:y1, x0:x1], t) for t, frame in enumerate(frames)]
+            updates = [
+                tracker.update(
+                    frame[y0:y1, x0:x1], t, None if images is None else images[t][y0:y1, x0:x1]
+                )
+                for t, frame in enumerate(frames)
+            ]
             seconds += time.perf_counter() - started
             rows += [
                 TrackRow(

@@ -8,7 +8,12 @@ Owns the linking of one well's (or one whole field's) instances from frame to fr
   ``shape_weight_px`` x ``(1 - area ratio)`` (the track's area taken while it touched
   no other cell, as an overlap hides part of a cell) + a ``contact_penalty`` when ``j``'s
   area fits a track that ``i`` was touching in the previous frame better than it fits
-  ``i`` (so two cells that part after a contact keep their identities);
+  ``i`` (so two cells that part after a contact keep their identities) +
+  ``appearance_weight_px`` x the L1 distance, in units of ``appearance_scale``, between
+  ``j``'s appearance (:data:`~livecell.tracking.observations.APPEARANCE_FEATURES`, when
+  the observations carry it) and the track's running appearance (updated at
+  ``velocity_smoothing`` while the cell touches no other cell, at the slower
+  ``appearance_contact_smoothing`` while it does: features drift over a long contact);
 - assignment by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``; an
   exact shortcut when every row's, or every column's, cheapest entry is distinct),
   forward (with the motion model) and backward (from the new frame, without it); tracks
@@ -74,6 +79,17 @@ class TrackerParams:
     """Weight of the change of step length (cells crawl at a steady speed; px per px)."""
     shape_weight_px: float = 1000.0
     """Cost, in px, of a full area mismatch (``1 - min/max`` of the areas = 1)."""
+    appearance_weight_px: float = 30.0
+    """Cost, in px, of one ``appearance_scale`` of L1 distance between an instance's
+    appearance and the track's; applies only where the observations carry appearance
+    (:func:`~livecell.tracking.observations.measure` given the image). 30 measured best on
+    ground-truth masks (docs/tracking.md)."""
+    appearance_scale: float = 0.01
+    """The appearance difference taken as one unit: about the spread of one cell's mean
+    and standard deviation of median-normalised pixels along its track (0.011, 0.013)."""
+    appearance_contact_smoothing: float = 0.2
+    """Weight of the newest appearance in the track's estimate while the cell touches
+    another (its pixels mixed with the other's), in [0, 1]; 0: updated only apart."""
     contact_penalty: float = 0.0
     """Cost added against taking an instance whose area fits a contact partner better
     (DESIGN.md suggests ~100; measured on ground-truth masks it cost MOTA, so 0)."""
@@ -96,6 +112,9 @@ class TrackerParams:
             ("prediction_weight", self.prediction_weight >= 0),
             ("speed_weight", self.speed_weight >= 0),
             ("shape_weight_px", self.shape_weight_px >= 0),
+            ("appearance_weight_px", self.appearance_weight_px >= 0),
+            ("appearance_scale", self.appearance_scale > 0),
+            ("appearance_contact_smoothing", 0 <= self.appearance_contact_smoothing <= 1),
             ("contact_penalty", self.contact_penalty >= 0),
             ("velocity_smoothing", 0 < self.velocity_smoothing <= 1),
             ("max_missed_frames", self.max_missed_frames >= 0),
@@ -152,6 +171,7 @@ class _Track:
     vy: float = 0.0
     speed: float | None = None
     ref_area: float = 0.0  # the area while touching no other cell (overlaps hide parts)
+    ref_app: tuple[float, ...] | None = None  # the appearance, taken as ``ref_area`` is
     missed: int = 0
 
 
@@ -220,11 +240,17 @@ class NanowellTracker:
     _contacts: frozenset[tuple[int, int]] = field(default=frozenset(), init=False, repr=False)
     _t: int | None = field(default=None, init=False, repr=False)
 
-    def update(self, labels: npt.NDArray[np.integer], t: int) -> WellUpdate:
-        """Track frame ``t`` from its label image (0 background, one value per instance)."""
+    def update(
+        self,
+        labels: npt.NDArray[np.integer],
+        t: int,
+        image: npt.NDArray[np.number] | None = None,
+    ) -> WellUpdate:
+        """Track frame ``t`` from its label image (0 background, one value per instance);
+        with ``image`` (the pixels the labels segment) appearance joins the cost."""
         pairs = touching_pairs(labels)
         return self.update_observations(
-            measure(labels), t, touching=[(int(a), int(b)) for a, b in pairs.tolist()]
+            measure(labels, image), t, touching=[(int(a), int(b)) for a, b in pairs.tolist()]
         )
 
     def update_observations(
@@ -243,9 +269,10 @@ class NanowellTracker:
             raise ValueError(f"frames must increase: {t} after {self._t}")
         self._t = t
         pairs = _bbox_touching(obs) if touching is None else [(int(a), int(b)) for a, b in touching]
+        apps = None if obs.appearance is None else [tuple(a) for a in obs.appearance.tolist()]
         return self._update(
             obs.label.tolist(), obs.x_px.tolist(), obs.y_px.tolist(), obs.area_px.tolist(), t,
-            pairs,
+            pairs, apps,
         )  # fmt: skip
 
     def _update(
@@ -256,6 +283,7 @@ class NanowellTracker:
         areas: list[float],
         t: int,
         pairs: list[tuple[int, int]],
+        apps: list[tuple[float, ...]] | None = None,
     ) -> WellUpdate:
         """:meth:`update_observations` on plain lists (``t`` already checked)."""
         self._t = t
@@ -266,7 +294,7 @@ class NanowellTracker:
         link: dict[int, int] = {}  # track index -> instance index
         disagreements: list[int] = []
         if m and n:
-            link, disagreements = self._link(xs, ys, areas, t)
+            link, disagreements = self._link(xs, ys, areas, t, apps)
         if len(link) == n:
             left: list[int] = []
         else:
@@ -297,7 +325,9 @@ class NanowellTracker:
                     parent = tracks[i].track
                     ended.append(parent)
                     for k in sorted((link[i], j)):
-                        new_tracks.append(self._new(xs[k], ys[k], areas[k], t, labels[k], parent))
+                        new_tracks.append(
+                            self._new(xs[k], ys[k], areas[k], t, labels[k], parent, apps, k)
+                        )
                         started.append(new_tracks[-1].track)
             for i in divided:
                 del link[i]
@@ -337,15 +367,24 @@ class NanowellTracker:
                 tr.speed = s * step + (1 - s) * (tr.speed or 0.0)
                 tr.x, tr.y, tr.area, tr.t_last = x, y, area, t
                 label = labels[found]
-                if label not in in_contact:
+                apart = label not in in_contact
+                if apart:
                     tr.ref_area = w_new * area + (1 - w_new) * tr.ref_area
+                if apps is not None:
+                    ref, app = tr.ref_app, apps[found]
+                    w = w_new if apart else p.appearance_contact_smoothing
+                    tr.ref_app = (
+                        app
+                        if ref is None
+                        else tuple(w * a + (1 - w) * r for a, r in zip(app, ref, strict=True))
+                    )
                 tr.label, tr.missed = label, 0
             kept.append(tr)
             cells.append(
                 TrackedCell(tr.track, tr.label, tr.x, tr.y, tr.area, tr.missed == 0, tr.parent)
             )
         for j in left:
-            new_tracks.append(self._new(xs[j], ys[j], areas[j], t, labels[j], None))
+            new_tracks.append(self._new(xs[j], ys[j], areas[j], t, labels[j], None, apps, j))
             started.append(new_tracks[-1].track)
         if new_tracks:  # ids above every kept track's, in order: ``kept`` stays sorted
             kept.extend(new_tracks)
@@ -369,22 +408,36 @@ class NanowellTracker:
         )
 
     def _new(
-        self, x: float, y: float, area: float, t: int, label: int, parent: int | None
+        self,
+        x: float,
+        y: float,
+        area: float,
+        t: int,
+        label: int,
+        parent: int | None,
+        apps: list[tuple[float, ...]] | None,
+        index: int,
     ) -> _Track:
-        track = _Track(self._next_id, x, y, area, t, label, parent, ref_area=area)
+        app = None if apps is None else apps[index]
+        track = _Track(self._next_id, x, y, area, t, label, parent, ref_area=area, ref_app=app)
         self._next_id += 1
         return track
 
     def _link(
-        self, xs: list[float], ys: list[float], areas: list[float], t: int
+        self,
+        xs: list[float],
+        ys: list[float],
+        areas: list[float],
+        t: int,
+        apps: list[tuple[float, ...]] | None = None,
     ) -> tuple[dict[int, int], list[int]]:
         """Forward and backward assignment of the current tracks to the instances."""
         if len(self._tracks) * len(xs) <= _SMALL:
-            forward, backward = self._costs_small(xs, ys, areas, t)
+            forward, backward = self._costs_small(xs, ys, areas, t, apps)
             ahead = _assign_small(forward)
             behind = _assign_small(backward)
         else:
-            f, b = self._costs(np.array(xs), np.array(ys), np.array(areas), t)
+            f, b = self._costs(np.array(xs), np.array(ys), np.array(areas), t, apps)
             ahead, behind = _assign(f), _assign(b)
         if ahead == behind:
             return dict(ahead), []
@@ -395,7 +448,12 @@ class NanowellTracker:
         return link, disagree
 
     def _costs_small(
-        self, xs: list[float], ys: list[float], areas: list[float], t: int
+        self,
+        xs: list[float],
+        ys: list[float],
+        areas: list[float],
+        t: int,
+        apps: list[tuple[float, ...]] | None = None,
     ) -> tuple[list[list[float]], list[list[float]]]:
         """:meth:`_costs` in plain Python: faster for a well's few cells than numpy calls."""
         p = self.params
@@ -405,6 +463,8 @@ class NanowellTracker:
         shapes: list[list[float]] = []
         w_last, w_pred, w_shape = p.distance_weight, p.prediction_weight, p.shape_weight_px
         w_speed = p.speed_weight
+        w_app = p.appearance_weight_px / p.appearance_scale
+        use_app = apps is not None and p.appearance_weight_px > 0
         penalise = bool(self._contacts) and p.contact_penalty > 0
         points = list(zip(xs, ys, areas, strict=True))
         max_link = p.max_link_distance_px
@@ -415,10 +475,11 @@ class NanowellTracker:
             gate = max_link * (1 + tr.missed)
             ra = tr.ref_area
             speed = 0.0 if tr.speed is None else tr.speed
+            ref = tr.ref_app if use_app else None
             row_f: list[float] = []
             row_b: list[float] = []
             add_f, add_b = row_f.append, row_b.append
-            for x, y, a in points:
+            for j, (x, y, a) in enumerate(points):
                 d_last = hypot(x - lx, y - ly)
                 d_pred = hypot(x - px, y - py)
                 if d_last > gate and d_pred > gate:
@@ -429,6 +490,8 @@ class NanowellTracker:
                 base = w_last * d_last + w_shape * shape
                 if w_speed > 0:
                     base += w_speed * abs(d_last / dt - speed)
+                if ref is not None and apps is not None:
+                    base += w_app * sum([abs(f - r) for f, r in zip(apps[j], ref, strict=True)])
                 add_f(base + w_pred * d_pred)
                 add_b(base)
             forward.append(row_f)
@@ -452,6 +515,7 @@ class NanowellTracker:
         obs_y: npt.NDArray[np.float64],
         obs_area: npt.NDArray[np.float64],
         t: int,
+        apps: list[tuple[float, ...]] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Forward (with the motion model) and backward costs, ``[tracks, instances]``."""
         p = self.params
@@ -471,6 +535,8 @@ class NanowellTracker:
         if p.speed_weight > 0:
             speed = np.array([0.0 if tr.speed is None else tr.speed for tr in tracks])
             base = base + p.speed_weight * np.abs(d_last / dt[:, None] - speed[:, None])
+        if apps is not None and p.appearance_weight_px > 0 and apps:
+            base = base + self._appearance_costs(np.array(apps, np.float64))
         forward = base + p.prediction_weight * d_pred
         gate = p.max_link_distance_px * (1 + np.array([tr.missed for tr in tracks]))
         far = np.minimum(d_last, d_pred) > gate[:, None]
@@ -479,6 +545,18 @@ class NanowellTracker:
             forward = forward + penalty
             base = base + penalty
         return np.where(far, _FORBIDDEN, forward), np.where(far, _FORBIDDEN, base)
+
+    def _appearance_costs(self, apps: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """``appearance_weight_px`` x the scaled L1 distance; 0 for tracks without one."""
+        p = self.params
+        tracks = self._tracks
+        known = [i for i, tr in enumerate(tracks) if tr.ref_app is not None]
+        out = np.zeros((len(tracks), len(apps)))
+        if known:
+            ref = np.array([tracks[i].ref_app for i in known], np.float64)
+            distance = np.abs(apps[None, :, :] - ref[:, None, :]).sum(axis=2)
+            out[known] = (p.appearance_weight_px / p.appearance_scale) * distance
+        return out
 
     def _contact_penalty(self, cost: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """``contact_penalty`` where the instance's shape fits a contact partner best."""

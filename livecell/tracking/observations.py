@@ -1,11 +1,14 @@
 """What the tracker sees of a frame: per-instance measurements taken from a label image.
 
 Owns :class:`Observations` (label, centroid, area and bounding box of each instance, one
-row each, as arrays), :func:`measure` (one vectorised pass over a label image: a crop of
-one well or a whole frame), :func:`touching_pairs` (instances touching after a one-pixel
-dilation or overlapping, from the label image's 8-neighbour adjacencies) and the split of
-a whole frame's measurements into wells (:func:`assign_to_boxes`, :func:`split_by_box`),
-so a chip of thousands of wells is measured with a handful of numpy calls.
+row each, as arrays, and optionally an appearance vector), :func:`measure` (one vectorised
+pass over a label image: a crop of one well or a whole frame; given the image too, each
+instance's appearance: mean and standard deviation of its pixels divided by the image's
+median, as the segmentation U-Net normalises a well), :func:`touching_pairs` (instances
+touching after a one-pixel dilation or overlapping, from the label image's 8-neighbour
+adjacencies) and the split of a whole frame's measurements into wells
+(:func:`assign_to_boxes`, :func:`split_by_box`), so a chip of thousands of wells is
+measured with a handful of numpy calls.
 
 Coordinates are pixels: ``x`` the column, ``y`` the row, centroids as the mean pixel
 index (the centre of pixel ``(r, c)`` is ``(c, r)``). Boxes are ``(x0, y0, x1, y1)`` with
@@ -22,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "APPEARANCE_FEATURES",
     "Observations",
     "assign_to_boxes",
     "measure",
@@ -39,7 +43,9 @@ class Observations:
 
     ``label`` the instance's value in the label image; ``x_px``, ``y_px`` its centroid;
     ``area_px`` its pixel count; ``bbox`` ``[N, 4]`` as ``(x0, y0, x1, y1)``, exclusive
-    ends, in the same frame of reference as the centroid.
+    ends, in the same frame of reference as the centroid; ``appearance`` ``[N, K]``
+    per-instance intensity features (:data:`APPEARANCE_FEATURES`), or ``None`` when
+    measured from labels alone.
     """
 
     label: IntArray
@@ -47,6 +53,7 @@ class Observations:
     y_px: FloatArray
     area_px: FloatArray
     bbox: IntArray
+    appearance: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.label)
@@ -54,6 +61,10 @@ class Observations:
             raise ValueError("label, x_px, y_px and area_px must have the same length")
         if self.bbox.shape != (n, 4):
             raise ValueError(f"bbox must be [{n}, 4], got {self.bbox.shape}")
+        if self.appearance is not None and (
+            self.appearance.ndim != 2 or self.appearance.shape[0] != n
+        ):
+            raise ValueError(f"appearance must be [{n}, K], got {self.appearance.shape}")
 
     def __len__(self) -> int:
         return len(self.label)
@@ -76,6 +87,7 @@ class Observations:
         y_px: npt.ArrayLike,
         area_px: npt.ArrayLike,
         bbox: npt.ArrayLike | None = None,
+        appearance: npt.ArrayLike | None = None,
     ) -> Observations:
         """Observations from plain arrays; without ``bbox`` a square of the area's side."""
         x = np.asarray(x_px, np.float64)
@@ -89,49 +101,65 @@ class Observations:
             ).astype(np.int64)
         else:
             box = np.asarray(bbox, np.int64).reshape(-1, 4)
-        return cls(np.asarray(label, np.int64), x, y, area, box)
+        features = None
+        if appearance is not None:
+            features = np.asarray(appearance, np.float64)
+            if features.ndim != 2:  # one feature per instance, or a flat row-major block
+                features = features.reshape(len(x), -1 if features.size else 0)
+        return cls(np.asarray(label, np.int64), x, y, area, box, features)
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Observations:
         return Observations(
             self.label[index], self.x_px[index], self.y_px[index], self.area_px[index],
-            self.bbox[index],
+            self.bbox[index], None if self.appearance is None else self.appearance[index],
         )  # fmt: skip
 
     def shifted(self, dx_px: float, dy_px: float) -> Observations:
         """The same instances in a frame of reference moved by ``(-dx, -dy)``."""
         offset = np.array([dx_px, dy_px, dx_px, dy_px], np.int64)
         return Observations(
-            self.label, self.x_px - dx_px, self.y_px - dy_px, self.area_px, self.bbox - offset
-        )
+            self.label, self.x_px - dx_px, self.y_px - dy_px, self.area_px, self.bbox - offset,
+            self.appearance,
+        )  # fmt: skip
 
 
-def measure(labels: npt.NDArray[np.integer]) -> Observations:
+def measure(
+    labels: npt.NDArray[np.integer], image: npt.NDArray[np.number] | None = None
+) -> Observations:
     """Label, centroid, area and box of every instance (value > 0) of a 2-D label image.
 
     One pass: ``np.bincount`` over the foreground pixels for areas and centroids,
     ``scipy.ndimage.find_objects`` for the boxes. Instances are in increasing label order.
+    With ``image`` (the pixels the labels segment, same shape) each instance also gets
+    its :data:`APPEARANCE_FEATURES`, from the image divided by its median (a well's crop:
+    the well's median, so illumination and exposure cancel).
     """
     from scipy import ndimage
 
-    image = np.asarray(labels)
-    if image.ndim != 2:
-        raise ValueError(f"labels must be a 2-D image, got shape {image.shape}")
-    if image.size == 0:
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise ValueError(f"labels must be a 2-D image, got shape {lab.shape}")
+    if lab.size == 0:
         return Observations.empty()
-    if np.issubdtype(image.dtype, np.signedinteger) and image.min() < 0:
+    if np.issubdtype(lab.dtype, np.signedinteger) and lab.min() < 0:
         raise ValueError("labels must be >= 0")
-    flat = image.ravel()
+    pixels = None
+    if image is not None:
+        pixels = np.asarray(image)
+        if pixels.shape != lab.shape:
+            raise ValueError(f"image must have the labels' shape {lab.shape}, got {pixels.shape}")
+    flat = lab.ravel()
     where = np.flatnonzero(flat)
     if len(where) == 0:
         return Observations.empty()
     values = flat[where].astype(np.intp)
-    rows, cols = np.divmod(where, image.shape[1])
+    rows, cols = np.divmod(where, lab.shape[1])
     size = int(values.max()) + 1
     area = np.bincount(values, minlength=size).astype(np.float64)
     present = np.flatnonzero(area)
     sum_x = np.bincount(values, weights=cols, minlength=size)
     sum_y = np.bincount(values, weights=rows, minlength=size)
-    slices = ndimage.find_objects(image.astype(np.int32, copy=False))
+    slices = ndimage.find_objects(lab.astype(np.int32, copy=False))
     bbox = np.array(
         [
             (s[1].start, s[0].start, s[1].stop, s[0].stop)
@@ -146,7 +174,37 @@ def measure(labels: npt.NDArray[np.integer]) -> Observations:
         y_px=sum_y[present] / area[present],
         area_px=area[present],
         bbox=bbox,
+        appearance=None if pixels is None else _appearance(pixels, where, values, area, present),
     )
+
+
+APPEARANCE_FEATURES = ("mean", "std")
+"""The appearance vector's entries: mean and standard deviation of an instance's pixels,
+each pixel divided by the image's median (1.0 is the median background; the median of
+every other pixel of every other row, for speed)."""
+
+
+def _appearance(
+    pixels: npt.NDArray[np.number],
+    where: npt.NDArray[np.intp],
+    values: npt.NDArray[np.intp],
+    area: FloatArray,
+    present: npt.NDArray[np.intp],
+) -> FloatArray:
+    """Per instance: mean and standard deviation of the median-normalised pixels.
+
+    The median is taken over every other pixel of every other row: a quarter of the
+    pixels, within ~0.1 % of the full median on a well and a third of its time.
+    """
+    median = float(np.median(pixels[::2, ::2]))
+    scale = 1.0 / median if median > 0 else 1.0
+    z = pixels.ravel()[where].astype(np.float64) * scale
+    size = len(area)
+    n = area[present]
+    mean = np.bincount(values, weights=z, minlength=size)[present] / n
+    square = np.bincount(values, weights=z * z, minlength=size)[present] / n
+    std = np.sqrt(np.maximum(square - mean * mean, 0.0))
+    return np.stack([mean, std], axis=1)
 
 
 def touching_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
@@ -271,6 +329,7 @@ def split_by_box(
     order = order[bounds[0] :]  # instances in no box sort first (-1)
     inside = which[order]
     label, x, y = observations.label[order], observations.x_px[order], observations.y_px[order]
+    features = None if observations.appearance is None else observations.appearance[order]
     area, bbox = observations.area_px[order], observations.bbox[order]
     if relative:
         x = x - box[inside, 0]
@@ -284,8 +343,9 @@ def split_by_box(
         a, b = lo - start, hi - start
         part = new(Observations)
         part.__dict__.update(
-            label=label[a:b], x_px=x[a:b], y_px=y[a:b], area_px=area[a:b], bbox=bbox[a:b]
-        )
+            label=label[a:b], x_px=x[a:b], y_px=y[a:b], area_px=area[a:b], bbox=bbox[a:b],
+            appearance=None if features is None else features[a:b],
+        )  # fmt: skip
         parts.append(part)
     return parts
 

@@ -13,6 +13,7 @@ from livecell.tracking.nanowell import (
     WellUpdate,
     track_rows,
 )
+from livecell.tracking.observations import Observations
 
 WELL_PX = 120
 
@@ -194,6 +195,9 @@ def test_after_a_contact_the_partners_keep_their_identities() -> None:
         {"velocity_smoothing": 0.0},
         {"max_missed_frames": -1},
         {"mitosis_area_ratio": (0.8, 0.5)},
+        {"appearance_weight_px": -1.0},
+        {"appearance_scale": 0.0},
+        {"appearance_contact_smoothing": 1.5},
     ],
 )
 def test_params_out_of_range_are_refused(bad: dict[str, object]) -> None:
@@ -206,3 +210,92 @@ def test_frames_must_increase() -> None:
     tracker.update(render([]), 4)
     with pytest.raises(ValueError, match="increase"):
         tracker.update(render([]), 4)
+
+
+def appearance_image(
+    cells: list[tuple[int, float, float, float]], levels: dict[int, float]
+) -> np.ndarray:
+    """Phase-like pixels for :func:`render`'s discs: background 1000, each label its level."""
+    labels = render(cells)
+    image = np.full(labels.shape, 1000.0)
+    for label, level in levels.items():
+        image[labels == label] = level
+    return image
+
+
+def test_equal_cells_that_jump_past_each_other_are_told_apart_by_appearance() -> None:
+    """Two cells of one area swap places in one frame (an effector's jump): position and
+    area say "stayed"; only the pixels inside the masks (dark and bright) tell the truth."""
+    frames = [
+        [(1, 30.0, 60.0, 10.0), (2, 90.0, 60.0, 10.0)],
+        [(1, 35.0, 60.0, 10.0), (2, 85.0, 60.0, 10.0)],
+        [(1, 88.0, 58.0, 10.0), (2, 32.0, 62.0, 10.0)],  # swapped: label follows the cell
+        [(1, 84.0, 58.0, 10.0), (2, 36.0, 62.0, 10.0)],
+    ]
+    levels = {1: 600.0, 2: 1300.0}  # dark thick cell, bright flat one
+    seen = NanowellTracker()
+    blind = NanowellTracker()
+    by_sight = [
+        seen.update(render(f), t, appearance_image(f, levels)) for t, f in enumerate(frames)
+    ]
+    by_place = [blind.update(render(f), t) for t, f in enumerate(frames)]
+    assert all(m == {1: 1, 2: 2} for m in identities(by_sight))
+    assert identities(by_place)[2] == {1: 2, 2: 1}  # without the image the ids swap
+    assert [len(u.cells) for u in by_sight] == [2, 2, 2, 2]
+
+
+def random_observations(rng: np.random.Generator, n: int, with_appearance: bool) -> Observations:
+    return Observations.from_arrays(
+        rng.permutation(n) + 1,
+        rng.uniform(0, 200, n),
+        rng.uniform(0, 200, n),
+        rng.uniform(200, 900, n),
+        appearance=np.column_stack([rng.uniform(0.6, 1.4, n), rng.uniform(0.02, 0.3, n)])
+        if with_appearance
+        else None,
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(0, 12), min_size=2, max_size=6),
+    weight=st.sampled_from([0.0, 3.0, 30.0, 300.0]),
+)
+def test_small_and_numpy_costs_agree_with_appearance(
+    seed: int, sizes: list[int], weight: float
+) -> None:
+    """Both cost paths give the same matrices, some tracks lacking an appearance."""
+    rng = np.random.default_rng(seed)
+    tracker = NanowellTracker(
+        TrackerParams(appearance_weight_px=weight, contact_penalty=50.0, speed_weight=0.5)
+    )
+    for t, n in enumerate(sizes[:-1]):
+        tracker.update_observations(random_observations(rng, n, bool(t % 3)), t)
+    obs = random_observations(rng, sizes[-1], True)
+    xs, ys, areas = obs.x_px.tolist(), obs.y_px.tolist(), obs.area_px.tolist()
+    assert obs.appearance is not None
+    apps = [tuple(a) for a in obs.appearance.tolist()]
+    t = len(sizes)
+    small_f, small_b = tracker._costs_small(xs, ys, areas, t, apps)
+    big_f, big_b = tracker._costs(obs.x_px, obs.y_px, obs.area_px, t, apps)
+    shape = (len(tracker._tracks), len(xs))
+    np.testing.assert_allclose(np.array(small_f).reshape(shape), big_f, rtol=1e-12)
+    np.testing.assert_allclose(np.array(small_b).reshape(shape), big_b, rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), frames=st.integers(1, 10), most=st.integers(1, 12))
+def test_appearance_changes_nothing_at_weight_zero_or_when_absent(
+    seed: int, frames: int, most: int
+) -> None:
+    """Observations without appearance, or a zero weight, give the label-only updates."""
+    rng = np.random.default_rng(seed)
+    seen = [random_observations(rng, int(rng.integers(0, most + 1)), True) for _ in range(frames)]
+    plain = [Observations(o.label, o.x_px, o.y_px, o.area_px, o.bbox) for o in seen]
+    reference = NanowellTracker()
+    zero = NanowellTracker(TrackerParams(appearance_weight_px=0.0))
+    expected = [reference.update_observations(o, t) for t, o in enumerate(plain)]
+    assert [zero.update_observations(o, t) for t, o in enumerate(seen)] == expected
+    unweighted = NanowellTracker(TrackerParams(appearance_weight_px=0.0))
+    assert [unweighted.update_observations(o, t) for t, o in enumerate(plain)] == expected
