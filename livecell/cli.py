@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
             "segmentation",
             "nanowell",
             "pipeline",
+            "triggers",
         ],
         help="which benchmark",
     )

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from livecell.errors import ConfigError
+from livecell.events import KINDS
 
 DEFAULT_PATH_REGEX = r"(?:^|/)(?P<position>[^/]+)/[^/]*?(?P<t>\d+)[^/\d]*$"
 
@@ -293,6 +294,70 @@ class DashboardConfig(_Section):
         return _check_address(value)
 
 
+class ActionConfig(_Section):
+    """One ``[[actions]]`` entry (SPEC section 7, docs/actions.md): a filter and one target."""
+
+    kind: str = Field(description="event kind that fires the action, e.g. death")
+    pathway: Literal["apoptosis", "necroptosis", "necrosis", "death"] | None = Field(
+        None, description="only events with this pathway; unset: any"
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="only events with confidence >= this; unset: any"
+    )
+    well: str | None = Field(
+        None, description="only events in this well: an id (r001c002) or a glob; unset: any"
+    )
+    zmq: str | None = Field(None, description="target: ZMQ REQ endpoint; waits for a reply")
+    http: str | None = Field(None, description="target: URL the event is POSTed to as JSON")
+    command: tuple[str, ...] | None = Field(
+        None, strict=False, description="target: argv run with the event JSON on standard input"
+    )
+    timeout_s: float = Field(5.0, gt=0, le=600, description="reply / response / command time limit")
+    retries: int = Field(3, ge=0, le=100, description="attempts after the first, on failure")
+    backoff_s: float = Field(
+        0.5, ge=0, le=3600, description="wait before the first retry, doubled per retry"
+    )
+    queue_size: int = Field(
+        256, ge=1, le=1_000_000, description="matched events waiting to be sent; beyond: dropped"
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"unknown event kind {value!r}; one of {', '.join(KINDS)}")
+        return value
+
+    @field_validator("http")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or not value[0]):
+            raise ValueError("needs the program to run as its first element")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ActionConfig:
+        targets = [name for name in ("zmq", "http", "command") if getattr(self, name) is not None]
+        if len(targets) != 1:
+            got = ", ".join(targets) if targets else "none"
+            raise ValueError(f"needs exactly one target of zmq, http, command (got {got})")
+        return self
+
+    @property
+    def target(self) -> Literal["zmq", "http", "command"]:
+        """Which of the three targets is set."""
+        if self.zmq is not None:
+            return "zmq"
+        return "http" if self.http is not None else "command"
+
+
 class Config(_Section):
     state_dir: Path = Field(
         Path("state"), strict=False, description="journal, quarantine, engine cache"
@@ -306,6 +371,9 @@ class Config(_Section):
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    actions: tuple[ActionConfig, ...] = Field(
+        (), strict=False, description="acquisition triggers, one [[actions]] table each"
+    )
 
     @model_validator(mode="after")
     def _source_complete(self) -> Config:
@@ -427,12 +495,26 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def _to_toml(data: dict[str, Any]) -> str:
     # TOML has no null: a key that is None (unset, e.g. source.path for zmq) is left out.
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
+    # A non-empty list of tables (``actions``) is an array of tables: ``[[name]]`` each.
+    arrays = {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+    }
+    scalars = {
+        k: v
+        for k, v in data.items()
+        if not isinstance(v, dict) and v is not None and k not in arrays
+    }
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
     for name, table in tables.items():
         lines += ["", f"[{name}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    for name, items in arrays.items():
+        for item in items:
+            lines += ["", f"[[{name}]]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

@@ -166,6 +166,10 @@ def _build(
     sinks: list[EventSink] = []
     if live and config.sinks.zmq_pub:
         sinks.append(ZmqPublisher(config.sinks.zmq_pub))
+    if live and config.actions:  # a replay of an archive fires no triggers
+        from livecell.actions import ActionSink
+
+        sinks.append(ActionSink(config.actions, metrics.count_action))
     sinks.extend(extra_sinks)
     return Pipeline(
         source=source,

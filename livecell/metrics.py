@@ -59,12 +59,22 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.actions = Counter(
+            "livecell_actions",
+            "Acquisition trigger outcomes: sent, failed (retries spent), retried, dropped",
+            ["action", "outcome"],
+            registry=r,
+        )
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(seconds)
 
     def count_engine_items(self, model: str, backend: str, items: int) -> None:
         self.engine_items.labels(model, backend).inc(items)
+
+    def count_action(self, action: str, outcome: str) -> None:
+        """One trigger outcome; ``livecell.actions`` calls it from its worker threads."""
+        self.actions.labels(action, outcome).inc()
 
 
 def serve_metrics(metrics: Metrics, address: str) -> Any:

@@ -1,0 +1,133 @@
+"""The three senders against real peers: what arrives, and how each kind of failure reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from action_peers import (
+    HttpPeer,
+    ZmqPeer,
+    dead_port,
+    death_event,
+    recorded,
+    recording_script,
+    script_command,
+)
+
+from livecell.actions import ActionFailed
+from livecell.actions.command import CommandSender
+from livecell.actions.http_post import HttpPostSender
+from livecell.actions.zmq_req import ZmqReqSender
+
+PAYLOAD = json.dumps(death_event()).encode()
+
+
+def test_zmq_gets_reply() -> None:
+    with ZmqPeer().serving() as peer:
+        sender = ZmqReqSender(peer.endpoint, 2.0, stop=threading.Event())
+        try:
+            sender.send(PAYLOAD)
+            sender.send(PAYLOAD)
+        finally:
+            sender.close()
+    assert peer.received == [death_event(), death_event()]
+    assert sender.last_reply == b"ok"
+
+
+def test_zmq_lost_reply_then_fresh_socket() -> None:
+    """Lazy pirate: after a reply times out, the next attempt works on a new socket."""
+    with ZmqPeer(ignore_first=1).serving() as peer:
+        sender = ZmqReqSender(peer.endpoint, 0.3, stop=threading.Event())
+        try:
+            started = time.monotonic()
+            with pytest.raises(ActionFailed, match=r"no reply .* within 300 ms"):
+                sender.send(PAYLOAD)
+            assert 0.25 < time.monotonic() - started < 2.0
+            sender.send(PAYLOAD)  # a stuck REQ socket would raise here (EFSM)
+        finally:
+            sender.close()
+    assert peer.requests == 2
+    assert peer.received == [death_event()]
+
+
+def test_zmq_dead_peer_times_out() -> None:
+    sender = ZmqReqSender(f"tcp://127.0.0.1:{dead_port()}", 0.2, stop=threading.Event())
+    try:
+        started = time.monotonic()
+        with pytest.raises(ActionFailed, match="no reply"):
+            sender.send(PAYLOAD)
+        assert time.monotonic() - started < 2.0
+    finally:
+        sender.close()
+
+
+def test_zmq_wait_cut_short_by_stop() -> None:
+    stop = threading.Event()
+    with ZmqPeer(never_reply=True).serving() as peer:
+        sender = ZmqReqSender(peer.endpoint, 30.0, stop=stop)
+        threading.Timer(0.1, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(ActionFailed):
+            sender.send(PAYLOAD)
+        sender.close()
+    assert time.monotonic() - started < 1.0
+
+
+def test_http_post_json() -> None:
+    with HttpPeer().serving() as peer:
+        HttpPostSender(peer.url, 2.0).send(PAYLOAD)
+    assert peer.received == [death_event()]
+
+
+def test_http_error_status_fails() -> None:
+    with (
+        HttpPeer(fail_first=1).serving() as peer,
+        pytest.raises(ActionFailed, match="answered 500"),
+    ):
+        HttpPostSender(peer.url, 2.0).send(PAYLOAD)
+    assert peer.received == []
+
+
+def test_http_dead_peer_fails() -> None:
+    with pytest.raises(ActionFailed, match="cannot POST"):
+        HttpPostSender(f"http://127.0.0.1:{dead_port()}/x", 2.0).send(PAYLOAD)
+
+
+def test_http_hanging_peer_times_out() -> None:
+    with HttpPeer(hang_s=10).serving() as peer:
+        started = time.monotonic()
+        with pytest.raises(ActionFailed, match="timed out"):
+            HttpPostSender(peer.url, 0.3).send(PAYLOAD)
+        assert time.monotonic() - started < 2.0
+
+
+def test_command_gets_event_on_stdin(tmp_path: Path) -> None:
+    out = tmp_path / "events.txt"
+    CommandSender(tuple(script_command(recording_script(tmp_path), out)), 10.0).send(PAYLOAD)
+    assert recorded(out) == [death_event()]
+
+
+def test_command_nonzero_exit_fails_with_stderr(tmp_path: Path) -> None:
+    out = tmp_path / "events.txt"
+    command = tuple(script_command(recording_script(tmp_path, fail_first=1), out))
+    with pytest.raises(ActionFailed, match="exited 1: refused run 1"):
+        CommandSender(command, 10.0).send(PAYLOAD)
+    assert recorded(out) == []
+
+
+def test_command_killed_after_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "events.txt"
+    command = tuple(script_command(recording_script(tmp_path, sleep_s=30), out))
+    started = time.monotonic()
+    with pytest.raises(ActionFailed, match="killed"):
+        CommandSender(command, 0.5).send(PAYLOAD)
+    assert time.monotonic() - started < 5.0
+
+
+def test_command_missing_program_fails(tmp_path: Path) -> None:
+    with pytest.raises(ActionFailed, match="cannot run"):
+        CommandSender((str(tmp_path / "no-such-program"),), 1.0).send(PAYLOAD)
