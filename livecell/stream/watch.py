@@ -7,7 +7,11 @@ for ``settle_s`` (polling, files moved in, the backlog at start-up). A file that
 stays unusable for ``settle_s`` is rejected with the reason it failed.
 
 Ready files leave in acquisition order: by ``t``, and never ahead of an
-earlier ``t`` of the same position that is still being written.
+earlier ``t`` of the same position that is still being written. Two files of the
+same position and ``t`` leave oldest first (by their modification time when first
+noticed, then path), and one still being written holds back a younger copy: the
+first written is the frame and the other the duplicate, however late its writer
+closes.
 
 States of one file: seen -> (changing ...) -> ready -> emitted, or -> rejected.
 Files already in the journal are ignored, so a restart emits nothing again.
@@ -62,6 +66,7 @@ class _Pending:
     size: int
     mtime_ns: int
     changed_at: float
+    first_mtime_ns: int = 0  # when first noticed: copies of one t leave oldest first
     close_seen_at: float | None = None
     inspected_state: tuple[int, int] | None = None
     layout: TiffLayout | None = None
@@ -71,10 +76,14 @@ class _Pending:
     def state(self) -> tuple[int, int]:
         return (self.size, self.mtime_ns)
 
-    def order(self) -> tuple[int, str, str]:
+    def order(self) -> tuple[int, str, int, str]:
         if self.key is None:
-            return (-1, "", str(self.path))
-        return (self.key.t, self.key.position, str(self.path))
+            return (-1, "", self.first_mtime_ns, str(self.path))
+        return (self.key.t, self.key.position, self.first_mtime_ns, str(self.path))
+
+    def place(self) -> tuple[int, int, str]:
+        """Where this file stands in its position's queue: t, then the oldest copy first."""
+        return (self.key.t if self.key is not None else -1, self.first_mtime_ns, str(self.path))
 
 
 class WatchSource:
@@ -194,7 +203,8 @@ class WatchSource:
             if self._owns is not None and not self._owns(key):
                 return
             changed_at = min(at, st.st_mtime) if what == "seen" else at
-            pending = _Pending(path, key, st.st_size, st.st_mtime_ns, changed_at)
+            mtime = st.st_mtime_ns
+            pending = _Pending(path, key, st.st_size, mtime, changed_at, first_mtime_ns=mtime)
             self._pending[path] = pending
         if what == "closed":
             pending.close_seen_at = at
@@ -217,20 +227,21 @@ class WatchSource:
         now = time.time()
         ready = [p for p in list(self._pending.values()) if self._refresh(p, now)]
         ready_paths = {p.path for p in ready}
-        earliest_waiting_t: dict[tuple[str, str], int] = {}
+        earliest_waiting: dict[tuple[str, str], tuple[int, int, str]] = {}
         for pending in self._pending.values():
-            if pending.path not in ready_paths and pending.key is not None:
-                _hold_back(earliest_waiting_t, pending.key)
+            if pending.path not in ready_paths:
+                _hold_back(earliest_waiting, pending)
         for pending in sorted(ready, key=_Pending.order):
             if stop.is_set():
                 return False
             key = pending.key
-            if key is not None and earliest_waiting_t.get(_stream(key), key.t) < key.t:
-                continue  # an earlier t of its position is still being written
+            if key is not None and earliest_waiting.get(_stream(key), pending.place()) < (
+                pending.place()
+            ):
+                continue  # an earlier t of its position (or an earlier copy of this t) is waiting
             item = self._item(pending, now)
             if item is None:
-                if key is not None:
-                    _hold_back(earliest_waiting_t, key)
+                _hold_back(earliest_waiting, pending)
                 continue
             del self._pending[pending.path]
             if not emit(item):
@@ -315,9 +326,12 @@ def _stream(key: FrameKey) -> tuple[str, str]:
     return (key.acquisition, key.position)
 
 
-def _hold_back(earliest_t: dict[tuple[str, str], int], key: FrameKey) -> None:
-    """Record that ``key`` waits: later t of its position must wait behind it."""
-    earliest_t[_stream(key)] = min(earliest_t.get(_stream(key), key.t), key.t)
+def _hold_back(earliest: dict[tuple[str, str], tuple[int, int, str]], pending: _Pending) -> None:
+    """Record that ``pending`` waits: files after it in its position's queue wait behind it
+    (later t; and a later copy of the same t, so the first written is the one analysed)."""
+    if pending.key is not None:
+        stream = _stream(pending.key)
+        earliest[stream] = min(earliest.get(stream, pending.place()), pending.place())
 
 
 class _NoticeHandler(FileSystemEventHandler):

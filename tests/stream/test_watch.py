@@ -11,6 +11,7 @@ import io
 import os
 import random
 import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -382,9 +383,10 @@ def assert_rejected_and_quarantined(daemon: Daemon, bad: BadFile, written: bytes
 def test_bad_file_is_rejected_counted_quarantined_and_the_daemon_goes_on(
     make_daemon: Callable[..., Daemon], bad: BadFile
 ) -> None:
-    daemon = start(watch_daemon(make_daemon, polling=False))
+    daemon = watch_daemon(make_daemon, polling=False)
     path = incoming(daemon) / bad.relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)  # watched from the start: no notice lost
+    start(daemon)
     bad.write(path)
     written = path.read_bytes()
 
@@ -403,6 +405,31 @@ def test_bad_file_is_rejected_counted_quarantined_and_the_daemon_goes_on(
     if bad.name == "duplicate":
         kept = [e for e in daemon.events("frame") if (e["position"], e["t"]) == ("Pos2", 5)]
         assert [e["path"] for e in kept] == [str(path.with_name("a_0005.tif"))]
+    stop_cleanly(daemon)
+
+
+def test_the_first_copy_of_a_t_is_the_frame_even_when_it_finishes_last(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = watch_daemon(make_daemon, polling=False)
+    (incoming(daemon) / "Pos2").mkdir()  # watched from the start: every notice arrives
+    start(daemon)
+    first = incoming(daemon) / "Pos2" / "z_0005.tif"  # last in path order: the order is time
+    second = incoming(daemon) / "Pos2" / "b_0005.tif"
+    writer = threading.Thread(
+        target=write_in_chunks,
+        args=(first, tiff_bytes(image(5))),
+        kwargs={"chunks": 4, "pause_s": SETTLE_S / 4},
+    )
+    writer.start()
+    time.sleep(SETTLE_S / 8)  # the first copy is open and growing
+    write_file(second, tiff_bytes(image(55)))  # the second copy is closed long before it
+    writer.join()
+
+    rejected = daemon.wait_events("rejected", 1, timeout_s=15)
+    assert [(e["path"], e["reason"]) for e in rejected] == [(str(second), "duplicate")]
+    frames = [e for e in daemon.events("frame") if (e["position"], e["t"]) == ("Pos2", 5)]
+    assert [e["path"] for e in frames] == [str(first)]
     stop_cleanly(daemon)
 
 
