@@ -18,13 +18,9 @@ or ``livecell bench pipeline``.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livecell.bench._live import run_live
 from livecell.config import Config, config_from_dict
 from livecell.logs import configure_logging
 
@@ -164,35 +161,8 @@ def _live(
     target_s: float,
 ) -> LatencyRow:
     """Frames copied into a watched folder every ``interval_s`` while the daemon runs."""
-    from livecell.daemon import run_daemon
-
-    watched = work / "microscope"
-    watched.mkdir(parents=True)
-    config = _config(work, watched, sections)
-    stop = threading.Event()
-    result: dict[str, list[float]] = {}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(work / "notify"))  # open until the daemon ends: it pings to the end
-        notify.settimeout(300)
-
-        def daemon() -> None:
-            environ = {"NOTIFY_SOCKET": str(work / "notify")}
-            result["latencies"] = run_daemon(config, stop, environ=environ).frame_latencies_s
-
-        thread = threading.Thread(target=daemon, name=f"bench-{name}")
-        thread.start()
-        _wait_for_ready(notify)
-        for path in staged:
-            target = watched / path.parent.name / path.name
-            target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(path, target)
-            time.sleep(interval_s)
-        _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s=10 * target_s)
-        stop.set()
-        thread.join()
-    latencies = np.array(result.get("latencies", []))
-    if latencies.size == 0:
-        raise RuntimeError(f"{name}: the daemon reported no frame latencies")
+    config = _config(work, work / "microscope", sections)
+    latencies = np.array(run_live(config, staged, interval_s, timeout_s=300).latencies_s)
     return LatencyRow(
         name,
         int(latencies.size),
@@ -215,28 +185,6 @@ def _config(work: Path, watched: Path, sections: dict[str, object]) -> Config:
         },
         base_dir=work,
     )
-
-
-def _wait_for_ready(notify: socket.socket) -> None:
-    """Until the daemon says ``READY=1`` (systemd's protocol): models loaded and warmed up."""
-    while b"READY=1" not in notify.recv(4096).split(b"\n"):
-        pass
-
-
-def _wait_for_frames(
-    events: Path, frames: int, thread: threading.Thread, *, timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while thread.is_alive() and time.monotonic() < deadline:
-        if events.exists() and _frame_events(events) >= frames:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{events}: not all {frames} frames were analysed in time")
-
-
-def _frame_events(events: Path) -> int:
-    with events.open(encoding="utf-8") as f:
-        return sum(1 for line in f if json.loads(line).get("kind") == "frame")
 
 
 def _replay_section(frames_dir: Path, work: Path, frames: int) -> None:

@@ -19,14 +19,12 @@ Run as ``python benchmarks/triggers.py`` or ``livecell bench triggers``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,7 +36,9 @@ from typing import Any
 import numpy as np
 import zmq
 
+from livecell.bench._live import run_live
 from livecell.config import Config, config_from_dict
+from livecell.logs import configure_logging
 
 RATIO_TARGET = 1.10
 VARIANTS = ("no actions", "dead peers", "hanging peers")
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmarks/triggers.py",
         description="Frame latency with no actions, with actions to dead peers and with "
-        "actions to hanging peers (acceptance: p99 within 10 %% of no actions).",
+        "actions to hanging peers (acceptance: p99 within 10 % of no actions).",
     )
     parser.add_argument("--mode", choices=["nanowell", "none"], default="nanowell")
     parser.add_argument("--frames", type=int, default=12, help="frames per run")
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(level="error")  # the failing actions' warnings would bury the table
     with tempfile.TemporaryDirectory(prefix="livecell-bench-triggers-") as tmp:
         work = Path(tmp)
         staged = _stage_frames(work / "sim", args)
@@ -240,40 +241,14 @@ def _live(
     staged: list[Path], work: Path, args: argparse.Namespace, actions: list[dict[str, Any]]
 ) -> tuple[list[float], dict[str, float], float]:
     """Frames copied into a watched folder every ``interval_s`` while the daemon runs."""
-    from livecell.daemon import run_daemon
-
-    watched = work / "microscope"
-    for path in staged:  # before the daemon starts, so inotify watches every folder
-        (watched / path.parent.name).mkdir(parents=True, exist_ok=True)
-    config = _config(work, watched, args.mode, actions)
-    stop = threading.Event()
-    result: dict[str, list[float]] = {}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(work / "notify"))
-        notify.settimeout(300)
-
-        def daemon() -> None:
-            environ = {"NOTIFY_SOCKET": str(work / "notify")}
-            result["latencies"] = run_daemon(config, stop, environ=environ).frame_latencies_s
-
-        thread = threading.Thread(target=daemon, name="bench-triggers")
-        thread.start()
-        while b"READY=1" not in notify.recv(4096).split(b"\n"):
-            pass
-    cpu_started = time.process_time()
-    for path in staged:
-        target = watched / path.parent.name / path.name
-        shutil.copyfile(path, target)
-        time.sleep(args.interval_s)
-    _wait_for_frames(config, len(staged), thread)
-    cpu_s = time.process_time() - cpu_started
-    outcomes = _action_outcomes(config.metrics.address)
-    stop.set()
-    thread.join()
-    latencies = result.get("latencies", [])
-    if len(latencies) != len(staged):
-        raise RuntimeError(f"{work}: {len(latencies)} frame latencies for {len(staged)} frames")
-    return latencies, outcomes, cpu_s
+    config = _config(work, work / "microscope", args.mode, actions)
+    run = run_live(
+        config,
+        staged,
+        args.interval_s,
+        before_stop=lambda: _action_outcomes(config.metrics.address),
+    )
+    return run.latencies_s, run.before_stop, run.cpu_s
 
 
 def _config(work: Path, watched: Path, mode: str, actions: list[dict[str, Any]]) -> Config:
@@ -288,22 +263,6 @@ def _config(work: Path, watched: Path, mode: str, actions: list[dict[str, Any]])
         },
         base_dir=work,
     )
-
-
-def _wait_for_frames(config: Config, frames: int, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + 300
-    while thread.is_alive() and time.monotonic() < deadline:
-        if _frame_events(config.sinks.events) >= frames:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{config.sinks.events}: not all {frames} frames were analysed")
-
-
-def _frame_events(events: Path) -> int:
-    if not events.exists():
-        return 0
-    lines = events.read_text(encoding="utf-8").splitlines()
-    return sum(1 for line in lines if line.strip() and json.loads(line)["kind"] == "frame")
 
 
 def _action_outcomes(address: str) -> dict[str, float]:
