@@ -16,6 +16,20 @@ from pathlib import Path
 from typing import Any
 
 
+def livecell(
+    *args: object, cwd: Path | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``livecell ARGS`` as a user runs it (a subprocess; output captured as text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "livecell", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=cwd,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
 

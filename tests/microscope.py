@@ -144,15 +144,40 @@ class PacedSender(threading.Thread):
             sender.close(linger_ms=0 if self.halt.is_set() else linger_ms)
 
 
+class FileWriter(threading.Thread):
+    """A microscope writing ``<folder>/Pos0/img_{t}.tif`` every ``pause_s`` until ``halt``."""
+
+    def __init__(self, folder: Path, *, pause_s: float = 0.01, frames: int = 1000) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.pause_s, self.frames = folder, pause_s, frames
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        for t in range(self.frames):
+            if self.halt.is_set():
+                return
+            write_tiff(self.folder / "Pos0" / f"img_{t:05d}.tif", pixels_for("Pos0", t))
+            time.sleep(self.pause_s)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=15)
+
+
 def simulate_nanowell(
-    out: Path, *, seed: int, frames: int, size_px: int | None = None, wells: int | None = None
+    out: Path,
+    *,
+    seed: int,
+    frames: int,
+    size_px: int | None = None,
+    wells: int | None = None,
+    positions: int | None = None,
 ) -> Path:
     """``livecell simulate OUT --kind nanowell`` as a user runs it; return ``out``."""
     args = ["--frames", str(frames), "--interval", "0", "--seed", str(seed)]
-    if size_px is not None:
-        args += ["--size", str(size_px)]
-    if wells is not None:
-        args += ["--wells", str(wells)]
+    for option, value in (("--size", size_px), ("--wells", wells), ("--positions", positions)):
+        if value is not None:
+            args += [option, str(value)]
     command = [sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"]
     done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from daemons import read_events, write_config
-from microscope import pixels_for, write_tiff
+from daemons import livecell, read_events, write_config
+from microscope import pixels_for, simulate_nanowell, write_tiff
 
 from livecell.config import Config
 from livecell.parallel_replay import positions_in, shares
@@ -18,20 +16,10 @@ from livecell.parallel_replay import positions_in, shares
 FRAMES = 8
 
 
-def livecell(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "livecell", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
-
-
 @pytest.fixture(scope="module")
 def nanowell_acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("three_positions")
-    command = [sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"]
-    args = ["--frames", FRAMES, "--interval", 0, "--seed", 5, "--positions", 3]
-    args += ["--size", 512, "--wells", 2]
-    done = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return out
+    return simulate_nanowell(out, seed=5, frames=FRAMES, size_px=512, wells=2, positions=3)
 
 
 def replay(frames: Path, folder: Path, workers: int) -> tuple[list[dict[str, object]], str]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from daemons import Daemon, free_port, read_events
-from microscope import PacedSender, frame_message, pixels_for, write_tiff
+from microscope import FileWriter, PacedSender, frame_message
 
 SHUTDOWN_LIMIT_S = 10.0
 SIGNALS = [signal.SIGTERM, signal.SIGINT]
@@ -75,16 +74,7 @@ def test_signal_mid_stream_zmq(make_daemon: Callable[..., Daemon], sig: signal.S
 def test_signal_while_files_arrive(make_daemon: Callable[..., Daemon], sig: signal.Signals) -> None:
     daemon = make_daemon(source={"path": "incoming", "settle_s": 0.2})
     incoming = daemon.workdir / "incoming"
-    halt = threading.Event()
-
-    def microscope() -> None:
-        for t in range(1000):
-            if halt.is_set():
-                return
-            write_tiff(incoming / "Pos0" / f"img_{t:05d}.tif", pixels_for("Pos0", t))
-            time.sleep(0.01)
-
-    writer = threading.Thread(target=microscope, daemon=True)
+    writer = FileWriter(incoming)
     writer.start()
     daemon.start()
     try:
@@ -92,8 +82,7 @@ def test_signal_while_files_arrive(make_daemon: Callable[..., Daemon], sig: sign
         daemon.wait_events("frame", 10)
         stop_within_limit(daemon, sig)
     finally:
-        halt.set()
-        writer.join(timeout=15)
+        writer.stop()
     assert len(check_flushed(daemon)) >= 10
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-import subprocess
-import sys
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import read_events, write_config
+from daemons import livecell, read_events, write_config
 from microscope import simulate_nanowell
 
 from livecell.analysis.nanowell import TRACK_ID_BLOCK
@@ -21,16 +19,6 @@ from livecell.evaluation.loaders import load_tracks
 
 FRAMES = 8
 TRACK_COLUMNS = ["position", "t", "track", "well", "x", "y", "area", "cell_type", "state"]
-
-
-def livecell(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "livecell", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,13 @@ Runtime, through the real command line, twice: both replays give the same event 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from daemons import read_events, write_config
+from daemons import livecell, read_events, write_config
 
 from livecell.analysis import build_stage
 from livecell.analysis.patches import PatchStage
@@ -28,16 +26,6 @@ FRAMES = 8
 SIZE_PX = 640
 GRID = [SIZE_PX // 160, SIZE_PX // 160]
 SIM_PARAMS = "onset_range_min = [-120.0, 30.0]\ndeath_fraction = 1.0\ntreated_fraction = 1.0\n"
-
-
-def livecell(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "livecell", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 class Meters:

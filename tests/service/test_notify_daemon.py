@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import itertools
 import signal
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from daemons import Daemon
-from microscope import pixels_for, write_tiff
+from microscope import FileWriter, pixels_for, write_tiff
 from notify_listener import NotifyListener
 from test_shutdown import check_flushed, stop_within_limit
 
@@ -67,16 +65,7 @@ def test_sigterm_mid_stream_sends_stopping_and_flushes(
 ) -> None:
     daemon = make_daemon(source={"path": "incoming", "settle_s": 0.2})
     incoming = daemon.workdir / "incoming"
-    halt = threading.Event()
-
-    def microscope() -> None:
-        for t in range(1000):
-            if halt.is_set():
-                return
-            write_tiff(incoming / "Pos0" / f"img_{t:05d}.tif", pixels_for("Pos0", t))
-            time.sleep(0.01)
-
-    writer = threading.Thread(target=microscope, daemon=True)
+    writer = FileWriter(incoming)
     writer.start()
     daemon.start()
     try:
@@ -85,8 +74,7 @@ def test_sigterm_mid_stream_sends_stopping_and_flushes(
         assert "STOPPING=1" not in listener.lines()
         stop_within_limit(daemon, signal.SIGTERM)
     finally:
-        halt.set()
-        writer.join(timeout=15)
+        writer.stop()
     frames = check_flushed(daemon)  # every committed frame has its frame event on disk
     assert len(frames) >= 10
     lines = listener.lines()
