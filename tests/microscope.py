@@ -164,6 +164,19 @@ class FileWriter(threading.Thread):
         self.join(timeout=15)
 
 
+# Many deaths in a few frames, so that every label occurs in a tiny acquisition.
+DEATHY_PARAMS = "spontaneous_death_per_h = 1.5\nkill_rate_per_contact_h = 4.0\n"
+
+
+def simulate_deathy(root: Path, *, seed: int, positions: int = 1) -> Path:
+    """``root/acq``: a tiny nanowell acquisition, many deaths (512 px, 2 x 2 wells, 8 frames)."""
+    params = root / "deathy.toml"
+    params.write_text(DEATHY_PARAMS)
+    return simulate_nanowell(
+        root / "acq", seed=seed, frames=8, size_px=512, wells=2, positions=positions, params=params
+    )
+
+
 def simulate_nanowell(
     out: Path,
     *,
@@ -172,10 +185,12 @@ def simulate_nanowell(
     size_px: int | None = None,
     wells: int | None = None,
     positions: int | None = None,
+    params: Path | None = None,
 ) -> Path:
     """``livecell simulate OUT --kind nanowell`` as a user runs it; return ``out``."""
     args = ["--frames", str(frames), "--interval", "0", "--seed", str(seed)]
-    for option, value in (("--size", size_px), ("--wells", wells), ("--positions", positions)):
+    options = (("--size", size_px), ("--wells", wells), ("--positions", positions))
+    for option, value in (*options, ("--params", params)):
         if value is not None:
             args += [option, str(value)]
     command = [sys.executable, "-m", "livecell", "simulate", str(out), "--kind", "nanowell"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livecell.config import Config
+from livecell.config import Config, config_from_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,21 @@ class LiveRun:
     latencies_s: list[float]
     cpu_s: float  # this process's CPU time from the first frame to the last frame's events
     before_stop: Any = None  # what the ``before_stop`` callback returned
+
+
+def live_config(work: Path, sections: dict[str, Any]) -> Config:
+    """A daemon config for a live run in ``work``: watching ``work/microscope``, its events,
+    tracks and state beside it, metrics off unless ``sections`` say otherwise."""
+    return config_from_dict(
+        {
+            "state_dir": str(work / "state"),
+            "source": {"kind": "watch", "path": str(work / "microscope")},
+            "sinks": {"events": str(work / "events.jsonl"), "tracks": str(work / "tracks.csv")},
+            "metrics": {"address": ""},
+            **sections,
+        },
+        base_dir=work,
+    )
 
 
 def run_live(

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecell.bench._live import run_live
-from livecell.config import Config, config_from_dict
+from livecell.bench._live import live_config, run_live
 from livecell.logs import configure_logging
 
 SECTIONS = ("nanowell", "holotomo", "replay")
@@ -161,7 +160,7 @@ def _live(
     target_s: float,
 ) -> LatencyRow:
     """Frames copied into a watched folder every ``interval_s`` while the daemon runs."""
-    config = _config(work, work / "microscope", sections)
+    config = live_config(work, sections)
     latencies = np.array(run_live(config, staged, interval_s, timeout_s=300).latencies_s)
     return LatencyRow(
         name,
@@ -171,19 +170,6 @@ def _live(
         float(np.percentile(latencies, 99)),
         float(latencies.max()),
         target_s,
-    )
-
-
-def _config(work: Path, watched: Path, sections: dict[str, object]) -> Config:
-    return config_from_dict(
-        {
-            "state_dir": str(work / "state"),
-            "source": {"kind": "watch", "path": str(watched)},
-            "sinks": {"events": str(work / "events.jsonl"), "tracks": str(work / "tracks.csv")},
-            "metrics": {"address": ""},
-            **sections,
-        },
-        base_dir=work,
     )
 
 

@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from livecell.bench._live import run_live
-from livecell.config import Config, config_from_dict
+from livecell.bench._live import live_config, run_live
 from livecell.logs import configure_logging
 
 RATIO_TARGET = 1.10
@@ -241,7 +240,14 @@ def _live(
     staged: list[Path], work: Path, args: argparse.Namespace, actions: list[dict[str, Any]]
 ) -> tuple[list[float], dict[str, float], float]:
     """Frames copied into a watched folder every ``interval_s`` while the daemon runs."""
-    config = _config(work, work / "microscope", args.mode, actions)
+    config = live_config(
+        work,
+        {
+            "analysis": {"mode": args.mode},
+            "metrics": {"address": f"127.0.0.1:{_free_port()}"},
+            "actions": actions,
+        },
+    )
     run = run_live(
         config,
         staged,
@@ -249,20 +255,6 @@ def _live(
         before_stop=lambda: _action_outcomes(config.metrics.address),
     )
     return run.latencies_s, run.before_stop, run.cpu_s
-
-
-def _config(work: Path, watched: Path, mode: str, actions: list[dict[str, Any]]) -> Config:
-    return config_from_dict(
-        {
-            "state_dir": str(work / "state"),
-            "source": {"kind": "watch", "path": str(watched)},
-            "analysis": {"mode": mode},
-            "sinks": {"events": str(work / "events.jsonl"), "tracks": str(work / "tracks.csv")},
-            "metrics": {"address": f"127.0.0.1:{_free_port()}"},
-            "actions": actions,
-        },
-        base_dir=work,
-    )
 
 
 def _action_outcomes(address: str) -> dict[str, float]:

@@ -77,9 +77,9 @@ class _Pending:
         return (self.size, self.mtime_ns)
 
     def order(self) -> tuple[int, str, int, str]:
-        if self.key is None:
-            return (-1, "", self.first_mtime_ns, str(self.path))
-        return (self.key.t, self.key.position, self.first_mtime_ns, str(self.path))
+        """Emission order across positions: t, position, then :meth:`place`'s tie-break."""
+        t, first_mtime_ns, path = self.place()
+        return (t, self.key.position if self.key is not None else "", first_mtime_ns, path)
 
     def place(self) -> tuple[int, int, str]:
         """Where this file stands in its position's queue: t, then the oldest copy first."""

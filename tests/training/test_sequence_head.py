@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from microscope import simulate_deathy
 
 from livecell.engine.bundled import bundled_model_dir
 from livecell.engine.sequence_export import check_sequence_parity
@@ -20,26 +19,11 @@ from livecell.training.sequence_head import (
 )
 from livecell.training.sequence_train import load_sequence_model
 
-DEATHY = "spontaneous_death_per_h = 1.5\nkill_rate_per_contact_h = 4.0\n"
-
 
 @pytest.fixture(scope="module")
 def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny nanowell acquisition with many deaths: 512 px, 2 x 2 wells, 8 frames."""
-    root = tmp_path_factory.mktemp("head")
-    params = root / "deathy.toml"
-    params.write_text(DEATHY)
-    out = root / "acq"
-    subprocess.run(
-        [
-            sys.executable, "-m", "livecell", "simulate", str(out),
-            "--kind", "nanowell", "--frames", "8", "--seed", "5", "--size", "512",
-            "--wells", "2", "--params", str(params),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return out
+    return simulate_deathy(tmp_path_factory.mktemp("head"), seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ import csv
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from microscope import simulate_deathy
 
 from livecell.engine.sequence_export import onnx_sequence_probabilities
 from livecell.tracking.cell_crops import crop_centred
@@ -34,27 +33,12 @@ from livecell.training.splits import grouped_split
 CROP_PX = 32
 WINDOW = 4
 STRIDE = 3
-# Many deaths in a few frames, so that every label occurs in a tiny acquisition.
-DEATHY = "spontaneous_death_per_h = 1.5\nkill_rate_per_contact_h = 4.0\n"
 
 
 @pytest.fixture(scope="session")
 def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny nanowell acquisition: 3 positions of 512 px, 2 x 2 wells, 8 frames."""
-    root = tmp_path_factory.mktemp("seq")
-    params = root / "deathy.toml"
-    params.write_text(DEATHY)
-    out = root / "acq"
-    subprocess.run(
-        [
-            sys.executable, "-m", "livecell", "simulate", str(out),
-            "--kind", "nanowell", "--frames", "8", "--seed", "3", "--size", "512",
-            "--wells", "2", "--positions", "3", "--params", str(params),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return out
+    return simulate_deathy(tmp_path_factory.mktemp("seq"), seed=3, positions=3)
 
 
 @pytest.fixture(scope="session")
