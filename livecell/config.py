@@ -43,6 +43,20 @@ class SourceConfig(_Section):
     patterns: tuple[str, ...] = Field(
         ("*.tif", "*.tiff"), strict=False, description="watch: file name globs"
     )
+    format: Literal["auto", "tiff", "ndtiff", "mmstack", "tcf"] = Field(
+        "auto",
+        description="watch: what the microscope writes: one TIFF per frame (tiff), Micro-Manager "
+        "NDTiff or OME-TIFF stacks (ndtiff, mmstack), Tomocube TCF (tcf); auto: each dataset "
+        "by its file names (NDTiff.index, *_MMStack*.ome.tif, *.tcf), other TIFFs one per frame",
+    )
+    stack: bool = Field(
+        True,
+        description="ndtiff, mmstack: one frame per position and time point, its z-slices and "
+        "channels stacked (ZCYX); false: one frame per image, channel and z in the position name",
+    )
+    tcf_view: Literal["mip", "volume"] = Field(
+        "mip", description="tcf: the 2D maximum projection (YX) or the 3D volume (ZYX) per frame"
+    )
     polling: bool = Field(False, description="watch: poll instead of inotify (network shares)")
     poll_interval_s: float = Field(0.25, gt=0, le=60, description="watch: polling period")
     settle_s: float = Field(

@@ -36,6 +36,8 @@ class Frame:
     ``completed_at`` is the Unix time the frame became complete (file closed,
     message received); event latencies are measured from it. ``header`` (ZeroMQ
     only) is the received header, echoed if the frame is rejected later (a duplicate).
+    ``in_dataset``: ``path`` names one image inside a multi-frame file (``<file>#<image>``,
+    see ``livecell.stream.dataset_follow``), so a duplicate is never moved to quarantine.
     """
 
     key: FrameKey
@@ -47,6 +49,7 @@ class Frame:
     pixel_size_um: float | None = None
     channels: tuple[str, ...] = field(default=())
     header: str | None = None
+    in_dataset: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -349,7 +349,7 @@ def _duplicate(frame: Frame) -> Rejection:
         key=frame.key,
         path=frame.path,
         header=frame.header,
-        quarantine=frame.path is not None,
+        quarantine=frame.path is not None and not frame.in_dataset,
     )
 
 

@@ -15,6 +15,10 @@ closes.
 
 States of one file: seen -> (changing ...) -> ready -> emitted, or -> rejected.
 Files already in the journal are ignored, so a restart emits nothing again.
+
+Files of multi-frame datasets (Micro-Manager NDTiff and OME-TIFF stacks, Tomocube TCF;
+``source.format``) are handed to :class:`~livecell.stream.dataset_follow.DatasetFollower`,
+whose readers are polled on every wake-up and hand out each image once it is complete.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from livecell.events import stable_id
 from livecell.frames import Frame, FrameKey, Rejection
 from livecell.journal import Journal
 from livecell.stream._protocol import Emit
+from livecell.stream.dataset_follow import DatasetFollower
 from livecell.stream.paths import key_from_path
 from livecell.stream.tiff import FileIncomplete, TiffLayout, inspect_tiff, load_frame_pixels
 
@@ -116,6 +121,7 @@ class WatchSource:
         self._patterns = tuple(p.lower() for p in config.patterns)
         self._notices: queue.Queue[tuple[str, Path, float]] = queue.Queue()
         self._pending: dict[Path, _Pending] = {}
+        self._datasets = DatasetFollower(config, self.root, is_done=journal.is_file_done, owns=owns)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         if not self.root.is_dir():
@@ -132,16 +138,31 @@ class WatchSource:
                 polling=self._config.polling,
                 follow=self._follow,
             )
+            quiet_rounds = 0  # replay: datasets are done after two polls that find nothing
             while not stop.is_set():
                 self._drain_notices(wait_s=self._wake_interval_s())
                 if not self._emit_ready(emit, stop):
                     return
-                if not self._follow and not self._pending:
+                emitted = self._emit_datasets(emit, stop)
+                if emitted is None:
+                    return
+                quiet_rounds = 0 if emitted else quiet_rounds + 1
+                if not self._follow and not self._pending and quiet_rounds >= 2:
                     return
         finally:
             if observer is not None:
                 observer.stop()
                 observer.join(timeout=5)
+            self._datasets.close()
+
+    def _emit_datasets(self, emit: Emit, stop: threading.Event) -> int | None:
+        """Emit what the dataset readers hand out; how many, or None once stopping."""
+        count = 0
+        for item in self._datasets.items():
+            if stop.is_set() or not emit(item):
+                return None
+            count += 1
+        return count
 
     def _wake_interval_s(self) -> float:
         if not self._follow:
@@ -162,8 +183,6 @@ class WatchSource:
         return observer
 
     def _matches(self, path: Path) -> bool:
-        if self._ignore_under is not None and path.is_relative_to(self._ignore_under):
-            return False
         name = path.name.lower()
         return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
 
@@ -188,6 +207,11 @@ class WatchSource:
     def _notice(self, what: str, path: Path, at: float) -> None:
         if what == "deleted":
             self._pending.pop(path, None)
+            self._datasets.forget(path)
+            return
+        if self._ignore_under is not None and path.is_relative_to(self._ignore_under):
+            return
+        if self._datasets.claims(path) or not self._datasets.follows_plain_tiffs:
             return
         if not self._matches(path):
             return
@@ -261,6 +285,9 @@ class WatchSource:
         if not settled and pending.close_seen_at is None:
             return False
         if pending.inspected_state != pending.state:
+            if self._datasets.claims(pending.path):  # e.g. a stack file seen before its index
+                del self._pending[pending.path]
+                return False
             self._inspect(pending)
         return pending.layout is not None or settled
 

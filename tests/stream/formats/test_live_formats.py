@@ -1,0 +1,190 @@
+"""Issue 7 end to end: a real ``livecell run`` follows datasets as the instruments write them.
+
+Writers run as subprocesses (``tests/*_writer.py``) and grow NDTiff datasets, Micro-Manager
+OME-TIFF stacks and TCF files with pauses, while the daemon watches the folder. Every image
+must come out as exactly one ``frame`` event whose ``crc32`` is that of the pixels the
+format's own reader (ndstorage, tifffile, the synthetic RI) gives for the finished dataset.
+The SIGKILL tests kill the daemon mid-acquisition and restart it: no frame lost, none twice.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import ndstorage  # type: ignore[import-untyped]
+import numpy as np
+import pytest
+from daemons import Daemon, wait_for
+from ndtiff_writer import read_entries
+from tcf_writer import synthetic_ri
+
+from livecell.stream.formats.ndtiff import axes_name
+
+TESTS = Path(__file__).parents[2]
+NDTIFF_SAMPLES = sorted(p for p in (TESTS / "data" / "ndtiff").glob("v*/*") if p.is_dir())
+
+
+def crc32(pixels: np.ndarray) -> int:
+    little = pixels.astype(pixels.dtype.newbyteorder("<"), order="C", copy=False)
+    return zlib.crc32(np.ascontiguousarray(little).data.cast("B"))
+
+
+def writer(script: str, *args: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / script), *map(str, args)], stdout=subprocess.DEVNULL
+    )
+
+
+def frame_events_by_path(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    frames = daemon.events("frame")
+    repeated = [p for p, n in Counter(e["path"] for e in frames).items() if n > 1]
+    assert not repeated, f"images analysed twice: {repeated}"
+    keys = Counter((e["acquisition"], e["position"], e["t"]) for e in frames)
+    assert max(keys.values(), default=1) == 1, "two frames with one (acquisition, position, t)"
+    return {e["path"]: e for e in frames}
+
+
+@contextmanager
+def ndstorage_reader(dataset: Path) -> Iterator[Callable[[dict[str, Any]], np.ndarray]]:
+    with redirect_stdout(StringIO()):  # ndstorage prints its progress
+        ds = ndstorage.Dataset(str(dataset))
+    try:
+        yield lambda axes: np.asarray(ds.read_image(**axes))
+    finally:
+        levels = getattr(ds, "res_levels", None)  # its pyramid close() fails on its dict
+        for level in levels.values() if isinstance(levels, dict) else [ds]:
+            level.close()
+
+
+def expected_ndtiff_units(acquisition: Path, sample: Path) -> dict[str, int]:
+    """unit -> crc32 of what ndstorage reads from the finished sample, for each image."""
+    expected = {}
+    with ndstorage_reader(sample) as read:
+        for entry in read_entries(sample):
+            name = axes_name(tuple(sorted(entry.axes.items())))
+            expected[f"{acquisition}#{name}"] = crc32(read(entry.axes))
+    return expected
+
+
+@pytest.mark.slow
+def test_ndtiff_samples_followed_live(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(source={"path": "incoming", "format": "auto", "stack": False})
+    incoming = daemon.workdir / "incoming"
+    incoming.mkdir()
+    daemon.start().wait_started()
+    expected: dict[str, int] = {}
+    for sample in NDTIFF_SAMPLES:
+        live = incoming / f"{sample.parent.name}_{sample.name}"
+        grow = writer("ndtiff_writer.py", sample, live, "--pause", 0.002)
+        expected |= expected_ndtiff_units(live, sample)
+        assert grow.wait(timeout=120) == 0
+    assert wait_for(lambda: len(daemon.events("frame")) >= len(expected), timeout_s=60), (
+        f"{len(daemon.events('frame'))} of {len(expected)} frames:\n{daemon.log_text()[-3000:]}"
+    )
+    assert wait_for(lambda: daemon.log_text().count('"acquisition finished"') >= 8, timeout_s=10)
+    assert daemon.stop() == 0
+    frames = frame_events_by_path(daemon)
+    assert set(frames) == set(expected)
+    wrong = [unit for unit, e in frames.items() if e["crc32"] != expected[unit]]
+    assert not wrong, f"pixels differ from ndstorage's for {wrong}"
+    assert daemon.events("rejected") == []
+
+
+def test_ndtiff_stacks_group_channels_and_z(make_daemon: Callable[..., Daemon]) -> None:
+    sample = TESTS / "data" / "ndtiff" / "v3" / "ndtiff3.2_multichannel"
+    daemon = make_daemon(source={"path": "incoming", "format": "ndtiff"})
+    (daemon.workdir / "incoming").mkdir()
+    daemon.start().wait_started()
+    grow = writer("ndtiff_writer.py", sample, daemon.workdir / "incoming" / "mc", "--pause", 0)
+    assert grow.wait(timeout=60) == 0
+    images = len(read_entries(sample))
+
+    def planes() -> int:
+        return sum(int(np.prod(e["shape"][:-2])) for e in daemon.events("frame"))
+
+    assert wait_for(lambda: planes() >= images, timeout_s=30), daemon.log_text()[-3000:]
+    assert daemon.stop() == 0
+    assert planes() == images
+    frames = daemon.events("frame")
+    assert len(frames) < images
+    assert {e["axes"] for e in frames} <= {"ZCYX", "CYX", "ZYX"}
+
+
+def run_with_kills(daemon: Daemon, grow: subprocess.Popen[bytes], rng: random.Random) -> None:
+    """SIGKILL the daemon at random moments while ``grow`` writes, restart, let it finish."""
+    daemon.start()
+    for _ in range(3):
+        daemon.wait_started()
+        wait_for(lambda: False, timeout_s=rng.uniform(0.2, 1.2))
+        daemon.kill()
+        daemon.start()
+    assert grow.wait(timeout=120) == 0
+    daemon.wait_started()
+
+
+@pytest.mark.slow
+def test_ndtiff_sigkill_loses_nothing(make_daemon: Callable[..., Daemon]) -> None:
+    sample = TESTS / "data" / "ndtiff" / "v3" / "ndtiff3.2_monochrome"
+    daemon = make_daemon(source={"path": "incoming", "format": "ndtiff", "stack": False})
+    live = daemon.workdir / "incoming" / "mono"
+    live.parent.mkdir()
+    grow = writer("ndtiff_writer.py", sample, live, "--pause", 0.04)
+    run_with_kills(daemon, grow, random.Random(7))
+    expected = expected_ndtiff_units(live, sample)
+    assert wait_for(lambda: len(daemon.events("frame")) >= len(expected), timeout_s=60)
+    assert daemon.stop() == 0
+    frames = frame_events_by_path(daemon)
+    assert set(frames) == set(expected)
+    assert all(frames[u]["crc32"] == crc for u, crc in expected.items())
+
+
+@pytest.mark.slow
+def test_tcf_followed_live_through_sigkill(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(source={"path": "incoming", "format": "tcf", "settle_s": 0.2})
+    live = daemon.workdir / "incoming" / "cells.TCF"
+    live.parent.mkdir()
+    count = 24
+    grow = writer("tcf_writer.py", live, "--frames", count, "--pause", 0.2)
+    run_with_kills(daemon, grow, random.Random(11))
+    assert wait_for(lambda: len(daemon.events("frame")) >= count, timeout_s=60)
+    assert daemon.stop() == 0
+    frames = frame_events_by_path(daemon)
+    assert sorted(e["t"] for e in frames.values()) == list(range(count))
+    for e in frames.values():
+        assert e["axes"] == "YX"
+        assert e["dtype"] == "float32"
+        assert e["position"] == "cells"
+        assert e["acquisition"] == "cells"
+        mip = synthetic_ri(e["t"]).max(axis=0).astype(np.float32)
+        assert e["shape"] == list(mip.shape)
+    assert daemon.events("rejected") == []
+
+
+@pytest.mark.slow
+def test_mmstack_followed_live_through_sigkill(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(source={"path": "incoming", "format": "mmstack", "stack": False})
+    incoming = daemon.workdir / "incoming"
+    incoming.mkdir()
+    pages = 30
+    grow = writer(
+        "mmstack_writer.py", incoming, "--frames", pages, "--pages-per-file", 12, "--pause", 0.05
+    )
+    run_with_kills(daemon, grow, random.Random(5))
+    from mmstack_writer import expected_pages
+
+    expected = expected_pages(incoming, pages)
+    assert wait_for(lambda: len(daemon.events("frame")) >= len(expected), timeout_s=60)
+    assert daemon.stop() == 0
+    frames = frame_events_by_path(daemon)
+    assert len(frames) == len(expected)
+    got = {(e["position"], e["t"]): e["crc32"] for e in frames.values()}
+    assert got == {key: crc32(pixels) for key, pixels in expected.items()}
