@@ -68,6 +68,7 @@ class StackPlan:
     bigtiff: bool = False
     pixel_size_um: float = 0.325
     mm_metadata: bool = True
+    rows_per_strip: int | None = None  # None: one strip per page, as Micro-Manager writes
     damaged: frozenset[int] = field(default_factory=frozenset)
 
     @property
@@ -259,6 +260,7 @@ def write_stack(
                     metadata=None,
                     software=False,
                     photometric="minisblack",
+                    rowsperstrip=plan.rows_per_strip,
                     extratags=extratags,
                 )
                 fh.commit()

@@ -177,6 +177,10 @@ class DatasetFollower:
                 self._finished_logged.add(path)
                 log.info("acquisition finished", path=str(path))
 
+    def behind(self) -> bool:
+        """True when a reader stopped at its batch limit last time: poll again at once."""
+        return any(reader.behind for reader in self._readers.values())
+
     def close(self) -> None:
         for reader in self._readers.values():
             reader.close()

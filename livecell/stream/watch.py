@@ -140,14 +140,16 @@ class WatchSource:
             )
             quiet_rounds = 0  # replay: datasets are done after two polls that find nothing
             while not stop.is_set():
-                self._drain_notices(wait_s=self._wake_interval_s())
+                wait_s = 0.0 if self._datasets.behind() else self._wake_interval_s()
+                self._drain_notices(wait_s=wait_s)
                 if not self._emit_ready(emit, stop):
                     return
                 emitted = self._emit_datasets(emit, stop)
                 if emitted is None:
                     return
                 quiet_rounds = 0 if emitted else quiet_rounds + 1
-                if not self._follow and not self._pending and quiet_rounds >= 2:
+                idle = quiet_rounds >= 2 and not self._datasets.behind()
+                if not self._follow and not self._pending and idle:
                     return
         finally:
             if observer is not None:

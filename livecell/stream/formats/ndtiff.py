@@ -49,6 +49,9 @@ FULL_RESOLUTION = "Full resolution"
 _SUMMARY_MD_HEADER = 2355492
 _MAX_NAME_BYTES = 1 << 20  # an axes JSON or file name longer than this is a broken index
 _CHUNK = 1 << 16
+# A replay of a whole dataset is read a bounded batch per poll (``behind`` says more waits)
+MAX_IMAGES_PER_POLL = 32
+MAX_STACKS_PER_POLL = 4
 _FIXED = struct.Struct("<8I")
 # pixel type -> (numpy dtype, samples per pixel)
 _PIXEL_TYPES: dict[int, tuple[str, int]] = {
@@ -262,6 +265,7 @@ class NDTiffReader:
         self._spans: dict[int, tuple[int, int]] = {}  # same, for entries still waiting
         self._finish_seen_at: int | None = None  # index size when the end was first seen
         self._finished = False
+        self._behind = False  # the last poll stopped at its batch limit
         self._string_channels: list[str] = []
         # stack mode
         self._groups: dict[tuple[str, int], _Group] = {}
@@ -273,6 +277,10 @@ class NDTiffReader:
     def finished(self) -> bool:
         return self._finished
 
+    @property
+    def behind(self) -> bool:
+        return self._behind
+
     def close(self) -> None:
         for f in self._files.values():
             os.close(f.fd)
@@ -282,9 +290,13 @@ class NDTiffReader:
             self._index_fd = None
 
     def poll(self) -> list[DatasetItem]:
-        if self._finished or not self._open_index():
-            return []
+        self._behind = False
         out: list[DatasetItem] = []
+        if self._finished:
+            self._emit_groups(out)  # stacks left over from a batch-limited finish
+            return out
+        if not self._open_index():
+            return out
         index_size = os.fstat(self._require_index()).st_size
         if not self._broken and index_size > self._index_pos:
             for parsed in self._read_index(index_size, out):
@@ -352,6 +364,10 @@ class NDTiffReader:
                     self._spans[item.number] = (self._index_pos + pos, self._index_pos + end)
                 self._entry_count += 1
                 pos = end
+                if not self._stack and len(parsed) >= MAX_IMAGES_PER_POLL:
+                    self._index_pos += pos
+                    self._behind = True  # the rest at the next poll: memory stays bounded
+                    return parsed
             self._index_pos += pos
             if pos == 0:
                 if len(buf) < want or len(buf) >= _MAX_NAME_BYTES * 2 + 64:
@@ -577,12 +593,18 @@ class NDTiffReader:
 
     def _emit_groups(self, out: list[DatasetItem]) -> None:
         still: list[_Group] = []
+        emitted = 0
         for group in self._open_groups:
+            if emitted >= MAX_STACKS_PER_POLL:
+                self._behind = True  # the rest at the next poll: memory stays bounded
+                still.append(group)
+                continue
             expected = self._expected[group.key[0]]
             if not group.first_of_position and len(group.members) + len(group.bad) >= expected > 0:
                 self._close(group)  # as many images as this position's first stack
             if group.closed and len(group.arrived) == len(group.members):
                 self._emit_group(group, out)
+                emitted += 1
                 group.emitted = True
                 group.members, group.arrived, group.bad = [], set(), []  # free the entries
             else:

@@ -48,6 +48,7 @@ from livecell.stream.formats._protocol import DatasetImage, DatasetItem, Dataset
 
 View = Literal["mip", "volume"]
 
+MAX_IMAGES_PER_POLL = 8  # a replay of a long file is read a bounded batch at a time
 _TIME_POINT = re.compile(r"^\d+$")
 # What h5py raises for a file or object it cannot read (truncated, locked, mid-write).
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
@@ -128,6 +129,7 @@ class _Scan:
     handled: frozenset[int]  # time points returned, reported or skipped (is_done)
     suspects: dict[int, str]  # time point -> problem seen, reported once a second scan agrees
     pending: bool  # a time point must wait: scan again at the next poll
+    behind: bool  # stopped at MAX_IMAGES_PER_POLL with more to read
     data_count: int | None
     last_t: int
 
@@ -167,6 +169,11 @@ class TCFReader:
         self._file_reported = False
         self._now = 0.0
         self._closed = False
+        self._behind = False
+
+    @property
+    def behind(self) -> bool:
+        return self._behind
 
     @property
     def finished(self) -> bool:
@@ -187,6 +194,7 @@ class TCFReader:
 
     def poll(self) -> list[DatasetItem]:
         now = self._now = self._clock()
+        self._behind = False
         if self._closed:
             return []
         try:
@@ -224,6 +232,7 @@ class TCFReader:
         self._suspects = scan.suspects
         self._data_count = scan.data_count
         self._last_t = max(self._last_t, scan.last_t)
+        self._behind = scan.behind
         if not scan.pending:
             self._scanned = stat
         return scan.items
@@ -240,10 +249,13 @@ class TCFReader:
         items: list[DatasetItem] = []
         handled: set[int] = set()
         suspects: dict[int, str] = {}
-        pending = False
+        pending = behind = False
         for t in ts:
             if t in self._handled:
                 continue
+            if len(items) >= MAX_IMAGES_PER_POLL:
+                pending = behind = True  # the rest at the next poll: memory stays bounded
+                break
             unit = f"{self.path}#{self._group}/{t:06d}"
             if self._is_done(unit):
                 handled.add(t)
@@ -294,6 +306,7 @@ class TCFReader:
             handled=frozenset(handled),
             suspects=suspects,
             pending=pending,
+            behind=behind,
             data_count=count if isinstance(count, int) else None,
             last_t=ts[-1] if ts else -1,
         )

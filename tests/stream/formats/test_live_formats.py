@@ -23,11 +23,11 @@ from typing import Any
 import ndstorage  # type: ignore[import-untyped]
 import numpy as np
 import pytest
-from daemons import Daemon, wait_for
-from ndtiff_writer import read_entries
+from daemons import Daemon, livecell, read_events, wait_for, write_config
+from ndtiff_writer import LiveNDTiff, read_entries
 from tcf_writer import synthetic_ri
 
-from livecell.stream.formats.ndtiff import axes_name
+from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, axes_name
 
 TESTS = Path(__file__).parents[2]
 NDTIFF_SAMPLES = sorted(p for p in (TESTS / "data" / "ndtiff").glob("v*/*") if p.is_dir())
@@ -188,3 +188,21 @@ def test_mmstack_followed_live_through_sigkill(make_daemon: Callable[..., Daemon
     assert len(frames) == len(expected)
     got = {(e["position"], e["t"]): e["crc32"] for e in frames.values()}
     assert got == {key: crc32(pixels) for key, pixels in expected.items()}
+
+
+@pytest.mark.parametrize("stack", [False, True])
+def test_replay_reads_a_finished_dataset_in_bounded_batches(tmp_path: Path, stack: bool) -> None:
+    sample = TESTS / "data" / "ndtiff" / "v3" / "ndtiff3.2_monochrome"
+    archive = tmp_path / "archive"
+    LiveNDTiff(sample, archive / "mono", rng=random.Random(0)).run()
+    config = write_config(
+        tmp_path / "livecell.toml",
+        {"state_dir": "state", "source": {"path": "unused", "format": "ndtiff", "stack": stack}},
+    )
+    done = livecell("replay", archive, "-c", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    frames = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "frame"]
+    images = len(read_entries(sample))
+    assert images > MAX_IMAGES_PER_POLL  # the replay needed several polls
+    assert sum(int(np.prod(e["shape"][:-2])) for e in frames) == images
+    assert len(frames) == (images if not stack else len({(e["position"], e["t"]) for e in frames}))

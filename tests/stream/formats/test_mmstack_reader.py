@@ -76,17 +76,23 @@ def _problems(items: list[DatasetItem]) -> list[DatasetProblem]:
     order=st.sampled_from(["tifffile", "append"]),
     bigtiff=st.booleans(),
     layout=st.sampled_from(["stack", "pages", "pages without metadata"]),
+    rows_per_strip=st.sampled_from([None, 2]),
     piece=st.integers(7, 300),
     poll_at=st.frozensets(st.integers(0, 400), max_size=120),
 )
 def test_every_page_exactly_once_never_partial(
-    order: str, bigtiff: bool, layout: str, piece: int, poll_at: frozenset[int]
+    order: str,
+    bigtiff: bool,
+    layout: str,
+    rows_per_strip: int | None,
+    piece: int,
+    poll_at: frozenset[int],
 ) -> None:
     """Polled at random points of the growth (mid-IFD, mid-pixels): each page once, whole."""
     stack, mm_metadata = layout == "stack", layout != "pages without metadata"
     plan = StackPlan(
         frames=3, channels=("DAPI", "GFP"), slices=2, pages_per_file=5, shape=(6, 10),
-        bigtiff=bigtiff, mm_metadata=mm_metadata,
+        bigtiff=bigtiff, mm_metadata=mm_metadata, rows_per_strip=rows_per_strip,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp)
@@ -126,6 +132,24 @@ def test_every_page_exactly_once_never_partial(
         finally:
             for tf in finished:
                 tf.close()
+
+
+@pytest.mark.parametrize("order", ["tifffile", "append"])
+@pytest.mark.parametrize("mm_metadata", [True, False])
+def test_polled_after_every_byte(tmp_path: Path, order: str, mm_metadata: bool) -> None:
+    """Torn IFD entries, links, strip tables and JSON are all seen; none is taken for a page."""
+    plan = StackPlan(
+        frames=2, channels=("A", "B"), pages_per_file=3, mm_metadata=mm_metadata,
+        shape=(6, 10), rows_per_strip=2,
+    )  # fmt: skip
+    reader, got = _grow(tmp_path, plan, stack=False, order=order, piece=1)
+    assert _problems(got) == []
+    assert sorted(_page_of(i.unit, plan) for i in got) == list(range(plan.n_pages))
+    for image in _images(got):
+        np.testing.assert_array_equal(
+            image.pixels, page_pixels(_page_of(image.unit, plan), plan.shape)
+        )
+    assert reader.finished
 
 
 def test_split_followed_and_finished_only_when_ome_xml_appears(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from ndtiff_writer import FULL_RESOLUTION, LiveNDTiff, RawEntry, corrupt, read_entries
 
 from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
-from livecell.stream.formats.ndtiff import NDTiffReader, axes_name
+from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, NDTiffReader, axes_name
 
 DATA = Path(__file__).parents[2] / "data" / "ndtiff"  # copied from ../shared/data/ndtiff
 SAMPLES = {
@@ -58,6 +58,14 @@ def reference(dataset: Path) -> Iterator[Callable[[dict[str, Any]], np.ndarray]]
             level.close()
 
 
+def drain(reader: NDTiffReader) -> list[DatasetItem]:
+    """Poll until a poll finds nothing: a poll reads at most MAX_IMAGES_PER_POLL entries."""
+    items: list[DatasetItem] = []
+    while found := reader.poll():
+        items += found
+    return items
+
+
 def grow_and_poll(
     writer: LiveNDTiff, reader: NDTiffReader, rng: random.Random, p_poll: float = 0.3
 ) -> list[DatasetItem]:
@@ -68,7 +76,7 @@ def grow_and_poll(
             items += reader.poll()
             assert not reader.finished or what == "stack", "finished before the writer finished"
     for _ in range(3):
-        items += reader.poll()
+        items += drain(reader)
     assert reader.finished
     return items
 
@@ -108,7 +116,7 @@ def test_positions_channels_and_z_go_into_the_position_name(tmp_path: Path) -> N
         dst = tmp_path / key
         LiveNDTiff(SAMPLES[key], dst, rng=random.Random(1)).run()
         reader = NDTiffReader(dst, stack=False)
-        names[key] = {i.position for i in images(reader.poll())}
+        names[key] = {i.position for i in images(drain(reader))}
     assert "Pos0-c=FITC-z=15" in names["multichannel"]
     assert len(names["multichannel"]) == 32
     assert names["positions"] == {"Pos0", "Pos1", "Pos2"}
@@ -178,15 +186,15 @@ def test_is_done_images_are_skipped(tmp_path: Path) -> None:
     src, dst = SAMPLES["multichannel"], tmp_path / "mc"
     LiveNDTiff(src, dst, rng=random.Random(2)).run()
     first = NDTiffReader(dst, stack=False)
-    units = [i.unit for i in first.poll()]
+    units = [i.unit for i in drain(first)]
     done = set(units[::3])
     second = NDTiffReader(dst, stack=False, is_done=done.__contains__)
-    assert [i.unit for i in second.poll()] == [u for u in units if u not in done]
-    assert second.finished or (second.poll() == [] and second.finished)
+    assert [i.unit for i in drain(second)] == [u for u in units if u not in done]
+    assert second.finished
 
-    stacks = [i.unit for i in NDTiffReader(dst, stack=True).poll()]
+    stacks = [i.unit for i in drain(NDTiffReader(dst, stack=True))]
     third = NDTiffReader(dst, stack=True, is_done={stacks[0], stacks[5]}.__contains__)
-    assert [i.unit for i in third.poll()] == stacks[1:5] + stacks[6:]
+    assert [i.unit for i in drain(third)] == stacks[1:5] + stacks[6:]
 
 
 def test_corrupt_entries_are_reported_and_the_rest_read(tmp_path: Path) -> None:
@@ -217,8 +225,8 @@ def test_accepts_the_full_resolution_folder_and_ignores_pyramid_levels(tmp_path:
     dst = tmp_path / "explore"
     LiveNDTiff(SAMPLES["magellan"], dst, rng=random.Random(0)).run()
     assert (dst / "Downsampled_x2" / "NDTiff.index").exists()
-    top = [i.unit.split("#")[1] for i in NDTiffReader(dst, stack=False).poll()]
-    inner = [i.unit.split("#")[1] for i in NDTiffReader(dst / FULL_RESOLUTION, stack=False).poll()]
+    top = [i.unit.split("#")[1] for i in drain(NDTiffReader(dst, stack=False))]
+    inner = [i.unit.split("#")[1] for i in drain(NDTiffReader(dst / FULL_RESOLUTION, stack=False))]
     assert top == inner
     assert len(top) == 18
 
@@ -280,6 +288,19 @@ def test_writer_script_grows_a_dataset_in_another_process(tmp_path: Path) -> Non
     assert reader.finished
     assert len(images(items)) == len(items) == 10
     assert len({i.unit for i in items}) == 10
+
+
+# ndstorage's writer leaves a read handle of its own open (not the reader under test)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_poll_reads_a_bounded_batch(tmp_path: Path) -> None:
+    dst = tmp_path / "mono"
+    LiveNDTiff(SAMPLES["monochrome"], dst, rng=random.Random(3)).run()
+    reader = NDTiffReader(dst, stack=False)
+    batches = []
+    while found := reader.poll():
+        batches.append(len(found))
+    assert max(batches) == MAX_IMAGES_PER_POLL
+    assert sum(batches) == 128
 
 
 # ndstorage's writer leaves a read handle of its own open (not the reader under test)
