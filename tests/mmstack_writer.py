@@ -6,7 +6,7 @@ script for end-to-end and SIGKILL tests::
     python tests/mmstack_writer.py DST --frames N --pages-per-file K --pause S
         [--channels DAPI,GFP] [--slices Z] [--position Pos0] [--prefix acq]
         [--size H W] [--bigtiff] [--order tifffile|append] [--no-ome] [--no-mm-metadata]
-        [--damage I,J] [--piece BYTES]
+        [--damage I,J] [--piece BYTES] [--presize BYTES]
 
 It writes ``DST/<prefix>_MMStack_<position>.ome.tif`` (then ``..._1.ome.tif``, ``_2`` ... every
 K pages, like Micro-Manager's split at 4 GB), prints that first path on stdout at once, and
@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import tifffile
@@ -158,11 +158,15 @@ class PieceFile(io.RawIOBase):
         piece: int,
         on_piece: Callable[[], None],
         order: str = "tifffile",
+        presize: int = 0,
     ) -> None:
         super().__init__()
         if order not in {"tifffile", "append"}:
             raise ValueError(f"order must be 'tifffile' or 'append', not {order!r}")
         self._fh = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
+        if presize:  # zeros ahead, as Micro-Manager sizes its files; cut back on close
+            self._fh.truncate(presize)
+        self._presize = presize
         self._piece = max(1, piece)
         self._on_piece = on_piece
         self._order = order
@@ -216,6 +220,8 @@ class PieceFile(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self.commit()
+            if self._presize:
+                self._fh.truncate(self._size)
             self._fh.close()
         super().close()
 
@@ -236,16 +242,23 @@ def write_stack(
     order: str = "tifffile",
     write_ome: bool = True,
     on_start: Callable[[Path], None] = lambda path: None,
+    presize: int = 0,
 ) -> list[Path]:
-    """Write the stack into ``dst`` page by page; return its files, first to last."""
+    """Write the stack into ``dst`` page by page; return its files, first to last.
+
+    ``presize`` > 0 sizes each file ahead with zeros (as Micro-Manager does) and cuts it
+    back when the file is done, so the file size no longer tells what has been written.
+    """
     dst.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for split, pages in _pages_by_file(plan):
         path = dst / file_name(plan, split)
         paths.append(path)
         with (
-            PieceFile(path, piece=piece, on_piece=on_piece, order=order) as fh,
-            tifffile.TiffWriter(fh, bigtiff=plan.bigtiff, byteorder="<", ome=False) as tw,
+            PieceFile(path, piece=piece, on_piece=on_piece, order=order, presize=presize) as fh,
+            tifffile.TiffWriter(
+                cast(IO[bytes], fh), bigtiff=plan.bigtiff, byteorder="<", ome=False
+            ) as tw,
         ):
             if split == 0:
                 on_start(path)
@@ -288,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mm-metadata", action="store_true")
     parser.add_argument("--damage", default="", help="comma-separated page indices")
     parser.add_argument("--piece", type=int, default=4096, help="bytes per write piece")
+    parser.add_argument("--presize", type=int, default=0, help="size each file ahead (zeros)")
     args = parser.parse_args(argv)
     plan = StackPlan(
         frames=args.frames,
@@ -315,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         order=args.order,
         write_ome=not args.no_ome,
         on_start=on_start,
+        presize=args.presize,
     )
     print("done", flush=True)
     return 0

@@ -86,6 +86,8 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str) -> Non
         ({"source": {"path": "x", "kind": "ftp"}}, "source.kind", "ftp"),
         ({"source": {"path": "x", "axes": "XY"}}, "source.axes", "XY"),
         ({"source": {"path": "x", "socket": "req"}}, "source.socket", "req"),
+        ({"source": {"path": "x", "format": "czi"}}, "source.format", "czi"),
+        ({"source": {"path": "x", "tcf_view": "3d"}}, "source.tcf_view", "3d"),
         ({"source": {"path": "x", "patterns": []}}, "source.patterns", "at least one"),
         ({"source": {"path": "x", "path_regex": r"(?P<t>\d+)"}}, "source.path_regex", "position"),
         ({"source": {"path": "x", "path_regex": "(unclosed"}}, "source.path_regex", "regular"),

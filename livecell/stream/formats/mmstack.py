@@ -14,7 +14,10 @@ or tile offsets and byte counts are written (non-zero) and the bytes lie inside 
 its 51123 JSON parses. That covers both write orders: tifffile writes the pixels first and
 the IFD last (a written IFD means the pixels are there); Micro-Manager writes IFD, pixels,
 then the JSON in one sequential write into a pre-sized file (a parsed JSON means the pixels
-before it are there). A page that is still incomplete once the writer has moved past it (a
+before it are there). Where the JSON lies before the pixels, the pixels must also end where
+the file ends (else the file was sized ahead: wait for a later page); a page without JSON
+must read the same on two polls. A link pointing back into the pages already read is a
+link still being written. A page that is still incomplete once the writer has moved past it (a
 later IFD is written, the next file has a complete page, or the OME-XML is there) is
 reported as a ``DatasetProblem`` and the walk goes on.
 
@@ -48,6 +51,7 @@ import numpy as np
 from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
 
 MM_METADATA_TAG = 51123
+MAX_PAGES_PER_POLL = 32  # a replay of a whole stack is read a bounded batch at a time
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 _TYPE_SIZES |= {13: 4, 16: 8, 17: 8, 18: 8}
 _INT_CODES = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
@@ -95,6 +99,7 @@ class _Ifd:
     entries: tuple[_Entry, ...]
     link_at: int  # file offset of this IFD's next-IFD link
     end: int  # past its next-IFD link
+    raw: bytes  # the entries as read
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class _Page:
     tile: tuple[int, int] | None
     meta: dict[str, Any] | None
     end: int  # past its pixel data and its JSON
+    json_after_pixels: bool  # Micro-Manager's layout: a whole JSON means whole pixels
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +177,8 @@ class MMStackReader:
         self._ome_stat: tuple[int, int] | None = None
         self._closed = False  # the OME-XML is there
         self._finished = False
+        self._behind = False  # the last poll stopped at MAX_PAGES_PER_POLL
+        self._taken = 0  # pages taken by this poll
         self._emitted: set[str] = set()
         self._keys_seen: set[tuple[str, int, int, int]] = set()
         self._groups: dict[tuple[str, int], list[tuple[_Page, _Key]]] = {}
@@ -182,6 +190,10 @@ class MMStackReader:
     def finished(self) -> bool:
         return self._finished
 
+    @property
+    def behind(self) -> bool:
+        return self._behind
+
     def close(self) -> None:
         for f in self._files:
             if f.fh is not None:
@@ -189,6 +201,7 @@ class MMStackReader:
                 f.fh = None
 
     def poll(self) -> list[DatasetItem]:
+        self._behind, self._taken = False, 0
         if self._finished:
             return []
         out: list[DatasetItem] = []
@@ -199,6 +212,8 @@ class MMStackReader:
             nxt = self._next_path(self._current + 1)
             settled = self._closed or self._has_complete_page(nxt)
             self._walk(f, settled, out)
+            if self._behind:
+                return out
             if settled and nxt.exists():
                 self._current += 1
                 if self._current == len(self._files):
@@ -225,8 +240,11 @@ class MMStackReader:
             except FileNotFoundError:
                 return False
         if f.link_at is None:
-            head = _read(f.fh, 0, 16)
-            if len(head) < 8 or head[:4] == b"\0\0\0\0":
+            size = os.fstat(f.fh.fileno()).st_size
+            if size < 8:
+                return False
+            head = _read(f.fh, 0, min(size, 16))
+            if head[:4] == b"\0\0\0\0":
                 return False
             fmt = {b"II": "<", b"MM": ">"}.get(head[:2])
             version = struct.unpack(f"{fmt}H", head[2:4])[0] if fmt else 0
@@ -276,7 +294,16 @@ class MMStackReader:
         stat = (st.st_size, st.st_mtime_ns)
         if f.idle and stat == f.stat and not settled and _quiet(st):
             return  # nothing changed since the end of the chain was reached
-        f.stat, f.idle, size = stat, False, st.st_size
+        f.stat, f.idle = stat, False
+        try:
+            self._follow(f, st.st_size, settled, out)
+        except OSError as exc:
+            out.append(self._problem(f"{f.path.name}/page{f.pages}", "unreadable-file", str(exc)))
+            f.broken = True
+
+    def _follow(self, f: _File, size: int, settled: bool, out: list[DatasetItem]) -> None:
+        """Take the pages the chain of ``f`` reaches, from where the last poll stopped."""
+        assert f.link_at is not None
         while True:
             name = f"{f.path.name}/page{f.pages}"
             try:
@@ -310,12 +337,13 @@ class MMStackReader:
             except _Damaged as exc:
                 out.append(self._problem(name, exc.reason, exc.detail))
             else:
-                if page.meta is None and not settled and not self._later_ifd_written(f, ifd, size):
+                moved_on = settled or self._later_ifd_written(f, ifd, size)
+                if not (moved_on or page.json_after_pixels or page.end >= size):
+                    return  # bytes follow the pixels: a file sized ahead, pixels maybe not in
+                if page.meta is None and not moved_on:
                     # No JSON to prove the IFD whole: take it once it reads the same twice.
-                    assert f.fh is not None
-                    table = _read(f.fh, ifd.offset, ifd.link_at - ifd.offset)
-                    fingerprint = table + repr(page.segments).encode()
-                    if False:
+                    fingerprint = ifd.raw + repr(page.segments).encode()
+                    if fingerprint != f.fingerprint:
                         f.fingerprint = fingerprint
                         return
                 f.fingerprint = None
@@ -326,6 +354,10 @@ class MMStackReader:
             f.link_at = ifd.link_at
             f.pages += 1
             self._numbered += 1
+            self._taken += 1
+            if self._taken >= MAX_PAGES_PER_POLL:
+                self._behind = True  # the rest at the next poll: memory stays bounded
+                return
 
     def _link(self, f: _File, at: int, size: int) -> int:
         width = 8 if f.bigtiff else 4
@@ -372,7 +404,7 @@ class MMStackReader:
                     i * entry_size + entry_size - inline,
                 )[0]
             entries.append(_Entry(tag, typ, n, value_at))
-        return _Ifd(offset, tuple(entries), end - link_size, end)
+        return _Ifd(offset, tuple(entries), end - link_size, end, table)
 
     def _later_ifd_written(self, f: _File, ifd: _Ifd, size: int) -> bool:
         """Whether the IFD this one links to is written: the writer is past this page."""
@@ -450,6 +482,7 @@ class MMStackReader:
             detail = f"strips hold {sum(counts)} bytes, the image needs {nbytes}"
             raise _Pending(detail, "bad-strips")
         meta = None
+        json_after_pixels = False
         if MM_METADATA_TAG in tags:
             text = self._bytes(f, tags[MM_METADATA_TAG], size).rstrip(b"\0")
             try:
@@ -460,6 +493,7 @@ class MMStackReader:
             if not isinstance(meta, dict):
                 raise _Damaged("bad-metadata", "MicroManagerMetadata (tag 51123) is not an object")
             e = tags[MM_METADATA_TAG]
+            json_after_pixels = e.value_at >= end
             end = max(end, e.value_at + e.count)
         return _Page(
             f.path,
@@ -471,6 +505,7 @@ class MMStackReader:
             tile,
             meta,
             end,
+            json_after_pixels,
         )
 
     # --- the OME-XML ------------------------------------------------------------
@@ -580,7 +615,7 @@ class MMStackReader:
         self._emitted.add(unit)
         try:
             pixels = self._pixels(page)
-        except (OSError, _Damaged) as exc:
+        except (OSError, _Damaged, _Pending) as exc:
             out.append(self._problem(_page_name(page), "unreadable-page", str(exc), key))
             return
         channels = (key.channel,) if key.channel else ()
@@ -613,7 +648,7 @@ class MMStackReader:
             planes = [self._pixels(cells[(z, c)]) for z in zs for c in cs]
             if len({(p.shape, p.dtype) for p in planes}) != 1:
                 raise _Damaged("mixed-images", f"{name}: images differ in shape or type")
-        except (OSError, _Damaged) as exc:
+        except (OSError, _Damaged, _Pending) as exc:
             out.append(self._problem(name, "unreadable-page", str(exc), key0))
             return
         pixels = np.stack(planes).reshape(len(zs), len(cs), *planes[0].shape)
@@ -687,7 +722,7 @@ def _page_name(page: _Page) -> str:
 
 
 def _read(fh: BinaryIO, offset: int, n: int) -> bytes:
-    """Up to ``n`` bytes at ``offset`` (fewer only at the end of the file); unbuffered."""
+    """``n`` bytes at ``offset``, unbuffered (a growing file); _Pending if the file is shorter."""
     fh.seek(offset)
     parts = []
     while n > 0:
@@ -696,6 +731,8 @@ def _read(fh: BinaryIO, offset: int, n: int) -> bytes:
             break
         parts.append(chunk)
         n -= len(chunk)
+    if n > 0:
+        raise _Pending(f"the file ends before byte {offset + sum(map(len, parts)) + n}")
     return b"".join(parts)
 
 

@@ -37,6 +37,7 @@ def _grow(
     piece: int = 40,
     poll_at: frozenset[int] | None = None,
     write_ome: bool = True,
+    presize: int = 0,
 ) -> tuple[MMStackReader, list[DatasetItem]]:
     """Write ``plan`` into ``dst`` in pieces, polling a reader at the pieces in ``poll_at``."""
     reader = MMStackReader(dst / file_name(plan, 0), stack=stack)
@@ -49,7 +50,10 @@ def _grow(
             got.extend(reader.poll())
         count += 1
 
-    write_stack(dst, plan, piece=piece, on_piece=on_piece, order=order, write_ome=write_ome)
+    write_stack(
+        dst, plan, piece=piece, on_piece=on_piece, order=order, write_ome=write_ome,
+        presize=presize,
+    )  # fmt: skip
     for _ in range(3):
         got.extend(reader.poll())
     return reader, got
@@ -73,7 +77,9 @@ def _problems(items: list[DatasetItem]) -> list[DatasetProblem]:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    order=st.sampled_from(["tifffile", "append"]),
+    order=st.sampled_from(
+        ["tifffile", "append", "tifffile, file sized ahead", "append, file sized ahead"]
+    ),
     bigtiff=st.booleans(),
     layout=st.sampled_from(["stack", "pages", "pages without metadata"]),
     rows_per_strip=st.sampled_from([None, 2]),
@@ -94,9 +100,13 @@ def test_every_page_exactly_once_never_partial(
         frames=3, channels=("DAPI", "GFP"), slices=2, pages_per_file=5, shape=(6, 10),
         bigtiff=bigtiff, mm_metadata=mm_metadata, rows_per_strip=rows_per_strip,
     )  # fmt: skip
+    presize = 65536 if order.endswith("ahead") else 0
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp)
-        reader, got = _grow(dst, plan, stack=stack, order=order, piece=piece, poll_at=poll_at)
+        reader, got = _grow(
+            dst, plan, stack=stack, order=order.split(",")[0], piece=piece, poll_at=poll_at,
+            presize=presize,
+        )  # fmt: skip
         reader.close()
         assert reader.finished
         assert _problems(got) == []
@@ -260,7 +270,10 @@ def test_pages_without_mm_metadata(tmp_path: Path) -> None:
     plan = StackPlan(frames=2, channels=("A", "B"), slices=2, shape=(4, 5), mm_metadata=False)
     reader, live = _grow(tmp_path, plan, stack=True, write_ome=False)
     # live, nothing says c or z: t is the page number, the position the file name's
-    assert [(i.position, i.t, i.axes) for i in live] == [("Pos0", g, "YX") for g in range(8)]
+    assert _problems(live) == []
+    assert [(i.position, i.t, i.axes) for i in _images(live)] == [
+        ("Pos0", g, "YX") for g in range(8)
+    ]
     tifffile.tiffcomment(tmp_path / file_name(plan, 0), ome_xml(plan, [file_name(plan, 0)]))
     assert reader.poll() == []
     assert reader.finished
