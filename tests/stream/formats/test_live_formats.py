@@ -26,7 +26,7 @@ import pytest
 from daemons import Daemon, livecell, read_events, wait_for, write_config
 from mmstack_writer import page_pixels
 from ndtiff_writer import LiveNDTiff, read_entries
-from tcf_writer import synthetic_ri
+from tcf_writer import add_time_point, create_tcf, synthetic_ri
 
 from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, axes_name
 
@@ -123,11 +123,14 @@ def test_ndtiff_stacks_group_channels_and_z(make_daemon: Callable[..., Daemon]) 
 def run_with_kills(daemon: Daemon, grow: subprocess.Popen[bytes], rng: random.Random) -> None:
     """SIGKILL the daemon at random moments while ``grow`` writes, restart, let it finish."""
     daemon.start()
+    kills_mid_acquisition = 0
     for _ in range(3):
         daemon.wait_started()
         wait_for(lambda: False, timeout_s=rng.uniform(0.2, 1.2))
+        kills_mid_acquisition += grow.poll() is None
         daemon.kill()
         daemon.start()
+    assert kills_mid_acquisition >= 1, "the acquisition ended before the first kill"
     assert grow.wait(timeout=120) == 0
     daemon.wait_started()
 
@@ -177,7 +180,7 @@ def test_mmstack_followed_live_through_sigkill(make_daemon: Callable[..., Daemon
     incoming.mkdir()
     pages, size = 40, (64, 64)
     grow = writer(
-        "mmstack_writer.py", incoming, "--frames", pages, "--pages-per-file", 12, "--pause", 0.1
+        "mmstack_writer.py", incoming, "--frames", pages, "--pages-per-file", 12, "--pause", 0.15
     )
     run_with_kills(daemon, grow, random.Random(5))
     assert wait_for(lambda: len(daemon.events("frame")) >= pages, timeout_s=60)
@@ -207,3 +210,26 @@ def test_replay_reads_a_finished_dataset_in_bounded_batches(tmp_path: Path, stac
     assert images > MAX_IMAGES_PER_POLL  # the replay needed several polls
     assert sum(int(np.prod(e["shape"][:-2])) for e in frames) == images
     assert len(frames) == (images if not stack else len({(e["position"], e["t"]) for e in frames}))
+
+
+def test_a_bad_time_point_is_rejected_and_the_rest_analysed(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    tcf = archive / "dish.TCF"
+    create_tcf(tcf)
+    for t in range(3):
+        volume = synthetic_ri(t) if t != 1 else synthetic_ri(t)[:, :5]  # t=1: wrong shape
+        add_time_point(tcf, t, volume=volume)
+    config = write_config(
+        tmp_path / "livecell.toml",
+        {"state_dir": "state", "source": {"path": "unused", "format": "tcf"}},
+    )
+    done = livecell("replay", archive, "-c", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = read_events(tmp_path / "events.jsonl")
+    assert sorted(e["t"] for e in events if e["kind"] == "frame") == [0, 2]
+    (rejected,) = [e for e in events if e["kind"] == "rejected"]
+    assert rejected["t"] == 1
+    assert rejected["path"].endswith("dish.TCF#2DMIP/000001")
+    assert "time point 1" in rejected["detail"]
+    assert tcf.exists()  # nothing moved to quarantine: the file holds good time points
