@@ -30,9 +30,13 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, replace
+from io import StringIO
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 INDEX = "NDTiff.index"
 FULL_RESOLUTION = "Full resolution"
@@ -250,6 +254,21 @@ def grow(
     for what, number in LiveNDTiff(src, dst, rng=random.Random(seed), **options).steps():
         if on_step is not None:
             on_step(what, number)
+
+
+@contextmanager
+def reference(dataset: Path) -> Iterator[Callable[[dict[str, Any]], np.ndarray]]:
+    """Micro-Manager's own reader (ndstorage) on a finished dataset: ``read(axes)``."""
+    import ndstorage  # type: ignore[import-untyped]
+
+    with redirect_stdout(StringIO()):  # ndstorage prints its progress
+        ds = ndstorage.Dataset(str(dataset))
+    try:
+        yield lambda axes: np.asarray(ds.read_image(**axes))
+    finally:
+        levels = getattr(ds, "res_levels", None)  # ndstorage's pyramid close() fails on its dict
+        for level in levels.values() if isinstance(levels, dict) else [ds]:
+            level.close()
 
 
 def main(argv: list[str] | None = None) -> int:

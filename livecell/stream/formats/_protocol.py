@@ -52,6 +52,11 @@ class DatasetProblem:
 DatasetItem = DatasetImage | DatasetProblem
 
 
+def never_done(unit: str) -> bool:
+    """The default ``is_done``: no image of the dataset is in the journal yet."""
+    return False
+
+
 class DatasetReader(Protocol):
     path: Path
 

@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
+from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem, never_done
 
 MM_METADATA_TAG = 51123
 MAX_PAGES_PER_POLL = 32  # a replay of a whole stack is read a bounded batch at a time
@@ -57,10 +57,6 @@ _TYPE_SIZES |= {13: 4, 16: 8, 17: 8, 18: 8}
 _INT_CODES = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
 _MAX_ENTRIES = 1000
 _SPLIT_SUFFIX = re.compile(r"^(?P<stem>.+?)(?P<ext>\.ome\.tiff?|\.tiff?)$", re.IGNORECASE)
-
-
-def _never(unit: str) -> bool:
-    return False
 
 
 class _Pending(Exception):
@@ -158,7 +154,7 @@ class MMStackReader:
         self,
         path: Path,
         *,
-        is_done: Callable[[str], bool] = _never,
+        is_done: Callable[[str], bool] = never_done,
         clock: Callable[[], float] = time.time,
         stack: bool = True,
     ) -> None:

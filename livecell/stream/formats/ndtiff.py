@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
+from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem, never_done
 
 INDEX_NAME = "NDTiff.index"
 FULL_RESOLUTION = "Full resolution"
@@ -65,10 +65,6 @@ _PIXEL_TYPES: dict[int, tuple[str, int]] = {
 }
 _RGB = ("R", "G", "B")
 _KNOWN_AXES = frozenset({"time", "position", "row", "column", "channel", "z"})
-
-
-def _never(unit: str) -> bool:
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +240,7 @@ class NDTiffReader:
         self,
         path: Path,
         *,
-        is_done: Callable[[str], bool] = _never,
+        is_done: Callable[[str], bool] = never_done,
         clock: Callable[[], float] = time.time,
         stack: bool = True,
     ) -> None:

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
+from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem, never_done
 
 View = Literal["mip", "volume"]
 
@@ -52,10 +52,6 @@ MAX_IMAGES_PER_POLL = 8  # a replay of a long file is read a bounded batch at a 
 _TIME_POINT = re.compile(r"^\d+$")
 # What h5py raises for a file or object it cannot read (truncated, locked, mid-write).
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
-
-
-def _never(unit: str) -> bool:
-    return False
 
 
 def _import_h5py() -> Any:
@@ -141,7 +137,7 @@ class TCFReader:
         self,
         path: Path,
         *,
-        is_done: Callable[[str], bool] = _never,
+        is_done: Callable[[str], bool] = never_done,
         clock: Callable[[], float] = time.time,
         view: View = "mip",
         position: str | None = None,

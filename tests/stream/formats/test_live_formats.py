@@ -14,18 +14,15 @@ import subprocess
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
-from io import StringIO
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ndstorage  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 from daemons import Daemon, livecell, read_events, wait_for, write_config
 from mmstack_writer import page_pixels
-from ndtiff_writer import LiveNDTiff, read_entries
+from ndtiff_writer import LiveNDTiff, read_entries, reference
 from tcf_writer import add_time_point, create_tcf, synthetic_ri
 
 from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, axes_name
@@ -54,22 +51,10 @@ def frame_events_by_path(daemon: Daemon) -> dict[str, dict[str, Any]]:
     return {e["path"]: e for e in frames}
 
 
-@contextmanager
-def ndstorage_reader(dataset: Path) -> Iterator[Callable[[dict[str, Any]], np.ndarray]]:
-    with redirect_stdout(StringIO()):  # ndstorage prints its progress
-        ds = ndstorage.Dataset(str(dataset))
-    try:
-        yield lambda axes: np.asarray(ds.read_image(**axes))
-    finally:
-        levels = getattr(ds, "res_levels", None)  # its pyramid close() fails on its dict
-        for level in levels.values() if isinstance(levels, dict) else [ds]:
-            level.close()
-
-
 def expected_ndtiff_units(acquisition: Path, sample: Path) -> dict[str, int]:
     """unit -> crc32 of what ndstorage reads from the finished sample, for each image."""
     expected = {}
-    with ndstorage_reader(sample) as read:
+    with reference(sample) as read:
         for entry in read_entries(sample):
             name = axes_name(tuple(sorted(entry.axes.items())))
             expected[f"{acquisition}#{name}"] = crc32(read(entry.axes))

@@ -12,8 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ndtiff_writer import FULL_RESOLUTION, LiveNDTiff, RawEntry, corrupt, read_entries
+from ndtiff_writer import FULL_RESOLUTION, LiveNDTiff, RawEntry, corrupt, read_entries, reference
 
 from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem
 from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, NDTiffReader, axes_name
@@ -43,19 +42,6 @@ SAMPLES = {
 
 def unit_of(dataset: Path, entry: RawEntry) -> str:
     return f"{dataset}#{axes_name(tuple(sorted(entry.axes.items())))}"
-
-
-@contextmanager
-def reference(dataset: Path) -> Iterator[Callable[[dict[str, Any]], np.ndarray]]:
-    """Micro-Manager's own reader on the finished dataset: ``read(axes)``."""
-    with redirect_stdout(StringIO()):  # ndstorage prints its progress
-        ds = ndstorage.Dataset(str(dataset))
-    try:
-        yield lambda axes: np.asarray(ds.read_image(**axes))
-    finally:
-        levels = getattr(ds, "res_levels", None)  # ndstorage's pyramid close() fails on its dict
-        for level in levels.values() if isinstance(levels, dict) else [ds]:
-            level.close()
 
 
 def drain(reader: NDTiffReader) -> list[DatasetItem]:
