@@ -266,6 +266,7 @@ def _run(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from livecell.config import load_config
     from livecell.daemon import replay
+    from livecell.stream.dataset_follow import holds_datasets
 
     if not args.folder.is_dir():
         raise ConfigError("DIR", f"{args.folder} is not a folder")
@@ -277,6 +278,9 @@ def _replay(args: argparse.Namespace) -> int:
         raise ConfigError("--workers", f"must be 1 or more, not {args.workers}")
 
     def go() -> bool:
+        if args.workers > 1 and holds_datasets(args.folder.resolve(), config.source):
+            print(f"{args.folder} holds multi-image datasets: replayed in one process")
+            args.workers = 1
         if args.workers > 1:
             from livecell.parallel_replay import replay_in_workers
 

@@ -97,6 +97,17 @@ def followed_kinds(config: SourceConfig) -> frozenset[str]:
     return frozenset({config.format})
 
 
+def holds_datasets(folder: Path, config: SourceConfig) -> bool:
+    """True when ``folder`` holds a dataset the watch source would follow. ``replay
+    --workers`` shares positions by file path, which does not see inside datasets."""
+    kinds = followed_kinds(config)
+    return bool(kinds) and any(
+        find_dataset(path, folder, kinds) is not None
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+
+
 def open_reader(
     spot: DatasetSpot, config: SourceConfig, is_done: Callable[[str], bool]
 ) -> DatasetReader:

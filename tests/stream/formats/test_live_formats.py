@@ -218,3 +218,19 @@ def test_a_bad_time_point_is_rejected_and_the_rest_analysed(tmp_path: Path) -> N
     assert rejected["path"].endswith("dish.TCF#2DMIP/000001")
     assert "time point 1" in rejected["detail"]
     assert tcf.exists()  # nothing moved to quarantine: the file holds good time points
+
+
+def test_replay_workers_keep_datasets_whole(tmp_path: Path) -> None:
+    sample = TESTS / "data" / "ndtiff" / "v3" / "labeled_positions_1"
+    archive = tmp_path / "archive"
+    LiveNDTiff(sample, archive / "positions", rng=random.Random(0)).run()
+    config = write_config(
+        tmp_path / "livecell.toml",
+        {"state_dir": "state", "source": {"path": "unused", "stack": False}},
+    )
+    done = livecell("replay", archive, "-c", config, "--workers", 2, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replayed in one process" in done.stdout
+    frames = [e for e in read_events(tmp_path / "events.jsonl") if e["kind"] == "frame"]
+    assert len({e["position"] for e in frames}) > 1
+    assert len(frames) == len(read_entries(sample))
