@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -25,15 +24,11 @@ from mmstack_writer import page_pixels
 from ndtiff_writer import LiveNDTiff, read_entries, reference
 from tcf_writer import add_time_point, create_tcf, synthetic_ri
 
+from livecell.events import pixels_crc32
 from livecell.stream.formats.ndtiff import MAX_IMAGES_PER_POLL, axes_name
 
 TESTS = Path(__file__).parents[2]
 NDTIFF_SAMPLES = sorted(p for p in (TESTS / "data" / "ndtiff").glob("v*/*") if p.is_dir())
-
-
-def crc32(pixels: np.ndarray) -> int:
-    little = pixels.astype(pixels.dtype.newbyteorder("<"), order="C", copy=False)
-    return zlib.crc32(np.ascontiguousarray(little).data.cast("B"))
 
 
 def writer(script: str, *args: object) -> subprocess.Popen[bytes]:
@@ -57,7 +52,7 @@ def expected_ndtiff_units(acquisition: Path, sample: Path) -> dict[str, int]:
     with reference(sample) as read:
         for entry in read_entries(sample):
             name = axes_name(tuple(sorted(entry.axes.items())))
-            expected[f"{acquisition}#{name}"] = crc32(read(entry.axes))
+            expected[f"{acquisition}#{name}"] = pixels_crc32(read(entry.axes))
     return expected
 
 
@@ -175,7 +170,7 @@ def test_mmstack_followed_live_through_sigkill(make_daemon: Callable[..., Daemon
     assert sorted(e["t"] for e in frames.values()) == list(range(pages))
     assert {e["acquisition"] for e in frames.values()} == {"acq"}
     for e in frames.values():
-        assert e["crc32"] == crc32(page_pixels(e["t"], size)), f"page {e['t']} pixels differ"
+        assert e["crc32"] == pixels_crc32(page_pixels(e["t"], size)), f"page {e['t']} pixels differ"
     assert daemon.events("rejected") == []
 
 
