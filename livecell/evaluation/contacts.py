@@ -14,13 +14,14 @@ Rules:
 - Starts and ends are paired by the predicted ids the daemon gave them (its
   ``contact_end`` names the pair its ``contact_start`` named). Each interval is
   then translated into ground-truth ids (``TrackMap``; without a tracks file the
-  ids are taken as ground-truth ids) frame by frame, and takes the pair it is
-  translated to at most of its frames (the earliest such pair on a tie). Intervals
-  that land on the same true pair at most ``gap_frames`` apart are then merged, as
-  the truth's are: an identity switch in the middle of a contact (a new predicted
-  pair that is the same two cells) costs that contact nothing here; it is counted
-  where it belongs, in tracking. A track that cannot be translated keeps its
-  predicted id, marked, and matches nothing.
+  ids are taken as ground-truth ids) frame by frame, and split where its
+  translation changes: each run of frames says which two true cells touched then.
+  Runs that land on the same true pair at most ``gap_frames`` apart are then
+  merged, as the truth's are. So an identity switch costs a contact nothing here,
+  whichever way it goes (a new predicted pair that is the same two cells, or the
+  same predicted pair that becomes two other cells); it is counted where it
+  belongs, in tracking. A track that cannot be translated keeps its predicted id,
+  marked, and matches nothing.
 - A predicted interval matches a ground-truth interval of the same position,
   well and (unordered) pair of tracks when their IoU (frames in both / frames
   in either) is at least ``min_iou`` (default 0.5); one to one, maximising
@@ -30,7 +31,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -133,8 +134,9 @@ def predicted_intervals(
     last_t: Mapping[str, int],
     gap_frames: int = DEFAULT_CONTACT_GAP_FRAMES,
 ) -> list[Interval]:
-    """Pair starts with ends by predicted ids, translate each interval by majority, then
-    merge those of the same true pair at most ``gap_frames`` apart."""
+    """Pair starts with ends by predicted ids, translate each interval frame by frame
+    into runs of one true pair, then merge runs of the same true pair at most
+    ``gap_frames`` apart."""
     open_starts: dict[tuple[str, str, tuple[int, int]], list[int]] = defaultdict(list)
     spans: list[tuple[str, str, tuple[int, int], int, int]] = []
     ordered = sorted(events, key=lambda e: (e.t, not e.start))  # ends before starts in a frame
@@ -150,26 +152,37 @@ def predicted_intervals(
     for (position, well, pair), starts in open_starts.items():
         for start in starts:
             spans.append((position, well, pair, start, max(start, last_t.get(position, start))))
-    translated = [
-        Interval(position, well, _translated(resolver, position, pair, start, end), start, end)
+    runs = [
+        run
         for position, well, pair, start, end in spans
+        for run in _translated_runs(resolver, position, well, pair, start, end)
     ]
-    return _merged(translated, gap_frames)
+    return _merged(runs, gap_frames)
 
 
-def _translated(
-    resolver: TrackResolver, position: str, pair: tuple[int, int], start_t: int, end_t: int
-) -> tuple[Member, Member]:
-    """The ground-truth pair ``pair`` is translated to at most frames of ``start_t..end_t``."""
+def _translated_runs(
+    resolver: TrackResolver,
+    position: str,
+    well: str,
+    pair: tuple[int, int],
+    start_t: int,
+    end_t: int,
+) -> list[Interval]:
+    """``start_t..end_t`` of the predicted ``pair`` cut into runs of one ground-truth pair."""
 
     def member(track: int, t: int) -> Member:
         found = resolver.truth_track(position, track, t)
         return ("predicted", track) if found is None else found
 
-    votes: Counter[tuple[Member, Member]] = Counter(
-        _pair(member(pair[0], t), member(pair[1], t)) for t in range(start_t, end_t + 1)
-    )
-    return votes.most_common(1)[0][0]  # ties: the pair seen first (Counter keeps order)
+    runs: list[Interval] = []
+    run_start, run_pair = start_t, _pair(member(pair[0], start_t), member(pair[1], start_t))
+    for t in range(start_t + 1, end_t + 1):
+        true_pair = _pair(member(pair[0], t), member(pair[1], t))
+        if true_pair != run_pair:
+            runs.append(Interval(position, well, run_pair, run_start, t - 1))
+            run_start, run_pair = t, true_pair
+    runs.append(Interval(position, well, run_pair, run_start, end_t))
+    return runs
 
 
 def score_contacts(

@@ -415,7 +415,7 @@ def test_contact_intervals_from_events() -> None:
     }
 
 
-def test_contact_paired_by_predicted_ids_and_translated_by_majority() -> None:
+def test_contact_paired_by_predicted_ids_and_split_where_its_cells_change() -> None:
     # predicted track 7 is true track 1 until frame 5, then swaps to true track 3
     m = TrackMap(
         {
@@ -425,13 +425,13 @@ def test_contact_paired_by_predicted_ids_and_translated_by_majority() -> None:
     )
     events = [
         ContactEvent("0", 2, True, "a", (7, 8)),
-        ContactEvent("0", 6, False, "a", (8, 7)),  # frames 2..5: three as (1, 2), one as (2, 3)
+        ContactEvent("0", 6, False, "a", (8, 7)),  # frames 2..4 as (1, 2), 5 as (2, 3)
         ContactEvent("0", 6, True, "a", (7, 8)),  # frames 6..9: all (2, 3)
     ]
     intervals = predicted_intervals(events, resolver=m, first_t={"0": 0}, last_t={"0": 9})
     assert [(i.tracks, i.start_t, i.end_t) for i in intervals] == [
-        ((1, 2), 2, 5),
-        ((2, 3), 6, 9),
+        ((1, 2), 2, 4),
+        ((2, 3), 5, 9),
     ]
     never_matched = [
         ContactEvent("0", 2, True, "a", (7, 99)),
