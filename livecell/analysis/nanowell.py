@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from livecell.analysis._protocol import StageMeters
 from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
+from livecell.analysis.overlay import CellMark, NanowellOverlay, WellCells
 from livecell.analysis.track_state import TrackState
 from livecell.analysis.wells import WellLattice
 from livecell.config import Config, NanowellConfig
@@ -41,7 +42,7 @@ from livecell.events import (
     Event,
     stable_id,
 )
-from livecell.frames import Frame
+from livecell.frames import Frame, FrameKey
 from livecell.segmentation import Segmenter
 from livecell.simulation.scene import Well
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
@@ -116,6 +117,14 @@ class NanowellStage:
             self._tracks_out.write(rows)
         return events
 
+    def overlay(self, key: FrameKey) -> NanowellOverlay | None:
+        """Wells and tracked cells of ``key`` if it is its position's latest frame
+        (``livecell.analysis.overlay``: the dashboard's read-only view)."""
+        position = self._positions.get((key.acquisition, key.position))
+        if position is None or position.overlay is None or position.overlay.t != key.t:
+            return None
+        return position.overlay
+
     def close(self) -> None:
         """Write the rows the smoothing lag still holds (the acquisition has ended)."""
         rows = [row for p in self._positions.values() for row in p.finish()]
@@ -138,6 +147,8 @@ class _Position:
     ids: dict[tuple[str, int], int] = field(default_factory=dict)
     tracks: dict[int, TrackState] = field(default_factory=dict)
     next_id: int = field(init=False)
+    overlay: NanowellOverlay | None = None  # the latest frame's, for viewers only
+    death_probabilities: list[tuple[int, tuple[float, ...]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lattice = WellLattice(edge_margin_px=self.config.well_edge_margin_px)
@@ -154,6 +165,8 @@ class _Position:
         events: list[Event] = []
         rows: list[TrackRow] = []
         new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
+        marks: list[WellCells] = []
+        self.death_probabilities = []
         for well, well_labels in zip(wells, labels, strict=True):
             tracker = self.trackers.setdefault(well.well, NanowellTracker())
             pixels = image[well.y0 : well.y1, well.x0 : well.x1]  # appearance for the linking
@@ -162,10 +175,32 @@ class _Position:
             )
             rows += self._follow(well, well_labels, update, image)
             events += self._contacts(well.well, update, t, new_event)
+            marks.append(self._marks(well, well_labels, update))
         clock.lap("tracking")
         events += self._fates(new_event, meters)
         clock.lap("cell_models")
+        death = self.models.death
+        self.overlay = NanowellOverlay(
+            t=t,
+            wells=tuple(marks),
+            death_classes=tuple(death.classes) if death is not None else (),
+            death_probabilities=tuple(self.death_probabilities),
+        )
         return events, rows
+
+    def _marks(self, well: Well, labels: npt.NDArray[np.integer], update: WellUpdate) -> WellCells:
+        """The well's cells for viewers: references and a few numbers, nothing computed."""
+        cells = tuple(
+            CellMark(
+                track=self.ids[(well.well, cell.track)],
+                x=cell.x + well.x0,
+                y=cell.y + well.y0,
+                labels=() if cell.label is None else (cell.label, *cell.fragments),
+            )
+            for cell in update.cells
+            if (well.well, cell.track) in self.ids
+        )
+        return WellCells(well.well, well.x0, well.y0, well.x1, well.y1, labels, cells)
 
     def finish(self) -> list[TrackRow]:
         rows = [row for state in self.tracks.values() for row in state.finish()]
@@ -220,7 +255,8 @@ class _Position:
         pixels = crop_centred(image[None], cell.x + well.x0, cell.y + well.y0, crop_px)
         if cell.label is None:
             return np.concatenate([pixels, np.zeros_like(pixels)]), 0.0
-        mask = (crop_centred(label_image, cell.x, cell.y, crop_px) == cell.label).astype(np.float32)
+        crop_labels = crop_centred(label_image, cell.x, cell.y, crop_px)
+        mask = np.isin(crop_labels, (cell.label, *cell.fragments)).astype(np.float32)
         return np.concatenate([pixels, mask]), mask_eccentricity(mask[0] > 0)
 
     def _crop_px(self) -> int:
@@ -312,6 +348,9 @@ class _Position:
                 alive, _run(death, alive, meters), strict=True
             ):
                 assert state.death is not None
+                self.death_probabilities.append(
+                    (state.track, tuple(float(p) for p in np.ravel(window_probs)))
+                )
                 for decision in state.death.update(ts, frame_probs, window_probs):
                     events.append(_fate_event(new_event, state, decision))
         return events

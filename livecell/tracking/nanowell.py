@@ -22,9 +22,13 @@ Owns the linking of one well's (or one whole field's) instances from frame to fr
 - containment (``TrackerParams.containment``, on for wells): cells cannot leave a well,
   so a track left without an instance is a missed detection, held at its last position
   for up to ``max_missed_frames`` frames (then ended: the cell died or disappeared);
-  an instance left over is first given to a held track, whatever the distance, and only
-  becomes a new track when the count genuinely rises. Without containment (a whole
-  field), gates apply everywhere and left-over instances start tracks;
+  an instance left over is first given to a held track, whatever the distance; with no
+  track held, one that touches a linked track's instance, smaller than it, the two
+  together about the track's area (``fragment_area_ratio``), is a piece of that cell
+  cut off by the segmentation: the track takes both (area and centroid of the two,
+  :attr:`TrackedCell.fragments`); only what is left then becomes a new track (the
+  count genuinely rose). Without containment (a whole field), gates apply everywhere
+  and left-over instances start tracks;
 - mitosis: a left-over instance next to a track whose area fell to about half, itself
   about half the size: the parent ends, both halves start daughter tracks naming it;
 - contacts: pairs of instances touching after a one-pixel dilation, or overlapping.
@@ -104,6 +108,9 @@ class TrackerParams:
     """Range of a daughter's area over its parent's last area for a division."""
     mitosis_distance_px: float = 60.0
     """Most distance between the two daughters' centroids for a division."""
+    fragment_area_ratio: tuple[float, float] = (0.75, 1.25)
+    """Range of (instance + touching left-over) area over the track's area for the
+    left-over to be taken as a fragment of the track's cell (containment only)."""
 
     def __post_init__(self) -> None:
         checks = (
@@ -120,6 +127,7 @@ class TrackerParams:
             ("max_missed_frames", self.max_missed_frames >= 0),
             ("mitosis_area_ratio", 0 < self.mitosis_area_ratio[0] < self.mitosis_area_ratio[1]),
             ("mitosis_distance_px", self.mitosis_distance_px >= 0),
+            ("fragment_area_ratio", 0 < self.fragment_area_ratio[0] <= self.fragment_area_ratio[1]),
         )
         for name, ok in checks:
             if not ok:
@@ -128,7 +136,11 @@ class TrackerParams:
 
 @dataclass(frozen=True, slots=True)
 class TrackedCell:
-    """One tracked cell at one frame; ``x``, ``y``, ``area_px`` as in the frame's labels."""
+    """One tracked cell at one frame; ``x``, ``y``, ``area_px`` as in the frame's labels.
+
+    ``fragments``: labels of pieces of the same cell beside ``label`` (the segmentation
+    cut it); ``x``, ``y`` and ``area_px`` are those of all its pieces together.
+    """
 
     track: int
     label: int | None
@@ -137,6 +149,7 @@ class TrackedCell:
     area_px: float
     measured: bool
     parent: int | None = None
+    fragments: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +186,7 @@ class _Track:
     ref_area: float = 0.0  # the area while touching no other cell (overlaps hide parts)
     ref_app: tuple[float, ...] | None = None  # the appearance, taken as ``ref_area`` is
     missed: int = 0
+    fragments: tuple[int, ...] = ()  # labels of the cell's other pieces at ``t_last``
 
 
 def _assign(cost: npt.NDArray[np.float64]) -> list[tuple[int, int]]:
@@ -342,6 +356,12 @@ class NanowellTracker:
                     link[unlinked[a]] = left[b]
                 taken = set(link.values())
                 left = [j for j in left if j not in taken]
+        pieces: dict[int, list[int]] = {}  # track index -> its fragments' instance indices
+        if p.containment and left and pairs:  # no track is held: containment took them
+            pieces = self._fragments(left, link, labels, areas, pairs)
+            if pieces:
+                taken = {j for js in pieces.values() for j in js}
+                left = [j for j in left if j not in taken]
         in_contact = {label for pair in pairs for label in pair} if pairs else ()
         w_new = p.velocity_smoothing
         hypot = math.hypot
@@ -349,6 +369,7 @@ class NanowellTracker:
         cells: list[TrackedCell] = []
         for i, tr in enumerate(tracks):
             found = link.get(i)
+            fragments = pieces.get(i, [])
             if found is None:
                 if i in divided:
                     continue
@@ -360,6 +381,8 @@ class NanowellTracker:
             else:
                 gap = t - tr.t_last
                 x, y, area = xs[found], ys[found], areas[found]
+                if fragments:
+                    x, y, area = _together([found, *fragments], xs, ys, areas)
                 s = w_new if tr.speed is not None else 1.0  # first step: as is
                 tr.vx = s * (x - tr.x) / gap + (1 - s) * tr.vx
                 tr.vy = s * (y - tr.y) / gap + (1 - s) * tr.vy
@@ -367,7 +390,7 @@ class NanowellTracker:
                 tr.speed = s * step + (1 - s) * (tr.speed or 0.0)
                 tr.x, tr.y, tr.area, tr.t_last = x, y, area, t
                 label = labels[found]
-                apart = label not in in_contact
+                apart = label not in in_contact and not fragments
                 if apart:
                     tr.ref_area = w_new * area + (1 - w_new) * tr.ref_area
                 if apps is not None:
@@ -379,10 +402,14 @@ class NanowellTracker:
                         else tuple(w * a + (1 - w) * r for a, r in zip(app, ref, strict=True))
                     )
                 tr.label, tr.missed = label, 0
+            tr.fragments = tuple(labels[j] for j in fragments)
             kept.append(tr)
             cells.append(
-                TrackedCell(tr.track, tr.label, tr.x, tr.y, tr.area, tr.missed == 0, tr.parent)
-            )
+                TrackedCell(
+                    tr.track, tr.label, tr.x, tr.y, tr.area, tr.missed == 0, tr.parent,
+                    tr.fragments,
+                )
+            )  # fmt: skip
         for j in left:
             new_tracks.append(self._new(xs[j], ys[j], areas[j], t, labels[j], None, apps, j))
             started.append(new_tracks[-1].track)
@@ -572,14 +599,50 @@ class NanowellTracker:
             penalty[ib, owner == ia] = self.params.contact_penalty
         return penalty
 
+    def _fragments(
+        self,
+        left: list[int],
+        link: dict[int, int],
+        labels: list[int],
+        areas: list[float],
+        pairs: list[tuple[int, int]],
+    ) -> dict[int, list[int]]:
+        """Left-over instances that are pieces of a linked track's cell (see the module doc)."""
+        lo, hi = self.params.fragment_area_ratio
+        touching = {(a, b) for a, b in pairs} | {(b, a) for a, b in pairs}
+        pieces: dict[int, list[int]] = {}
+        for j in sorted(left, key=lambda j: -areas[j]):
+            best: tuple[float, int] | None = None
+            for i, k in link.items():
+                ref = self._tracks[i].ref_area
+                if ref <= 0 or (labels[j], labels[k]) not in touching or areas[j] >= areas[k]:
+                    continue
+                ratio = (areas[k] + areas[j] + sum(areas[f] for f in pieces.get(i, ()))) / ref
+                if lo <= ratio <= hi and (best is None or abs(ratio - 1) < best[0]):
+                    best = (abs(ratio - 1), i)
+            if best is not None:
+                pieces.setdefault(best[1], []).append(j)
+        return pieces
+
     def _touching(self, pairs: Iterable[tuple[int, int]]) -> frozenset[tuple[int, int]]:
         track_of = {tr.label: tr.track for tr in self._tracks if tr.label is not None}
+        track_of.update((label, tr.track) for tr in self._tracks for label in tr.fragments)
         out = set()
         for a, b in pairs:
             ta, tb = track_of.get(int(a)), track_of.get(int(b))
             if ta is not None and tb is not None and ta != tb:
                 out.add((ta, tb) if ta < tb else (tb, ta))
         return frozenset(out)
+
+
+def _together(
+    parts: list[int], xs: list[float], ys: list[float], areas: list[float]
+) -> tuple[float, float, float]:
+    """Centroid and area of several instances taken as one cell."""
+    area = sum(areas[j] for j in parts)
+    x = sum(xs[j] * areas[j] for j in parts) / area
+    y = sum(ys[j] * areas[j] for j in parts) / area
+    return x, y, area
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,53 @@ def test_mitosis_ends_the_parent_and_starts_two_daughters_naming_it() -> None:
     assert {c.label: c.track for c in after.cells} == {1: 4, 2: 3, 3: 2}
 
 
+def cut(image: np.ndarray, label: int, x_from: float, piece: int) -> np.ndarray:
+    """``image`` with the part of ``label`` right of ``x_from`` relabelled ``piece``."""
+    out = image.copy()
+    xx = np.mgrid[0 : image.shape[0], 0 : image.shape[1]][1]
+    out[(image == label) & (xx > x_from)] = piece
+    return out
+
+
+def test_a_piece_cut_off_a_cell_stays_part_of_its_track() -> None:
+    tracker = NanowellTracker()
+    cells = [(1, 40.0, 60.0, 14.0), (2, 90.0, 60.0, 8.0)]
+    tracker.update(render(cells), 0)
+    whole = tracker.update(render(cells), 1)
+    split = tracker.update(cut(render(cells), 1, 47.0, 7), 2)
+    assert split.started == ()
+    cell = next(c for c in split.cells if c.track == 1)
+    assert (cell.label, cell.fragments) == (1, (7,))
+    before = next(c for c in whole.cells if c.track == 1)
+    assert cell.area_px == before.area_px
+    assert abs(cell.x - before.x) < 1e-9
+    assert abs(cell.y - before.y) < 1e-9
+    assert split.contacts == frozenset()  # the two pieces of one cell are no contact
+    # the piece touches cell 2: a contact of the cell it belongs to
+    near = [(1, 40.0, 60.0, 14.0), (2, 63.0, 60.0, 8.0)]  # 1 reaches x 54, 2 from 55
+    touching = tracker.update(cut(render(near), 1, 47.0, 7), 3)
+    assert touching.contacts == frozenset({(1, 2)})
+    assert touching.started == ()
+
+
+def test_a_new_cell_touching_another_is_not_taken_for_a_piece() -> None:
+    tracker = NanowellTracker()
+    tracker.update(render([(1, 40.0, 60.0, 12.0)]), 0)
+    # a second cell as big as the first: together twice the track's area
+    grown = tracker.update(render([(1, 40.0, 60.0, 12.0), (2, 63.0, 60.0, 10.0)]), 1)
+    assert grown.started == (2,)
+    assert grown.contacts == frozenset({(1, 2)})
+
+
+def test_without_containment_a_piece_starts_a_track() -> None:
+    tracker = NanowellTracker(TrackerParams(containment=False, max_link_distance_px=30.0))
+    cells = [(1, 40.0, 60.0, 14.0)]
+    tracker.update(render(cells), 0)
+    split = tracker.update(cut(render(cells), 1, 47.0, 7), 1)
+    assert split.started == (2,)
+    assert all(c.fragments == () for c in split.cells)
+
+
 def test_touching_and_overlapping_cells_are_contacts_by_track_id() -> None:
     tracker = NanowellTracker()
     apart = tracker.update(render([(5, 30.0, 30.0, 10.0), (9, 70.0, 30.0, 10.0)]), 0)
@@ -198,6 +245,7 @@ def test_after_a_contact_the_partners_keep_their_identities() -> None:
         {"appearance_weight_px": -1.0},
         {"appearance_scale": 0.0},
         {"appearance_contact_smoothing": 1.5},
+        {"fragment_area_ratio": (1.2, 0.8)},
     ],
 )
 def test_params_out_of_range_are_refused(bad: dict[str, object]) -> None:
