@@ -29,8 +29,9 @@ Owns the linking of one well's (or one whole field's) instances from frame to fr
   :attr:`TrackedCell.fragments`); only what is left then becomes a new track (the
   count genuinely rose). Without containment (a whole field), gates apply everywhere
   and left-over instances start tracks;
-- mitosis: a left-over instance next to a track whose area fell to about half, itself
-  about half the size: the parent ends, both halves start daughter tracks naming it;
+- mitosis: a left-over instance next to a track whose area fell (``mitosis_area_ratio``),
+  the two together larger than the track was (``mitosis_min_growth``; two pieces of one
+  cell add up to it): the parent ends, both halves start daughter tracks naming it;
 - contacts: pairs of instances touching after a one-pixel dilation, or overlapping.
 
 Gaps are filled afterwards by :func:`track_rows` (minimum velocity: a straight line
@@ -104,8 +105,12 @@ class TrackerParams:
     containment: bool = True
     """Cells cannot leave (a nanowell): missing cells are missed detections, left-over
     instances go to held tracks first. Off for a whole field, where cells come and go."""
-    mitosis_area_ratio: tuple[float, float] = (0.3, 0.75)
+    mitosis_area_ratio: tuple[float, float] = (0.3, 0.95)
     """Range of a daughter's area over its parent's last area for a division."""
+    mitosis_min_growth: float = 1.25
+    """Least area of the two daughters together over the parent's last area: a rounded
+    mitotic cell's footprint is small and its daughters spread at once (1.4-1.8 in the
+    simulator), while two pieces of one cell cut by the segmentation add up to it."""
     mitosis_distance_px: float = 60.0
     """Most distance between the two daughters' centroids for a division."""
     fragment_area_ratio: tuple[float, float] = (0.75, 1.25)
@@ -127,6 +132,7 @@ class TrackerParams:
             ("max_missed_frames", self.max_missed_frames >= 0),
             ("mitosis_area_ratio", 0 < self.mitosis_area_ratio[0] < self.mitosis_area_ratio[1]),
             ("mitosis_distance_px", self.mitosis_distance_px >= 0),
+            ("mitosis_min_growth", self.mitosis_min_growth >= 0),
             ("fragment_area_ratio", 0 < self.fragment_area_ratio[0] <= self.fragment_area_ratio[1]),
         )
         for name, ok in checks:
@@ -330,6 +336,7 @@ class NanowellTracker:
                     r_kept, r_new = areas[k] / prev_area[i], areas[j] / prev_area[i]
                     d = math.hypot(xs[k] - xs[j], ys[k] - ys[j])
                     halves = lo <= r_kept <= hi and lo <= r_new <= hi
+                    halves = halves and r_kept + r_new >= p.mitosis_min_growth
                     if halves and d <= p.mitosis_distance_px and (best is None or d < best[0]):
                         best = (d, i)
                 if best is not None:

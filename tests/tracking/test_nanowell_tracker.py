@@ -149,8 +149,9 @@ def test_mitosis_ends_the_parent_and_starts_two_daughters_naming_it() -> None:
     tracker = NanowellTracker()
     tracker.update(render([(1, 40.0, 60.0, 14.0), (2, 100, 100, 8)]), 0)
     tracker.update(render([(1, 41.0, 60.0, 14.0), (2, 100, 100, 8)]), 1)
+    # a rounded cell's daughters spread at once: together larger than it was
     split = tracker.update(
-        render([(4, 32.0, 60.0, 9.5), (3, 52.0, 60.0, 9.5), (2, 100, 100, 8)]), 2
+        render([(4, 28.0, 60.0, 12.0), (3, 54.0, 60.0, 12.0), (2, 100, 100, 8)]), 2
     )
     assert split.ended == (1,)
     assert split.started == (3, 4)
@@ -159,7 +160,7 @@ def test_mitosis_ends_the_parent_and_starts_two_daughters_naming_it() -> None:
     assert {c.track: c.label for c in daughters.values()} == {3: 3, 4: 4}
     assert [c.track for c in split.cells] == [2, 3, 4]
     after = tracker.update(
-        render([(1, 30.0, 60.0, 9.5), (2, 54.0, 61.0, 9.5), (3, 100, 100, 8)]), 3
+        render([(1, 27.0, 60.0, 12.0), (2, 55.0, 61.0, 12.0), (3, 100, 100, 8)]), 3
     )
     assert {c.label: c.track for c in after.cells} == {1: 4, 2: 3, 3: 2}
 
@@ -191,6 +192,16 @@ def test_a_piece_cut_off_a_cell_stays_part_of_its_track() -> None:
     touching = tracker.update(cut(render(near), 1, 47.0, 7), 3)
     assert touching.contacts == frozenset({(1, 2)})
     assert touching.started == ()
+
+
+def test_a_cell_cut_in_halves_is_one_cell_not_a_division() -> None:
+    tracker = NanowellTracker()
+    cells = [(1, 40.0, 60.0, 14.0), (2, 100.0, 100.0, 8.0)]
+    tracker.update(render(cells), 0)
+    tracker.update(render(cells), 1)
+    halves = tracker.update(cut(render(cells), 1, 40.0, 5), 2)
+    assert (halves.started, halves.ended) == ((), ())
+    assert next(c for c in halves.cells if c.track == 1).fragments == (5,)
 
 
 def test_a_new_cell_touching_another_is_not_taken_for_a_piece() -> None:
