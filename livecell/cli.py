@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
             "nanowell",
             "pipeline",
             "triggers",
+            "dashboard",
         ],
         help="which benchmark",
     )

@@ -171,6 +171,20 @@ def _build(
 
         sinks.append(ActionSink(config.actions, metrics.count_action))
     sinks.extend(extra_sinks)
+    observers = []
+    if live and config.dashboard.address:  # docs/dashboard.md
+        from livecell.dashboard import open_dashboard
+        from livecell.dashboard.service import backend_name
+
+        dashboard = open_dashboard(
+            config.dashboard.address,
+            mode=config.analysis.mode,
+            backend=backend_name(stage, config.analysis.mode, config.engine.backend),
+            seed_events=events_path,
+        )
+        stack.callback(dashboard.close)  # the pipeline closes it too, as a sink; once is enough
+        sinks.append(dashboard)
+        observers.append(dashboard)
     return Pipeline(
         source=source,
         stage=stage,
@@ -185,6 +199,7 @@ def _build(
             quarantine_dir=config.state_dir / "quarantine",
         ),
         heartbeat=heartbeat,
+        observers=observers,
     )
 
 

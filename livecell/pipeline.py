@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from livecell.analysis import Stage
+from livecell.analysis.overlay import FrameObserver, overlay_of
 from livecell.events import FRAME, REJECTED, Event, frame_event, rejected_event, stable_id
 from livecell.frames import Frame, FrameKey, Rejection
 from livecell.journal import DoneFrame, Journal
@@ -94,6 +95,7 @@ class Pipeline:
         metrics: Metrics,
         settings: PipelineSettings,
         heartbeat: Callable[[PipelineProgress], None] | None = None,
+        observers: Sequence[FrameObserver] = (),
     ) -> None:
         self._source = source
         self._stage = stage
@@ -110,6 +112,8 @@ class Pipeline:
         self._heartbeat = heartbeat
         self._frames_done = 0
         self._last_latency_s = 0.0
+        # viewers (the dashboard): each analysed frame and the stage's overlay, by reference
+        self._observers = list(observers)
 
     def recover(self) -> int:
         """Record the events written after the journal's last commit; return how many."""
@@ -259,7 +263,23 @@ class Pipeline:
                 stage=self._stage.name,
             )
         self._metrics.stage_seconds.labels("analysis").observe(time.perf_counter() - started)
+        self._observe(frame)
         return events
+
+    def _observe(self, frame: Frame) -> None:
+        """Hand the frame and its overlay to the observers (they store references only)."""
+        if not self._observers:
+            return
+        try:
+            overlay = overlay_of(self._stage, frame.key)
+        except Exception:  # a viewer's snapshot must never cost a frame its events
+            log.exception("overlay failed", stage=self._stage.name)
+            overlay = None
+        for observer in self._observers:
+            try:
+                observer.observe_frame(frame, overlay)
+            except Exception:
+                log.exception("frame observer failed", observer=type(observer).__name__)
 
     def _commit(self, events: list[Event], done: list[DoneFrame]) -> None:
         fresh: list[Event] = []

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from livecell.analysis._protocol import StageMeters
+from livecell.analysis.overlay import PatchOverlay
 from livecell.analysis.patch_grid import (
     Grid,
     foreground_ratio,
@@ -45,7 +46,7 @@ from livecell.analysis.patch_state import HysteresisParams, PatchDecision, Patch
 from livecell.config import Config, PatchesConfig
 from livecell.engine.backends import Backend, open_backend
 from livecell.events import DEATH, EARLY_NECROPTOSIS, PATCH_STATES, Event, stable_id
-from livecell.frames import Frame
+from livecell.frames import Frame, FrameKey
 
 __all__ = ["BUNDLED_NAME", "PatchModel", "PatchStage", "open_patch_stage"]
 
@@ -151,8 +152,19 @@ class PatchStage:
             )
             self._positions[(key.acquisition, key.position)] = position
         events = self._events(frame, position, keep, probabilities)
+        position.overlay = PatchOverlay(
+            key.t, grid.patch_px, grid.rows, grid.cols, self.model.classes, keep, probabilities
+        )
         clock.lap("patch_states")
         return events
+
+    def overlay(self, key: FrameKey) -> PatchOverlay | None:
+        """The grid and probabilities of ``key`` if it is its position's latest frame
+        (``livecell.analysis.overlay``: the dashboard's read-only view)."""
+        position = self._positions.get((key.acquisition, key.position))
+        if position is None or position.overlay is None or position.overlay.t != key.t:
+            return None
+        return position.overlay
 
     def close(self) -> None:
         self.model.backend.close()
@@ -211,6 +223,7 @@ class PatchStage:
 class _Position:
     grid: Grid
     tracks: list[PatchTrack]
+    overlay: PatchOverlay | None = None  # the latest frame's, for viewers only
 
 
 class _Clock:

@@ -41,12 +41,14 @@ WELL_PITCH_PX = 256  # the simulator's default chip: 2048 px frames, 8 x 8 wells
 DEFAULT_WELLS = 3  # 3 x 3 wells, 768 x 768 px: keeps up with 0.5 s on 2 CPU cores
 DEFAULT_SEED = 2  # a chip with deaths early enough to be called within 40 frames
 DEFAULT_PORT = 9108
+DEFAULT_DASHBOARD_PORT = 8108
 _DRAIN_AFTER_SIMULATOR_S = 30.0  # frames not all analysed this long after the last one: stop
 
 DESCRIPTION = (
     "A simulated nanowell microscope writes an acquisition in real time into a folder; the "
     "daemon analyses it live with the bundled models (no config, no GPU) and the events "
-    "stream to this terminal. Ends with a summary: frames, events by kind, frame latency "
+    "stream to this terminal and to the dashboard page (docs/dashboard.md). "
+    "Ends with a summary: frames, events by kind, frame latency "
     "p50/p99 against the interval, and where the events, tracks and ground truth are "
     "(with the `livecell evaluate` command that scores them). Ctrl-C stops early. "
     "Details: docs/demo.md."
@@ -90,6 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "is used and printed)",
     )
     parser.add_argument("--no-metrics", action="store_true", help="serve no metrics")
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=DEFAULT_DASHBOARD_PORT,
+        metavar="P",
+        help=f"serve the live dashboard page on http://127.0.0.1:P/ ({DEFAULT_DASHBOARD_PORT}; "
+        "if taken, a free port is used and printed; docs/dashboard.md)",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="serve no dashboard page")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     stdout = sys.stdout
     tty = stdout.isatty()
     address, port_note = ("", "off") if args.no_metrics else _metrics_address(args.port)
-    config = _demo_config(out, address)
+    page, page_note = ("", "off") if args.no_dashboard else _dashboard_address(args.dashboard_port)
+    config = _demo_config(out, address, page)
     expected = args.frames  # one position
     size = args.wells * WELL_PITCH_PX
     _say(
@@ -110,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     )
     _say(stdout, f"  folder    {out}")
     _say(stdout, f"  metrics   {port_note}")
+    _say(stdout, f"  dashboard {page_note}")
     _say(stdout, "  loading the bundled models ...")
 
     sink = QueueSink()
@@ -179,6 +192,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--wells", "must be 3 to 8")
     if not 1 <= args.port <= 65535:
         raise ConfigError("--port", "must be a TCP port, 1 to 65535")
+    if not 1 <= args.dashboard_port <= 65535:
+        raise ConfigError("--dashboard-port", "must be a TCP port, 1 to 65535")
 
 
 def _prepare_out(out: Path | None) -> Path:
@@ -213,6 +228,19 @@ def _metrics_address(port: int) -> tuple[str, str]:
     )
 
 
+def _dashboard_address(port: int) -> tuple[str, str]:
+    """``(address, what to print)`` for the page: ``port`` if free on 127.0.0.1, else a free one."""
+    if _port_free(port):
+        return f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = int(s.getsockname()[1])
+    return (
+        f"127.0.0.1:{free}",
+        f"http://127.0.0.1:{free}/ (port {port} is taken; --dashboard-port P to choose)",
+    )
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -225,7 +253,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _demo_config(out: Path, metrics_address: str) -> Config:
+def _demo_config(out: Path, metrics_address: str, dashboard_address: str = "") -> Config:
     from livecell.config import config_from_dict
 
     (out / "frames").mkdir(exist_ok=True)
@@ -237,6 +265,7 @@ def _demo_config(out: Path, metrics_address: str) -> Config:
         "pipeline": {"commit_batch": 1},
         "sinks": {"events": "events.jsonl", "tracks": "tracks.csv"},
         "metrics": {"address": metrics_address},
+        "dashboard": {"address": dashboard_address},
     }
     return config_from_dict(raw, base_dir=out)
 
