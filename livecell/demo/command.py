@@ -217,27 +217,23 @@ def _quiet_logging(args: argparse.Namespace) -> None:
 
 def _metrics_address(port: int) -> tuple[str, str]:
     """``(address, what to print)``: ``port`` if free on 127.0.0.1, else a free one."""
-    if _port_free(port):
-        return f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/metrics"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = int(s.getsockname()[1])
-    return (
-        f"127.0.0.1:{free}",
-        f"http://127.0.0.1:{free}/metrics (port {port} is taken; --port P to choose)",
-    )
+    return _local_address(port, "/metrics", "--port")
 
 
 def _dashboard_address(port: int) -> tuple[str, str]:
     """``(address, what to print)`` for the page: ``port`` if free on 127.0.0.1, else a free one."""
+    return _local_address(port, "/", "--dashboard-port")
+
+
+def _local_address(port: int, path: str, option: str) -> tuple[str, str]:
     if _port_free(port):
-        return f"127.0.0.1:{port}", f"http://127.0.0.1:{port}/"
+        return f"127.0.0.1:{port}", f"http://127.0.0.1:{port}{path}"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = int(s.getsockname()[1])
     return (
         f"127.0.0.1:{free}",
-        f"http://127.0.0.1:{free}/ (port {port} is taken; --dashboard-port P to choose)",
+        f"http://127.0.0.1:{free}{path} (port {port} is taken; {option} P to choose)",
     )
 
 
