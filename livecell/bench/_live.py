@@ -50,9 +50,13 @@ def run_live(
     interval_s: float,
     *,
     timeout_s: float = 300.0,
+    after_ready: Callable[[], None] | None = None,
     before_stop: Callable[[], Any] | None = None,
 ) -> LiveRun:
-    """Play ``staged`` (``<position>/<file>``) into ``config.source.path`` while the daemon runs."""
+    """Play ``staged`` (``<position>/<file>``) into ``config.source.path`` while the daemon runs.
+
+    ``after_ready`` runs once the daemon is ready, before the first frame.
+    """
     from livecell.daemon import run_daemon
 
     watched = config.source.path
@@ -76,6 +80,8 @@ def run_live(
         while b"READY=1" not in notify.recv(4096).split(b"\n"):
             pass
         threading.Thread(target=_drain, args=(notify,), daemon=True).start()
+        if after_ready is not None:
+            after_ready()
         cpu_started = time.process_time()
         for path in staged:
             shutil.copyfile(path, watched / path.parent.name / path.name)
@@ -89,6 +95,13 @@ def run_live(
     if len(latencies) != len(staged):
         raise RuntimeError(f"{len(latencies)} frame latencies for {len(staged)} frames")
     return LiveRun(latencies, cpu_s, extra)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _drain(notify: socket.socket) -> None:

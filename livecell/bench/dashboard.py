@@ -4,8 +4,8 @@
 3 x 3-well nanowell chip (768 x 768 px, seed 2, the demo's) is played into a watched
 folder one frame every ``--interval-s`` while the daemon (in this process) analyses
 it, three times: the dashboard off; on with no page open; on with ``--tabs`` headless
-Chromium tabs on the page for the whole run (opened before the first frame, from the
-daemon's ``on_ready``). Prints frame latency p50/p99 per run (the pipeline's own:
+Chromium tabs on the page for the whole run (opened before the first frame, once the
+daemon is ready). Prints frame latency p50/p99 per run (the pipeline's own:
 frame complete on disk -> its events written) and the ratios to the run with the
 dashboard on and no page, the baseline of issue 8's criterion (within 10 %). The exit
 status is 0 when p50 and the p99 from frame 3 on are within it (the first frames fit the
@@ -17,22 +17,17 @@ Needs chromium, chromium-driver and selenium (``scripts/setup.sh``).
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from livecell.bench._live import live_config
+from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
 TARGET_RATIO = 1.10
@@ -135,52 +130,26 @@ def _run(
     dashboard: bool = True,
     tabs: int = 0,
 ) -> Row:
-    """One live run: the daemon in a thread, frames copied in at the microscope's pace."""
-    from livecell.daemon import run_daemon
-
-    port = _free_port()
+    """One live run: the daemon in this process, frames copied in at the microscope's pace."""
+    port = free_port()
     sections: dict[str, Any] = {
         "analysis": {"mode": "nanowell"},
         "pipeline": {"commit_batch": 1},
         "dashboard": {"address": f"127.0.0.1:{port}" if dashboard else ""},
     }
-    config = live_config(work, sections)
-    watched = config.source.path
-    if watched is None:
-        raise ValueError("the benchmark's config has no watched folder")
-    for path in staged:
-        (watched / path.parent.name).mkdir(parents=True, exist_ok=True)
-    ready = threading.Event()
-    stop = threading.Event()
     browser: list[Any] = []
-    result: dict[str, list[float]] = {}
 
-    def on_ready() -> None:
+    def open_tabs() -> None:
         if tabs:
             browser.append(_open_tabs(f"http://127.0.0.1:{port}/", tabs))
-        ready.set()
 
-    def daemon() -> None:
-        summary = run_daemon(config, stop, environ={}, on_ready=on_ready)
-        result["latencies"] = summary.frame_latencies_s
-
-    thread = threading.Thread(target=daemon, name="bench-dashboard")
-    thread.start()
+    work.mkdir(parents=True, exist_ok=True)
     try:
-        if not ready.wait(timeout=300):
-            raise RuntimeError("the daemon never became ready")
-        for path in staged:
-            shutil.copyfile(path, watched / path.parent.name / path.name)
-            time.sleep(interval_s)
-        _wait_for(lambda: _frame_events(config.sinks.events) >= len(staged), thread)
+        run = run_live(live_config(work, sections), staged, interval_s, after_ready=open_tabs)
     finally:
-        stop.set()
-        thread.join()
         for driver in browser:
             driver.quit()
-    latencies = np.array(result.get("latencies", []))
-    if latencies.size != len(staged):
-        raise RuntimeError(f"{name}: {latencies.size} frame latencies for {len(staged)} frames")
+    latencies = np.array(run.latencies_s)
     return Row(
         name,
         int(latencies.size),
@@ -208,25 +177,3 @@ def _open_tabs(url: str, tabs: int) -> Any:
             lambda d: d.find_elements(By.CSS_SELECTOR, 'body[data-connection="live"]')
         )
     return driver
-
-
-def _wait_for(condition: Callable[[], bool], thread: threading.Thread) -> None:
-    deadline = time.monotonic() + 300
-    while thread.is_alive() and time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise RuntimeError("not every frame was analysed in time")
-
-
-def _frame_events(events: Path) -> int:
-    if not events.exists():
-        return 0
-    with events.open(encoding="utf-8") as f:
-        return sum(1 for line in f if json.loads(line).get("kind") == "frame")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

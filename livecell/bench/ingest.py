@@ -44,6 +44,7 @@ from typing import IO, Any
 import numpy as np
 import zmq
 
+from livecell.bench._live import free_port
 from livecell.config import SourceConfig
 
 GB = 1e9
@@ -172,7 +173,7 @@ def bench_zmq(args: argparse.Namespace, workdir: Path) -> list[Throughput]:
 
 
 def _bare_round(args: argparse.Namespace, buffer: bytes) -> Throughput:
-    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     command = [
         sys.executable,
         "-m",
@@ -217,7 +218,7 @@ def _bare_pull(endpoint: str, total: int, warmup: int, hwm: int) -> int:
 
 
 def _livecell_round(args: argparse.Namespace, buffer: bytes, workdir: Path) -> Throughput:
-    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
     config = _write_config(
         workdir,
         {
@@ -386,14 +387,6 @@ def _daemon(config: Path, *, ready: str) -> Iterator[_EventsTail]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _say(what: str, **fields: Any) -> None:

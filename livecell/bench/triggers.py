@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from livecell.bench._live import live_config, run_live
+from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
 RATIO_TARGET = 1.10
@@ -183,17 +182,11 @@ def _stage_frames(out: Path, args: argparse.Namespace) -> list[Path]:
 # --------------------------------------------------------------------------- peers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _dead_actions() -> list[dict[str, Any]]:
     """Nothing listens on these ports; the program does not exist."""
     return [
-        {"kind": "frame", "zmq": f"tcp://127.0.0.1:{_free_port()}"},
-        {"kind": "frame", "http": f"http://127.0.0.1:{_free_port()}/trigger"},
+        {"kind": "frame", "zmq": f"tcp://127.0.0.1:{free_port()}"},
+        {"kind": "frame", "http": f"http://127.0.0.1:{free_port()}/trigger"},
         {"kind": "frame", "command": ["/nonexistent/livecell-trigger"]},
     ]
 
@@ -244,7 +237,7 @@ def _live(
         work,
         {
             "analysis": {"mode": args.mode},
-            "metrics": {"address": f"127.0.0.1:{_free_port()}"},
+            "metrics": {"address": f"127.0.0.1:{free_port()}"},
             "actions": actions,
         },
     )

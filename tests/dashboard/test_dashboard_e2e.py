@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from daemons import free_port
 
 from livecell.dashboard.browser import chromium_paths, external_requests, open_chromium
 
@@ -31,14 +32,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 DEATH_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_until_served(url: str, proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
@@ -60,7 +53,7 @@ def test_a_simulated_death_shows_in_the_feed_and_on_its_well(tmp_path: Path) -> 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     out = tmp_path / "demo"
     log = (tmp_path / "demo.log").open("w")
