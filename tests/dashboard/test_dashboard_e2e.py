@@ -50,6 +50,7 @@ def _wait_until_served(url: str, proc: subprocess.Popen[str], timeout_s: float =
 
 @pytest.mark.slow
 def test_a_simulated_death_shows_in_the_feed_and_on_its_well(tmp_path: Path) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -83,16 +84,27 @@ def test_a_simulated_death_shows_in_the_feed_and_on_its_well(tmp_path: Path) -> 
         _wait_until_served(url, proc)
         driver = open_chromium()
         driver.get(url)
-        wait = WebDriverWait(driver, DEATH_TIMEOUT_S, poll_frequency=0.2)
-        death = wait.until(
+        # the page redraws its lists as events arrive: an element found a moment ago may
+        # be gone, so every wait reads what it needs at once and retries on a stale one
+        wait = WebDriverWait(
+            driver,
+            DEATH_TIMEOUT_S,
+            poll_frequency=0.2,
+            ignored_exceptions=(StaleElementReferenceException,),
+        )
+        found = wait.until(
             lambda d: next(
-                iter(d.find_elements(By.CSS_SELECTOR, '#feed li[data-kind="death"]')), None
+                (
+                    (li.get_attribute("data-well"), li.text)
+                    for li in d.find_elements(By.CSS_SELECTOR, '#feed li[data-kind="death"]')
+                ),
+                None,
             )
         )
-        assert death is not None
-        well = death.get_attribute("data-well")
+        assert found is not None
+        well, text = found
         assert well, "the death in the feed names no well"
-        assert "DEATH" in death.text
+        assert "DEATH" in text
         marked = f'#marks .well[data-well="{well}"][data-state="death"]'
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, marked))
         assert driver.find_elements(By.CSS_SELECTOR, '#alerts li[data-kind="death"]')
@@ -101,7 +113,7 @@ def test_a_simulated_death_shows_in_the_feed_and_on_its_well(tmp_path: Path) -> 
         wait.until(lambda d: d.find_element(By.ID, "frame").get_attribute("naturalWidth") != "0")
         assert driver.find_element(By.ID, "connection").text == "live"
 
-        driver.find_element(By.CSS_SELECTOR, marked).click()  # its timeline
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, marked).click() or True)  # timeline
         wait.until(lambda d: well in d.find_element(By.ID, "timeline-title").text)
         assert not external_requests(driver, url[:-1]), "the page asked another host"
         shot = tmp_path / "dashboard.png"
