@@ -191,6 +191,22 @@ class NanowellConfig(_Section):
         description="a frame's death probability for the onset is the mean over the windows "
         "that reach at least this many frames past it; -1: the deciding window alone",
     )
+    death_onset_arrest_reach_frames: int = Field(
+        8,
+        ge=0,
+        le=50,
+        description="a death's onset moves to the frame the cell stopped crawling when that "
+        "is within this many frames of the model's onset; 0: the model's onset as it is",
+    )
+    death_onset_arrest_moving_px: float = Field(
+        0.3, ge=0, description="arrest: the cell's last step before it stopped is at least this"
+    )
+    death_onset_arrest_still_px: float = Field(
+        1.0, gt=0, description="arrest: each step after it is shorter than this (drift removed)"
+    )
+    death_onset_arrest_still_frames: int = Field(
+        2, ge=1, le=20, description="arrest: steps in a row that must be still"
+    )
     early_necroptosis_threshold: float = Field(
         0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"
     )

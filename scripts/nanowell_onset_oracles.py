@@ -13,14 +13,15 @@ after it), and prints the share of deaths whose estimated onset is within 2 fram
   magnitude; each feature scaled by its own frame-to-frame noise, and the onset chosen
   by least squares over a smoothstep ramp ``a + b * s((t - onset + 1) / span)`` for
   every onset and span (the simulator's own time course, so the best case for a fit);
-- **motion**: a dying cell stops crawling; the onset is the change point of the step
-  length of the ground-truth centroids (plus 0.4 px of noise, about the tracker's),
-  searched within 3 frames of the truth: the frame that best splits the steps into a
-  moving and a still part (maximum likelihood, exponential squared steps).
+- **motion**: a dying cell stops crawling; the onset is the last frame the
+  ground-truth centroid moved before it stood still (:mod:`livecell.tracking.arrest`,
+  the daemon's rule, on the centroids with the stage drift taken out, as the nanowell
+  stage measures it on the walls, plus 0.2 px of noise), searched from a first guess
+  up to 3 frames off the truth, as the death model's onset would be.
 
-Both use the truth, so they are upper bounds for these estimators. The bundled death
-model, on seed 91 with livecell's own segmentation and tracking, places 23 of 33
-detected onsets within 2 frames (docs/nanowell.md).
+Both use the truth, so they are upper bounds for these estimators. The daemon
+(death model, then the arrest rule on its own tracks) places the detected onsets of
+seed 91 within 2 frames as docs/nanowell.md reports.
 
     livecell simulate sim91 --kind nanowell --frames 72 --interval 0 --seed 91
     python scripts/nanowell_onset_oracles.py sim91 [--horizon 10]
@@ -36,6 +37,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import tifffile
+
+from livecell.analysis.wells import WellLattice
+from livecell.tracking.arrest import ArrestRule, arrest_frame
 
 FloatArray = npt.NDArray[np.float64]
 SPANS = (3, 4, 6, 8, 12, 16, 24, 32)
@@ -78,21 +82,6 @@ def fit_onset(ts: npt.NDArray[np.int64], features: FloatArray) -> int:
     return best[1]
 
 
-def motion_onset(steps_sq: dict[int, float], near: int, reach: int = 3) -> int:
-    """The frame after which the cell's squared steps are best explained as still."""
-    best = (np.inf, near)
-    for onset in range(near - reach, near + reach + 1):
-        before = [steps_sq[t] for t in range(onset - 7, onset + 1) if t in steps_sq]
-        after = [steps_sq[t] for t in range(onset + 1, onset + 9) if t in steps_sq]
-        if len(before) < 3 or len(after) < 3:
-            continue
-        mean_before, mean_after = np.mean(before) + 0.25, np.mean(after) + 0.25
-        cost = len(before) * np.log(mean_before) + len(after) * np.log(mean_after)
-        if mean_before > mean_after and cost < best[0]:
-            best = (cost, onset)
-    return best[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("acquisition", type=Path, help="a `livecell simulate` output folder")
@@ -109,11 +98,15 @@ def main() -> None:
         centroids[key][int(row["t"])] = (float(row["x"]), float(row["y"]))
 
     features: dict[tuple[str, int], dict[int, tuple[float, ...]]] = defaultdict(dict)
+    drift: dict[tuple[str, int], tuple[float, float]] = {}
     for position in sorted({d["position"] for d in deaths}):
         dying = {int(d["track"]) for d in deaths if d["position"] == position}
         frames = sorted((args.acquisition / "frames" / position).glob("t*.tif"))
+        lattice = WellLattice()
         for t, path in enumerate(frames):
             image = tifffile.imread(path).astype(np.float64)
+            lattice.update(image, t)
+            drift[(position, t)] = lattice.offset_px
             labels = tifffile.imread(truth / position / "TRA" / f"man_track{t:03d}.tif")
             for track in dying:
                 mask = labels == track
@@ -129,15 +122,20 @@ def main() -> None:
             fitted = fit_onset(ts, np.array([seen[t] for t in ts], dtype=np.float64))
             errors["features"].append(fitted - onset)
         xy = {
-            t: (x + rng.normal(0, 0.4), y + rng.normal(0, 0.4))
+            t: (
+                x - drift[(key[0], t)][0] + rng.normal(0, 0.2),
+                y - drift[(key[0], t)][1] + rng.normal(0, 0.2),
+            )
             for t, (x, y) in centroids[key].items()
         }
         steps = {
-            t: (xy[t][0] - xy[t - 1][0]) ** 2 + (xy[t][1] - xy[t - 1][1]) ** 2
+            t: float(np.hypot(xy[t][0] - xy[t - 1][0], xy[t][1] - xy[t - 1][1]))
             for t in xy
             if t - 1 in xy
         }
-        errors["motion"].append(motion_onset(steps, onset + int(rng.integers(-3, 4))) - onset)
+        guess = onset + int(rng.integers(-3, 4))
+        stopped = arrest_frame(steps, guess, onset + args.horizon, ArrestRule())
+        errors["motion"].append((guess if stopped is None else stopped) - onset)
 
     print(f"{len(deaths)} deaths; hindsight {args.horizon} frames past the true onset")
     print("  oracle     deaths  within 2 frames  median error")

@@ -22,7 +22,10 @@ replay decides the same things at the same frames.
   at or above ``onset_threshold``. ``onset_context_frames`` None (or negative) uses
   the deciding window alone; ``onset_threshold=None`` is ``threshold``. The onset is
   never after the deciding frame, nor before the window's first frame. Front padding
-  of a young track's window (repeats of its first frame) is dropped.
+  of a young track's window (repeats of its first frame) is dropped. With an
+  ``arrest`` rule and the track's step lengths, the onset then moves to the frame the
+  cell stopped crawling, where it stopped within ``arrest.reach_frames`` of that
+  estimate (:mod:`livecell.tracking.arrest`); otherwise it stays.
 - Neither is decided before the track is ``min_track_frames`` frames old: in a
   well, a track that starts late is most often a segmentation fragment, and a
   window padded from one or two frames shows the model nothing it was trained on.
@@ -34,10 +37,13 @@ replay decides the same things at the same frames.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from livecell.tracking.arrest import ArrestRule, arrest_frame
 
 __all__ = ["CellTypeDecision", "CellTypeVote", "DeathDecision", "DeathWatch"]
 
@@ -112,6 +118,7 @@ class DeathWatch:
         min_track_frames: int = 1,
         onset_threshold: float | None = None,
         onset_context_frames: int | None = None,
+        arrest: ArrestRule | None = None,
     ) -> None:
         if classes[0] != LIVE:
             raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
@@ -126,6 +133,7 @@ class DeathWatch:
         # frame -> (sum, count) of its death probability over the windows that reach
         # onset_context_frames past it; only frames of the latest window are kept
         self._hindsight: dict[int, tuple[float, int]] = {}
+        self.arrest = arrest
         self.confirm_frames = confirm_frames
         self.early_threshold = early_threshold
         self.min_track_frames = min_track_frames
@@ -137,13 +145,19 @@ class DeathWatch:
         self._necroptosis_frames = 0
 
     def update(
-        self, frame_ts: npt.ArrayLike, frame_probs: FloatArray, window_probs: FloatArray
+        self,
+        frame_ts: npt.ArrayLike,
+        frame_probs: FloatArray,
+        window_probs: FloatArray,
+        steps_px: Mapping[int, float] | None = None,
     ) -> list[DeathDecision]:
         """Add the model's output for the window ending at this frame; return new decisions.
 
         ``frame_ts [T]`` are the window's frame indices (oldest first; repeats where the
         window was padded), ``frame_probs [T, K]`` its per-frame probabilities and
         ``window_probs [K]`` the per-window ones, classes as in ``classes``.
+        ``steps_px`` (frame -> centroid step into it, drift removed) refines a death's
+        onset with the ``arrest`` rule.
         """
         if self.death is not None:
             return []
@@ -165,6 +179,9 @@ class DeathWatch:
             return []
         if self.probability >= self.threshold:
             onset = _onset(*self._onset_series(ts, dead), self.onset_threshold)
+            if self.arrest is not None and steps_px is not None:
+                stopped = arrest_frame(steps_px, onset, int(ts[-1]), self.arrest)
+                onset = onset if stopped is None else stopped
             self.death = DeathDecision(pathway, onset, self.probability)
             decisions.append(self.death)
         elif self.early is None and self._necroptosis_frames >= self.confirm_frames:

@@ -46,6 +46,7 @@ from livecell.frames import Frame, FrameKey
 from livecell.segmentation import Segmenter
 from livecell.simulation.scene import Well
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
+from livecell.tracking.arrest import ArrestRule
 from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
 from livecell.tracking.contacts import ContactHysteresis
 from livecell.tracking.nanowell import NanowellTracker, TrackedCell, WellUpdate
@@ -240,6 +241,7 @@ class _Position:
                 eccentricity,
                 crop,
                 measured=cell.measured,
+                drift_px=self.lattice.offset_px,
             )
         return rows
 
@@ -292,6 +294,7 @@ class _Position:
                 min_track_frames=c.death_min_track_frames,
                 onset_threshold=c.death_onset_threshold,
                 onset_context_frames=c.death_onset_context_frames,
+                arrest=_arrest_rule(c),
             )
             if death is not None
             else None,
@@ -351,7 +354,8 @@ class _Position:
                 self.death_probabilities.append(
                     (state.track, tuple(float(p) for p in np.ravel(window_probs)))
                 )
-                for decision in state.death.update(ts, frame_probs, window_probs):
+                steps = state.steps_px() if state.death.arrest is not None else None
+                for decision in state.death.update(ts, frame_probs, window_probs, steps):
                     events.append(_fate_event(new_event, state, decision))
         return events
 
@@ -369,6 +373,18 @@ def _run(
     motion = np.stack([w[2][-model.input.window :] for w in windows])
     per_frame, per_window = model.predict(crops, motion)
     return [(ts[i], per_frame[i], per_window[i]) for i in range(len(states))]
+
+
+def _arrest_rule(c: NanowellConfig) -> ArrestRule | None:
+    """The onset's motility-arrest refinement as configured (None: off)."""
+    if c.death_onset_arrest_reach_frames == 0:
+        return None
+    return ArrestRule(
+        reach_frames=c.death_onset_arrest_reach_frames,
+        moving_px=c.death_onset_arrest_moving_px,
+        still_px=c.death_onset_arrest_still_px,
+        still_frames=c.death_onset_arrest_still_frames,
+    )
 
 
 def _fate_event(new_event: _EventMaker, state: TrackState, decision: DeathDecision) -> Event:

@@ -7,6 +7,8 @@ smoothing lag. A track's state is dropped when the track ends.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -33,6 +35,8 @@ class _Sample:
     area: float
     eccentricity: float
     crop: FloatArray  # [C + 1, H, W]: image channels, then the cell's 0/1 mask
+    chip_xy: tuple[float, float]  # (x, y) with the stage's drift taken out
+    measured: bool
 
 
 @dataclass
@@ -63,12 +67,15 @@ class TrackState:
         crop: FloatArray,
         *,
         measured: bool,
+        drift_px: tuple[float, float] = (0.0, 0.0),
     ) -> list[TrackRow]:
-        """Record frame ``t``; return the tracks-file rows whose lag has now passed."""
+        """Record frame ``t`` (``x, y`` in the frame; ``drift_px``: the stage's (dx, dy)
+        then); return the tracks-file rows whose lag has now passed."""
         if not measured and self.samples:
             last = self.samples[-1]  # a missed frame: the models see the cell as last seen
             area, eccentricity, crop = last.area, last.eccentricity, last.crop
-        self.samples.append(_Sample(t, x, y, area, eccentricity, crop))
+        chip_xy = (x - drift_px[0], y - drift_px[1])
+        self.samples.append(_Sample(t, x, y, area, eccentricity, crop, chip_xy, measured))
         recent = list(self.samples)[-3:]
         rows = motion_descriptors(
             np.array([(s.y, s.x) for s in recent]),
@@ -85,6 +92,15 @@ class TrackState:
     def finish(self) -> list[TrackRow]:
         """The track ended: the rows still held back by the smoothing lag."""
         return [self._row(xy) for xy in self.smoother.finish()]
+
+    def steps_px(self) -> dict[int, float]:
+        """Frame -> how far the cell moved on the chip since the frame before, over the
+        model window, where both frames were measured (not filled over a miss)."""
+        return {
+            b.t: math.hypot(b.chip_xy[0] - a.chip_xy[0], b.chip_xy[1] - a.chip_xy[1])
+            for a, b in itertools.pairwise(self.samples)
+            if a.measured and b.measured and b.t == a.t + 1
+        }
 
     def window_arrays(self) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
         """Frame indices, crops and motion of the model window, padded at the front."""

@@ -10,5 +10,6 @@
   ``sum ||x_t - m_t||^2 + lambda sum ||x_{t+1} - 2 x_t + x_{t-1}||^2`` solved as a
   banded linear system, offline over a whole track or online as a fixed-lag smoother.
 - ``motion``, ``cell_crops``: what the per-track sequence models read of a track.
+- ``arrest``: the frame a crawling cell stood still (refines a death's onset).
 - ``ctc`` and ``command``: Cell Tracking Challenge results and ``livecell track``.
 """

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
 from livecell.analysis.track_state import TrackState
+from livecell.tracking.arrest import ArrestRule
 from livecell.tracking.motion import motion_descriptors
 from livecell.tracking.smoothing import FixedLagSmoother
 
@@ -20,6 +21,7 @@ DEATH_CLASSES = ("live", "apoptosis", "necroptosis", "necrosis")
 def watch(
     onset_threshold: float | None = None,
     onset_context_frames: int | None = None,
+    arrest: ArrestRule | None = None,
     **overrides: float,
 ) -> DeathWatch:
     settings = {
@@ -36,13 +38,18 @@ def watch(
         min_track_frames=int(settings["min_track_frames"]),
         onset_threshold=onset_threshold,
         onset_context_frames=onset_context_frames,
+        arrest=arrest,
     )
 
 
 def feed(
-    w: DeathWatch, dead_by_frame: list[float], pathway: int = 1
+    w: DeathWatch,
+    dead_by_frame: list[float],
+    pathway: int = 1,
+    steps_px: dict[int, float] | None = None,
 ) -> list[tuple[int, DeathDecision]]:
-    """Feed per-frame death probabilities through windows of 4 frames; return decisions."""
+    """Feed per-frame death probabilities through windows of 4 frames (and the track's
+    steps so far); return decisions."""
     out = []
     for t in range(len(dead_by_frame)):
         ts = np.array([max(0, t - 3 + i) for i in range(4)])
@@ -51,7 +58,8 @@ def feed(
         frame_probs[:, 0] = 1 - dead
         frame_probs[:, pathway] = dead
         window = frame_probs[-1]
-        out += [(t, d) for d in w.update(ts, frame_probs, window)]
+        seen = None if steps_px is None else {k: v for k, v in steps_px.items() if k <= t}
+        out += [(t, d) for d in w.update(ts, frame_probs, window, seen)]
     return out
 
 
@@ -167,6 +175,42 @@ def test_a_lower_onset_threshold_places_the_onset_earlier_on_a_ramp() -> None:
     assert [t for t, _ in called] == [t for t, _ in lower] == [6]  # the call does not move
     assert called[0][1].onset_t == 5
     assert lower[0][1].onset_t == 4
+
+
+def test_the_onset_moves_to_where_the_cell_stopped_crawling() -> None:
+    ramp = [0.05, 0.05, 0.1, 0.3, 0.6, 0.85, 0.9, 0.95, 0.97]
+    stopped_at_3 = {1: 3.0, 2: 2.5, 3: 2.0, 4: 0.1, 5: 0.2, 6: 0.1, 7: 0.1, 8: 0.1}
+    rule = ArrestRule(reach_frames=4, moving_px=0.3, still_px=0.7, still_frames=2)
+    plain = feed(watch(threshold=0.8), ramp, steps_px=stopped_at_3)
+    refined = feed(watch(threshold=0.8, arrest=rule), ramp, steps_px=stopped_at_3)
+    assert [t for t, _ in plain] == [t for t, _ in refined] == [6]  # the call does not move
+    assert plain[0][1].onset_t == 5
+    assert refined[0][1].onset_t == 3
+    never_crawled = {t: 0.1 for t in range(1, 9)}
+    assert feed(watch(threshold=0.8, arrest=rule), ramp, steps_px=never_crawled)[0][1].onset_t == 5
+    assert feed(watch(threshold=0.8, arrest=rule), ramp)[0][1].onset_t == 5  # no steps given
+
+
+def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:
+    """A cell sitting still while the stage drifts has no steps; filled frames give none."""
+    rng = np.random.default_rng(5)
+    drift = rng.normal(0, 1.2, (10, 2)).cumsum(axis=0)
+    state = TrackState(
+        position="Pos0",
+        well="r000c000",
+        track=1,
+        smoother=FixedLagSmoother(lam=0.0, lag=0, window=24),
+        window=24,
+        cell_type=None,
+        death=None,
+    )
+    crop = np.zeros((2, 4, 4), dtype=np.float32)
+    for t, (dx, dy) in enumerate(drift):
+        x, y = 100.0 + dx, 50.0 + dy
+        state.add(t, x, y, 500.0, 0.2, crop, measured=t != 4, drift_px=(dx, dy))
+    steps = state.steps_px()
+    assert sorted(steps) == [1, 2, 3, 6, 7, 8, 9]  # frame 4 was filled, not measured
+    assert max(steps.values()) < 1e-9
 
 
 def test_onset_context_averages_what_later_windows_said_about_a_frame() -> None:
