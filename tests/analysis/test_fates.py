@@ -63,6 +63,19 @@ def feed(
     return out
 
 
+def bare_track_state() -> TrackState:
+    """A track's state with no models: motion and steps only."""
+    return TrackState(
+        position="Pos0",
+        well="r000c000",
+        track=1,
+        smoother=FixedLagSmoother(lam=0.0, lag=0, window=24),
+        window=24,
+        cell_type=None,
+        death=None,
+    )
+
+
 def test_one_high_frame_is_not_a_death() -> None:
     assert feed(watch(), [0.1, 0.1, 0.9, 0.1, 0.1, 0.1]) == []
 
@@ -126,15 +139,7 @@ def test_track_state_motion_equals_the_whole_track_computation() -> None:
     positions = rng.normal(0, 20, (12, 2)).cumsum(axis=0) + 100
     areas = rng.uniform(300, 900, 12)
     eccentricities = rng.uniform(0, 0.9, 12)
-    state = TrackState(
-        position="Pos0",
-        well="r000c000",
-        track=1,
-        smoother=FixedLagSmoother(lam=0.0, lag=0, window=24),
-        window=24,
-        cell_type=None,
-        death=None,
-    )
+    state = bare_track_state()
     crop = np.zeros((2, 4, 4), dtype=np.float32)
     for t, ((x, y), area, ecc) in enumerate(zip(positions, areas, eccentricities, strict=True)):
         state.add(t, x, y, area, ecc, crop, measured=True)
@@ -195,15 +200,7 @@ def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:
     """A cell sitting still while the stage drifts has no steps; filled frames give none."""
     rng = np.random.default_rng(5)
     drift = rng.normal(0, 1.2, (10, 2)).cumsum(axis=0)
-    state = TrackState(
-        position="Pos0",
-        well="r000c000",
-        track=1,
-        smoother=FixedLagSmoother(lam=0.0, lag=0, window=24),
-        window=24,
-        cell_type=None,
-        death=None,
-    )
+    state = bare_track_state()
     crop = np.zeros((2, 4, 4), dtype=np.float32)
     for t, (dx, dy) in enumerate(drift):
         x, y = 100.0 + dx, 50.0 + dy
