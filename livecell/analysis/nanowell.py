@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from livecell.analysis._protocol import StageMeters
 from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
-from livecell.analysis.overlay import CellMark, NanowellOverlay, WellCells
+from livecell.analysis.overlay import CellMark, NanowellOverlay, WellCells, latest_overlay
 from livecell.analysis.track_state import TrackState
 from livecell.analysis.wells import WellLattice
 from livecell.config import Config, NanowellConfig
@@ -122,9 +122,7 @@ class NanowellStage:
         """Wells and tracked cells of ``key`` if it is its position's latest frame
         (``livecell.analysis.overlay``: the dashboard's read-only view)."""
         position = self._positions.get((key.acquisition, key.position))
-        if position is None or position.overlay is None or position.overlay.t != key.t:
-            return None
-        return position.overlay
+        return None if position is None else latest_overlay(position.overlay, key)
 
     def close(self) -> None:
         """Write the rows the smoothing lag still holds (the acquisition has ended)."""

@@ -16,7 +16,7 @@ a dashboard derive the same events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ __all__ = [
     "OverlaySource",
     "PatchOverlay",
     "WellCells",
+    "latest_overlay",
     "overlay_of",
 ]
 
@@ -86,6 +87,7 @@ class PatchOverlay:
 
 
 Overlay = NanowellOverlay | PatchOverlay
+OverlayT = TypeVar("OverlayT", NanowellOverlay, PatchOverlay)
 
 
 @runtime_checkable
@@ -107,3 +109,8 @@ def overlay_of(stage: object, key: FrameKey) -> Overlay | None:
     if isinstance(stage, OverlaySource):
         return stage.overlay(key)
     return None
+
+
+def latest_overlay(latest: OverlayT | None, key: FrameKey) -> OverlayT | None:
+    """A position's latest overlay if it is of ``key``'s frame (viewers ask only for that)."""
+    return latest if latest is not None and latest.t == key.t else None

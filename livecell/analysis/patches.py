@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from livecell.analysis._protocol import StageMeters
-from livecell.analysis.overlay import PatchOverlay
+from livecell.analysis.overlay import PatchOverlay, latest_overlay
 from livecell.analysis.patch_grid import (
     Grid,
     foreground_ratio,
@@ -162,9 +162,7 @@ class PatchStage:
         """The grid and probabilities of ``key`` if it is its position's latest frame
         (``livecell.analysis.overlay``: the dashboard's read-only view)."""
         position = self._positions.get((key.acquisition, key.position))
-        if position is None or position.overlay is None or position.overlay.t != key.t:
-            return None
-        return position.overlay
+        return None if position is None else latest_overlay(position.overlay, key)
 
     def close(self) -> None:
         self.model.backend.close()
