@@ -191,21 +191,36 @@ class NanowellConfig(_Section):
         description="a frame's death probability for the onset is the mean over the windows "
         "that reach at least this many frames past it; -1: the deciding window alone",
     )
-    death_onset_arrest_reach_frames: int = Field(
-        8,
+    death_arrest: bool = Field(
+        True,
+        description="use the track's motion on the chip: no death is called while the cell "
+        "still crawls, and its onset moves to the frame the cell stopped (docs/nanowell.md); "
+        "false: the death model alone",
+    )
+    death_arrest_before_frames: int = Field(
+        16, ge=0, le=100, description="arrest: frames before the model's onset searched"
+    )
+    death_arrest_after_frames: int = Field(
+        2, ge=0, le=100, description="arrest: frames after the model's onset searched"
+    )
+    death_arrest_window_frames: int = Field(
+        6, ge=2, le=100, description="arrest: steps compared on each side of a change point"
+    )
+    death_arrest_contrast: float = Field(
+        3.0, ge=1, description="arrest: median step before / median step after, at least"
+    )
+    death_arrest_still_px: float = Field(
+        2.0,
+        gt=0,
+        description="arrest: a still cell's median step is under this (drift removed; a dead "
+        "cell's centroid jitters 0.1-2 px as its mask changes)",
+    )
+    death_arrest_crawl_frames: int = Field(
+        3,
         ge=0,
-        le=50,
-        description="a death's onset moves to the frame the cell stopped crawling when that "
-        "is within this many frames of the model's onset; 0: the model's onset as it is",
-    )
-    death_onset_arrest_moving_px: float = Field(
-        0.3, ge=0, description="arrest: the cell's last step before it stopped is at least this"
-    )
-    death_onset_arrest_still_px: float = Field(
-        1.0, gt=0, description="arrest: each step after it is shorter than this (drift removed)"
-    )
-    death_onset_arrest_still_frames: int = Field(
-        2, ge=1, le=20, description="arrest: steps in a row that must be still"
+        le=100,
+        description="no death is called while the median step over the last this many frames "
+        "is death_arrest_still_px or more; 0: calls never wait for the cell to stop",
     )
     early_necroptosis_threshold: float = Field(
         0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"

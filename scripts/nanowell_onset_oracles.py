@@ -13,8 +13,8 @@ after it), and prints the share of deaths whose estimated onset is within 2 fram
   magnitude; each feature scaled by its own frame-to-frame noise, and the onset chosen
   by least squares over a smoothstep ramp ``a + b * s((t - onset + 1) / span)`` for
   every onset and span (the simulator's own time course, so the best case for a fit);
-- **motion**: a dying cell stops crawling; the onset is the last frame the
-  ground-truth centroid moved before it stood still (:mod:`livecell.tracking.arrest`,
+- **motion**: a dying cell stops crawling; the onset is the change point where the
+  ground-truth centroid stood still (:mod:`livecell.tracking.arrest`,
   the daemon's rule, on the centroids with the stage drift taken out, as the nanowell
   stage measures it on the walls, plus 0.2 px of noise), searched from a first guess
   up to 3 frames off the truth, as the death model's onset would be.

@@ -22,10 +22,12 @@ replay decides the same things at the same frames.
   at or above ``onset_threshold``. ``onset_context_frames`` None (or negative) uses
   the deciding window alone; ``onset_threshold=None`` is ``threshold``. The onset is
   never after the deciding frame, nor before the window's first frame. Front padding
-  of a young track's window (repeats of its first frame) is dropped. With an
-  ``arrest`` rule and the track's step lengths, the onset then moves to the frame the
-  cell stopped crawling, where it stopped within ``arrest.reach_frames`` of that
-  estimate (:mod:`livecell.tracking.arrest`); otherwise it stays.
+  of a young track's window (repeats of its first frame) is dropped.
+- Motility (with an ``arrest`` rule and the track's step lengths on the chip,
+  :mod:`livecell.tracking.arrest`): a death is not called while the cell is still
+  crawling (it is called at the first frame it has stopped and the probability still
+  holds); the onset then moves to the frame the cell stopped, where the rule finds
+  one near the model's onset; otherwise it stays.
 - Neither is decided before the track is ``min_track_frames`` frames old: in a
   well, a track that starts late is most often a segmentation fragment, and a
   window padded from one or two frames shows the model nothing it was trained on.
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from livecell.tracking.arrest import ArrestRule, arrest_frame
+from livecell.tracking.arrest import ArrestRule, arrest_frame, is_crawling
 
 __all__ = ["CellTypeDecision", "CellTypeVote", "DeathDecision", "DeathWatch"]
 
@@ -156,8 +158,8 @@ class DeathWatch:
         ``frame_ts [T]`` are the window's frame indices (oldest first; repeats where the
         window was padded), ``frame_probs [T, K]`` its per-frame probabilities and
         ``window_probs [K]`` the per-window ones, classes as in ``classes``.
-        ``steps_px`` (frame -> centroid step into it, drift removed) refines a death's
-        onset with the ``arrest`` rule.
+        ``steps_px`` (frame -> centroid step into it, drift removed) is what the
+        ``arrest`` rule reads.
         """
         if self.death is not None:
             return []
@@ -178,10 +180,10 @@ class DeathWatch:
         if self._frames < self.min_track_frames:
             return []
         if self.probability >= self.threshold:
+            if self._crawling(steps_px, int(ts[-1])):
+                return decisions  # dead by its look, but it still crawls: not yet
             onset = _onset(*self._onset_series(ts, dead), self.onset_threshold)
-            if self.arrest is not None and steps_px is not None:
-                stopped = arrest_frame(steps_px, onset, int(ts[-1]), self.arrest)
-                onset = onset if stopped is None else stopped
+            onset = self._arrested_onset(onset, steps_px, int(ts[-1]))
             self.death = DeathDecision(pathway, onset, self.probability)
             decisions.append(self.death)
         elif self.early is None and self._necroptosis_frames >= self.confirm_frames:
@@ -189,6 +191,18 @@ class DeathWatch:
             self.early = DeathDecision(NECROPTOSIS, onset, necroptosis_p, early=True)
             decisions.append(self.early)
         return decisions
+
+    def _crawling(self, steps_px: Mapping[int, float] | None, last_t: int) -> bool:
+        if self.arrest is None or steps_px is None:
+            return False
+        return is_crawling(steps_px, last_t, self.arrest)
+
+    def _arrested_onset(self, onset: int, steps_px: Mapping[int, float] | None, last_t: int) -> int:
+        """The frame the cell stopped crawling near the model's ``onset``, else ``onset``."""
+        if self.arrest is None or steps_px is None:
+            return onset
+        stopped = arrest_frame(steps_px, onset, last_t, self.arrest)
+        return onset if stopped is None else stopped
 
     def _remember(self, ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64]) -> None:
         """Add this window's probabilities of the frames it sees far enough past."""

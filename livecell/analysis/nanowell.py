@@ -267,6 +267,9 @@ class _Position:
         c = self.config
         cell_type, death = self.models.cell_type, self.models.death
         window = max((m.input.window for m in (cell_type, death) if m is not None), default=1)
+        arrest = _arrest_rule(c)
+        # the model's onset lies within its window; the rule looks back from there
+        reach = 0 if arrest is None else arrest.before_frames + arrest.window_frames
         return TrackState(
             position=self.position,
             well=well,
@@ -277,6 +280,7 @@ class _Position:
                 window=c.smoothing_window_frames,
             ),
             window=window,
+            history=window + reach,
             cell_type=CellTypeVote(
                 cell_type.classes,
                 min_confidence=c.cell_type_min_confidence,
@@ -292,7 +296,7 @@ class _Position:
                 min_track_frames=c.death_min_track_frames,
                 onset_threshold=c.death_onset_threshold,
                 onset_context_frames=c.death_onset_context_frames,
-                arrest=_arrest_rule(c),
+                arrest=arrest,
             )
             if death is not None
             else None,
@@ -374,14 +378,16 @@ def _run(
 
 
 def _arrest_rule(c: NanowellConfig) -> ArrestRule | None:
-    """The onset's motility-arrest refinement as configured (None: off)."""
-    if c.death_onset_arrest_reach_frames == 0:
+    """The death's motility-arrest rule as configured (None: off)."""
+    if not c.death_arrest:
         return None
     return ArrestRule(
-        reach_frames=c.death_onset_arrest_reach_frames,
-        moving_px=c.death_onset_arrest_moving_px,
-        still_px=c.death_onset_arrest_still_px,
-        still_frames=c.death_onset_arrest_still_frames,
+        before_frames=c.death_arrest_before_frames,
+        after_frames=c.death_arrest_after_frames,
+        window_frames=c.death_arrest_window_frames,
+        contrast=c.death_arrest_contrast,
+        still_px=c.death_arrest_still_px,
+        crawl_frames=c.death_arrest_crawl_frames,
     )
 
 

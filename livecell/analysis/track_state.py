@@ -1,8 +1,10 @@
 """What the nanowell stage keeps about one track: recent crops and motion, smoothing, fates.
 
 Bounded per track: the last ``window`` crops and motion rows for the sequence
-models, the smoother's window, and the areas of the frames still held back by the
-smoothing lag. A track's state is dropped when the track ends.
+models, the chip positions of the last ``history`` frames (the motility-arrest
+rule looks further back than the models), the smoother's window, and the areas of
+the frames still held back by the smoothing lag. A track's state is dropped when
+the track ends.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ class _Sample:
     area: float
     eccentricity: float
     crop: FloatArray  # [C + 1, H, W]: image channels, then the cell's 0/1 mask
-    chip_xy: tuple[float, float]  # (x, y) with the stage's drift taken out
+    measured: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _ChipPosition:
+    """Where the cell was on the chip (the stage's drift taken out) at frame ``t``."""
+
+    t: int
+    x_px: float
+    y_px: float
     measured: bool
 
 
@@ -48,13 +59,16 @@ class TrackState:
     window: int
     cell_type: CellTypeVote | None
     death: DeathWatch | None
+    history: int = 0  # chip positions kept; at least ``window``
     samples: deque[_Sample] = field(init=False)
+    chip: deque[_ChipPosition] = field(init=False)
     motion: deque[FloatArray] = field(init=False)
     _held: deque[tuple[int, float]] = field(init=False)  # (t, area) not yet written
 
     def __post_init__(self) -> None:
         self.samples = deque(maxlen=self.window)
         self.motion = deque(maxlen=self.window)
+        self.chip = deque(maxlen=max(self.window, self.history))
         self._held = deque()
 
     def add(
@@ -74,8 +88,8 @@ class TrackState:
         if not measured and self.samples:
             last = self.samples[-1]  # a missed frame: the models see the cell as last seen
             area, eccentricity, crop = last.area, last.eccentricity, last.crop
-        chip_xy = (x - drift_px[0], y - drift_px[1])
-        self.samples.append(_Sample(t, x, y, area, eccentricity, crop, chip_xy, measured))
+        self.samples.append(_Sample(t, x, y, area, eccentricity, crop, measured))
+        self.chip.append(_ChipPosition(t, x - drift_px[0], y - drift_px[1], measured))
         recent = list(self.samples)[-3:]
         rows = motion_descriptors(
             np.array([(s.y, s.x) for s in recent]),
@@ -95,10 +109,10 @@ class TrackState:
 
     def steps_px(self) -> dict[int, float]:
         """Frame -> how far the cell moved on the chip since the frame before, over the
-        model window, where both frames were measured (not filled over a miss)."""
+        kept history, where both frames were measured (not filled over a miss)."""
         return {
-            b.t: math.hypot(b.chip_xy[0] - a.chip_xy[0], b.chip_xy[1] - a.chip_xy[1])
-            for a, b in itertools.pairwise(self.samples)
+            b.t: math.hypot(b.x_px - a.x_px, b.y_px - a.y_px)
+            for a, b in itertools.pairwise(self.chip)
             if a.measured and b.measured and b.t == a.t + 1
         }
 

@@ -182,18 +182,37 @@ def test_a_lower_onset_threshold_places_the_onset_earlier_on_a_ramp() -> None:
     assert lower[0][1].onset_t == 4
 
 
+RULE = ArrestRule(before_frames=4, after_frames=2, window_frames=3, still_px=2.0, crawl_frames=3)
+
+
 def test_the_onset_moves_to_where_the_cell_stopped_crawling() -> None:
     ramp = [0.05, 0.05, 0.1, 0.3, 0.6, 0.85, 0.9, 0.95, 0.97]
-    stopped_at_3 = {1: 3.0, 2: 2.5, 3: 2.0, 4: 0.1, 5: 0.2, 6: 0.1, 7: 0.1, 8: 0.1}
-    rule = ArrestRule(reach_frames=4, moving_px=0.3, still_px=0.7, still_frames=2)
+    stopped_at_3 = {1: 3.0, 2: 2.5, 3: 2.8, 4: 0.1, 5: 0.2, 6: 0.1, 7: 0.1, 8: 0.1}
     plain = feed(watch(threshold=0.8), ramp, steps_px=stopped_at_3)
-    refined = feed(watch(threshold=0.8, arrest=rule), ramp, steps_px=stopped_at_3)
+    refined = feed(watch(threshold=0.8, arrest=RULE), ramp, steps_px=stopped_at_3)
     assert [t for t, _ in plain] == [t for t, _ in refined] == [6]  # the call does not move
     assert plain[0][1].onset_t == 5
     assert refined[0][1].onset_t == 3
     never_crawled = {t: 0.1 for t in range(1, 9)}
-    assert feed(watch(threshold=0.8, arrest=rule), ramp, steps_px=never_crawled)[0][1].onset_t == 5
-    assert feed(watch(threshold=0.8, arrest=rule), ramp)[0][1].onset_t == 5  # no steps given
+    assert feed(watch(threshold=0.8, arrest=RULE), ramp, steps_px=never_crawled)[0][1].onset_t == 5
+    assert feed(watch(threshold=0.8, arrest=RULE), ramp)[0][1].onset_t == 5  # no steps given
+
+
+def test_no_death_is_called_while_the_cell_still_crawls() -> None:
+    """The model says dead from frame 4 on; the cell crawls until frame 9. The call waits
+    until the last three steps' median is still (frame 11); the onset is where the cell
+    stopped (8 or 9 read alike through medians of three: the nearer the model's wins)."""
+    dead = [0.05] * 4 + [0.95] * 12
+    crawls_to_9 = {t: 3.0 if t <= 9 else 0.1 for t in range(1, 16)}
+    called = feed(watch(threshold=0.8, arrest=RULE), dead, steps_px=crawls_to_9)
+    assert [t for t, _ in called] == [11]
+    assert called[0][1].onset_t in (8, 9)
+    keeps_crawling = {t: 3.0 for t in range(1, 16)}
+    assert feed(watch(threshold=0.8, arrest=RULE), dead, steps_px=keeps_crawling) == []
+    unchecked = ArrestRule(before_frames=4, window_frames=3, crawl_frames=0)
+    assert [
+        t for t, _ in feed(watch(threshold=0.8, arrest=unchecked), dead, steps_px=keeps_crawling)
+    ] == [5]
 
 
 def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:
