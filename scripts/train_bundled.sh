@@ -36,10 +36,12 @@ done
 
 # nanowell death, second step: the per-frame encoder of nanowell_death above is kept
 # (frozen) and its LSTM retrained, bidirectional, on the windows the daemon feeds: 24
-# frames ending at every frame of every ground-truth track. Training: seeds 101-108 with
-# POSITIONS positions each; validation (choice of epoch, by a DeathWatch at the config
-# defaults): seeds 109-110; measured only: seeds 111-112. About 4 minutes of training on one
-# core (OMP_NUM_THREADS=1), plus the simulations and one encoder pass per frame (cached).
+# frames ending at every frame of every ground-truth track, with the motion on the chip
+# (--chip-motion: the simulator's stage.csv takes the stage drift out; log speed).
+# Training: seeds 101-108 with POSITIONS positions each; validation (choice of epoch, by
+# a DeathWatch at the config defaults): seeds 109-110; measured only: seeds 111-112.
+# About 5 minutes of training on one core (OMP_NUM_THREADS=1), plus the simulations and
+# one encoder pass per frame (cached).
 POSITIONS=3
 for seed in 101 102 103 104 105 106 107 108; do
   simulate "death$seed" nanowell "$seed" --positions "$POSITIONS" --frames 72
@@ -50,7 +52,7 @@ done
 OMP_NUM_THREADS=1 python "$repo/scripts/train_death_head.py" death101 death102 death103 death104 \
   death105 death106 death107 death108 --val nano109 nano110 --test nano111 nano112 \
   --base nanowell_death --cache death_features --out nanowell_death_lstm \
-  --window 24 --epochs 8 --dropout 0.2 --frame-weight 2
+  --window 24 --epochs 8 --dropout 0.2 --frame-weight 2 --chip-motion
 # the daemon's view of it (DeathWatch on every window of the held-out tracks)
 OMP_NUM_THREADS=1 python "$repo/scripts/death_probe.py" nano111 nano112 --model nanowell_death_lstm
 

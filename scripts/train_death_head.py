@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from livecell.engine.bundled import bundled_model_dir
-from livecell.training.sequence_head import TrackSeries, track_series, train_death_head
+from livecell.training.sequence_head import (
+    TrackSeries,
+    chip_motion_series,
+    track_series,
+    train_death_head,
+)
+from livecell.training.sequence_train import load_sequence_model
 
 
 def _cached(acquisition: Path, base: Path, cache: Path | None) -> list[TrackSeries]:
@@ -71,11 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.0, help="on the LSTM input")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features-only", action="store_true", help="fill the cache, stop")
+    parser.add_argument(
+        "--chip-motion",
+        action="store_true",
+        help="motion on the chip (needs ground_truth/stage.csv; docs/nanowell.md)",
+    )
     args = parser.parse_args(argv)
     base = args.base or bundled_model_dir("nanowell_death")
-    train = [t for a in args.acquisitions for t in _cached(a, base, args.cache)]
-    val = [t for a in args.val for t in _cached(a, base, args.cache)]
-    test = [t for a in args.test for t in _cached(a, base, args.cache)]
+    _, base_card = load_sequence_model(base)
+
+    def series(acquisition: Path) -> list[TrackSeries]:
+        tracks = _cached(acquisition, base, args.cache)
+        return chip_motion_series(tracks, acquisition, base_card) if args.chip_motion else tracks
+
+    train = [t for a in args.acquisitions for t in series(a)]
+    val = [t for a in args.val for t in series(a)]
+    test = [t for a in args.test for t in series(a)]
     print(f"{len(train)} training tracks, {len(val)} validation tracks", flush=True)
     if args.features_only:
         return 0
@@ -95,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         test=test,
         argv=["python", "scripts/train_death_head.py", *(argv or sys.argv[1:])],
         sources=[str(a) for a in [*args.acquisitions, *args.val, *args.test]],
+        chip_motion=args.chip_motion,
     )
     for name in ("val_death_watch", "test_death_watch"):
         if name in card["metrics"]:

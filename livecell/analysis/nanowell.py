@@ -369,7 +369,7 @@ def _run(
     if not states:
         return []
     meters.count_engine_items(model.name, "onnxruntime", len(states))
-    windows = [s.window_arrays() for s in states]
+    windows = [s.window_arrays(model.input.motion_frame) for s in states]
     ts = [w[0][-model.input.window :] for w in windows]
     crops = np.stack([w[1][-model.input.window :] for w in windows])
     motion = np.stack([w[2][-model.input.window :] for w in windows])

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from livecell.analysis.fates import CellTypeVote, DeathWatch
 from livecell.sinks.tracks_csv import TrackRow
-from livecell.tracking.motion import motion_descriptors
+from livecell.tracking.motion import chip_motion_descriptors, motion_descriptors
 from livecell.tracking.smoothing import FixedLagSmoother
 
 __all__ = ["TrackState"]
@@ -62,12 +62,14 @@ class TrackState:
     history: int = 0  # chip positions kept; at least ``window``
     samples: deque[_Sample] = field(init=False)
     chip: deque[_ChipPosition] = field(init=False)
-    motion: deque[FloatArray] = field(init=False)
+    motion: deque[FloatArray] = field(init=False)  # MOTION_DESCRIPTORS, in the frame
+    chip_motion: deque[FloatArray] = field(init=False)  # CHIP_MOTION_DESCRIPTORS
     _held: deque[tuple[int, float]] = field(init=False)  # (t, area) not yet written
 
     def __post_init__(self) -> None:
         self.samples = deque(maxlen=self.window)
         self.motion = deque(maxlen=self.window)
+        self.chip_motion = deque(maxlen=self.window)
         self.chip = deque(maxlen=max(self.window, self.history))
         self._held = deque()
 
@@ -91,14 +93,16 @@ class TrackState:
         self.samples.append(_Sample(t, x, y, area, eccentricity, crop, measured))
         self.chip.append(_ChipPosition(t, x - drift_px[0], y - drift_px[1], measured))
         recent = list(self.samples)[-3:]
-        rows = motion_descriptors(
-            np.array([(s.y, s.x) for s in recent]),
-            np.array([s.area for s in recent]),
-            np.array([s.eccentricity for s in recent]),
+        areas = np.array([s.area for s in recent])
+        eccentricities = np.array([s.eccentricity for s in recent])
+        in_frame = motion_descriptors(np.array([(s.y, s.x) for s in recent]), areas, eccentricities)
+        on_chip = chip_motion_descriptors(
+            np.array([(c.y_px, c.x_px) for c in list(self.chip)[-3:]]), areas, eccentricities
         )
-        self.motion.append(rows[-1])
-        if len(self.samples) == 2:  # frame 0 copies frame 1's step, as over a whole track
-            self.motion[0] = rows[0]
+        for rows, stream in ((in_frame, self.motion), (on_chip, self.chip_motion)):
+            stream.append(rows[-1])
+            if len(self.samples) == 2:  # frame 0 copies frame 1's step, as over a whole track
+                stream[0] = rows[0]
         self._held.append((t, area))
         smoothed = self.smoother.update((x, y) if measured else None)
         return [] if smoothed is None else [self._row(smoothed)]
@@ -116,13 +120,17 @@ class TrackState:
             if a.measured and b.measured and b.t == a.t + 1
         }
 
-    def window_arrays(self) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
-        """Frame indices, crops and motion of the model window, padded at the front."""
+    def window_arrays(
+        self, motion_frame: str = "camera"
+    ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
+        """Frame indices, crops and motion (``camera``: in the frame; ``chip``: on the chip)
+        of the model window, padded at the front."""
         samples = list(self.samples)
+        stream = self.chip_motion if motion_frame == "chip" else self.motion
         pad = self.window - len(samples)
         ts = np.array([samples[0].t] * pad + [s.t for s in samples], dtype=np.int64)
         crops = np.stack([samples[0].crop] * pad + [s.crop for s in samples])
-        motion = np.stack([self.motion[0]] * pad + list(self.motion))
+        motion = np.stack([stream[0]] * pad + list(stream))
         return ts, crops, motion.astype(np.float32, copy=False)
 
     def _row(self, xy: npt.NDArray[np.float64]) -> TrackRow:

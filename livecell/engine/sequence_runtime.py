@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from livecell.tracking.motion import CHIP_MOTION_DESCRIPTORS, MOTION_DESCRIPTORS
+
 __all__ = ["SequenceModel", "SequenceModelError"]
 
 FloatArray = npt.NDArray[np.float32]
@@ -28,11 +30,14 @@ class SequenceModelError(Exception):
 
 @dataclass(frozen=True)
 class SequenceInput:
-    """What a card says the model reads: crop size, window length and normalisation."""
+    """What a card says the model reads: crop size, window length, normalisation, and
+    which motion descriptors (``chip``: :data:`CHIP_MOTION_DESCRIPTORS`, on the chip;
+    ``camera``: :data:`MOTION_DESCRIPTORS`, in the frame, what cards without a list mean)."""
 
     classes: tuple[str, ...]
     crop_px: int
     window: int
+    motion_frame: str
     image_mean: FloatArray
     image_std: FloatArray
     motion_mean: FloatArray
@@ -44,6 +49,10 @@ class SequenceInput:
         stats = card["input"]["normalisation"]
         if crops["height"] != crops["width"]:
             raise SequenceModelError(f"crops must be square, card says {crops}")
+        descriptors = tuple(card["input"].get("motion", {}).get("descriptors", MOTION_DESCRIPTORS))
+        frames = {MOTION_DESCRIPTORS: "camera", CHIP_MOTION_DESCRIPTORS: "chip"}
+        if descriptors not in frames:
+            raise SequenceModelError(f"unknown motion descriptors {descriptors}")
 
         def column(values: list[float], shape: tuple[int, ...]) -> FloatArray:
             return np.asarray(values, dtype=np.float32).reshape(shape)
@@ -52,6 +61,7 @@ class SequenceInput:
             classes=tuple(card["classes"]),
             crop_px=int(crops["height"]),
             window=int(crops["window"]),
+            motion_frame=frames[descriptors],
             image_mean=column(stats["crops"]["mean"], (1, 1, -1, 1, 1)),
             image_std=column(stats["crops"]["std"], (1, 1, -1, 1, 1)),
             motion_mean=column(stats["motion"]["mean"], (1, 1, -1)),

@@ -236,6 +236,7 @@ class NanowellSimulator:
             cells=tuple(cells),
             channels=CHANNELS if p.channels else (),
             parents=parents,
+            stage_offset_px=pos.world.offsets[t],
         )
 
     def _contacts(self, pos: _Position, rendered: list[RenderedCell], t: int) -> None:

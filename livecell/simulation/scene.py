@@ -95,7 +95,8 @@ class SimFrame:
 
     ``labels`` is the ground-truth instance mask (int32, 0 = background, else
     the track id) in the image's YX pixel frame; ``parents`` maps tracks born
-    in this frame by mitosis to their parent track.
+    in this frame by mitosis to their parent track; ``stage_offset_px`` is the
+    stage's (dx, dy) drift in this frame (None where the simulator has none).
     """
 
     position: str
@@ -108,6 +109,7 @@ class SimFrame:
     channels: tuple[str, ...] = ()
     patches: tuple[PatchTruth, ...] = ()
     parents: dict[int, int] = field(default_factory=dict)
+    stage_offset_px: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@
 live demo's truth is on disk as the frames appear; ``close`` writes what is
 only known at the end (deaths, contacts, wells, the CTC lineage file).
 
+Beside SPEC's files, a nanowell acquisition gets ``stage.csv`` (``position,t,dx_px,dy_px``:
+the stage's drift in each frame, chip features at (x, y) at t = 0 are at (x + dx, y + dy)),
+so that training can take motion on the chip, as the daemon measures it on the walls.
+
 The Cell Tracking Challenge folders follow the Challenge's layout: one
 ``man_track{t:03d}.tif`` (uint16 labels) per frame and ``man_track.txt`` with
 ``L B E P`` lines (label, first frame, last frame, parent label or 0).
@@ -26,6 +30,7 @@ DEATH_COLUMNS = ("position", "track", "well", "pathway", "onset_t", "marker_t")
 CONTACT_COLUMNS = ("position", "well", "track_a", "track_b", "start_t", "end_t")
 WELL_COLUMNS = ("position", "well", "row", "col", "x0", "y0", "x1", "y1")
 PATCH_COLUMNS = ("position", "t", "row", "col", "state")
+STAGE_COLUMNS = ("position", "t", "dx_px", "dy_px")
 
 
 @dataclass
@@ -42,6 +47,7 @@ class GroundTruthWriter:
         self._files: list[IO[str]] = []
         self._tracks = self._table("tracks.csv", TRACK_COLUMNS)
         self._patches = self._table("patches.csv", PATCH_COLUMNS) if with_patches else None
+        self._stage: Any = None  # stage.csv, opened at the first frame that has a drift
         self._lineage: dict[str, dict[int, _Lineage]] = {}
 
     def _table(self, name: str, columns: tuple[str, ...]) -> Any:
@@ -66,6 +72,11 @@ class GroundTruthWriter:
                     cell.state,
                 )
             )
+        if frame.stage_offset_px is not None:
+            if self._stage is None:
+                self._stage = self._table("stage.csv", STAGE_COLUMNS)
+            dx, dy = frame.stage_offset_px
+            self._stage.writerow((frame.position, frame.t, f"{dx:.4f}", f"{dy:.4f}"))
         if self._patches is not None:
             for patch in frame.patches:
                 self._patches.writerow((frame.position, frame.t, patch.row, patch.col, patch.state))

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["MOTION_DESCRIPTORS", "motion_descriptors"]
+__all__ = [
+    "CHIP_MOTION_DESCRIPTORS",
+    "MOTION_DESCRIPTORS",
+    "chip_motion_descriptors",
+    "motion_descriptors",
+]
 
 MOTION_DESCRIPTORS = (
     "speed_px_per_frame",
@@ -19,6 +24,18 @@ MOTION_DESCRIPTORS = (
     "eccentricity_change",
 )
 """Column names of :func:`motion_descriptors`, in order, with their units."""
+
+CHIP_MOTION_DESCRIPTORS = (
+    "log_speed_px_per_frame",
+    "direction_rad",
+    "clipped_acceleration_px_per_frame2",
+    "area_change_rel",
+    "eccentricity_change",
+)
+"""Column names of :func:`chip_motion_descriptors`, in order."""
+
+SPEED_FLOOR_PX = 0.1  # log speed: log(speed + this); a still cell's jitter is about this
+ACCELERATION_CLIP_PX = 20.0  # |acceleration| above this is a shove or a swap, not crawling
 
 
 def motion_descriptors(
@@ -69,3 +86,20 @@ def motion_descriptors(
     out[1:, 3] = np.diff(a) / a[:-1]
     out[1:, 4] = np.diff(e)
     return out.astype(np.float32)
+
+
+def chip_motion_descriptors(
+    chip_centroids: ArrayLike, areas: ArrayLike, eccentricities: ArrayLike
+) -> NDArray[np.float32]:
+    """:func:`motion_descriptors` of centroids on the chip (the stage's drift taken out),
+    with speed as ``log(speed + SPEED_FLOOR_PX)`` and acceleration clipped to
+    ``+-ACCELERATION_CLIP_PX``: columns as named in :data:`CHIP_MOTION_DESCRIPTORS`.
+
+    On the chip a cell that stopped moves about 0.1 px a frame and a crawling one 3-10 px;
+    in log they are far apart, where a linear speed spread over 0-100 px squeezes them
+    together, and a single shove does not dominate a window.
+    """
+    out = motion_descriptors(chip_centroids, areas, eccentricities)
+    out[:, 0] = np.log(out[:, 0] + SPEED_FLOOR_PX)
+    out[:, 2] = np.clip(out[:, 2], -ACCELERATION_CLIP_PX, ACCELERATION_CLIP_PX)
+    return out

@@ -21,6 +21,13 @@ from an already trained model (``base``, e.g. the bundled ``nanowell_death``) an
    (``model.pt``), exported to ONNX with a parity check, and given a card with the base
    card's normalisation and the new window, and ``confusion_test.png`` of the window
    calls on the validation tracks.
+
+With :func:`chip_motion_series` the LSTM reads
+:data:`~livecell.tracking.motion.CHIP_MOTION_DESCRIPTORS` instead (speed, direction and
+acceleration of the centroid on the chip, from ``stage.csv``; log speed): the camera's
+speed carries the stage's drift, about as large as a slow cell's crawl, and hides the
+moment a dying cell stops (docs/nanowell.md). The card then says so, and the daemon
+feeds the same descriptors.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +51,14 @@ from livecell import __version__
 from livecell.analysis.fates import DeathWatch
 from livecell.engine.export import PARITY_TOLERANCE
 from livecell.engine.models.sequence import SequenceClassifier
+from livecell.tracking.motion import CHIP_MOTION_DESCRIPTORS, chip_motion_descriptors
 from livecell.training.metrics import classification_metrics, save_confusion_png
 from livecell.training.sequence_train import card_sequence_normalisation, load_sequence_model
-from livecell.training.sequences import PATHWAY_CLASSES, load_track_sequences
+from livecell.training.sequences import (
+    PATHWAY_CLASSES,
+    load_track_sequences,
+    read_chip_centroids,
+)
 from livecell.training.train import (
     CARD_FILE,
     CONFUSION_FILE,
@@ -57,7 +69,9 @@ from livecell.training.train import (
 )
 
 __all__ = [
+    "CHIP_MOTION_NORMALISATION",
     "TrackSeries",
+    "chip_motion_series",
     "daemon_windows",
     "death_watch_score",
     "track_series",
@@ -66,6 +80,11 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+
+CHIP_MOTION_NORMALISATION = {0: (0.0, 1.5), 2: (0.0, 5.0)}
+"""Column -> (mean, std) of the chip descriptors whose statistics are fixed, not the base
+card's: log speed (0.1 px still to 30 px a frame spans about -2.3 to 3.4) and clipped
+acceleration. Direction, area and eccentricity changes keep the base card's."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -132,6 +151,31 @@ def track_series(acquisition: Path, base: Path) -> list[TrackSeries]:
                 )
             )
         del data
+    return out
+
+
+def chip_motion_series(
+    tracks: Sequence[TrackSeries], acquisition: Path, base_card: dict[str, Any]
+) -> list[TrackSeries]:
+    """``tracks`` (of ``acquisition``, from :func:`track_series`) with speed, direction and
+    acceleration taken from the centroids on the chip: ``tracks.csv`` minus the stage
+    drift of ``stage.csv``, as :data:`CHIP_MOTION_DESCRIPTORS`, normalised with
+    :data:`CHIP_MOTION_NORMALISATION` and the base card. Area and eccentricity changes do
+    not depend on the frame of reference and stay."""
+    chip_yx = read_chip_centroids(acquisition)
+    stats = base_card["input"]["normalisation"]["motion"]
+    mean, std = np.array(stats["mean"]), np.array(stats["std"])
+    for column, (m, sd) in CHIP_MOTION_NORMALISATION.items():
+        mean[column], std[column] = m, sd
+    out = []
+    for tr in tracks:
+        _, position, track = tr.name.rsplit("/", 2)
+        yx = np.array([chip_yx[(position, int(track), int(t))] for t in tr.ts])
+        ones = np.ones(len(yx))
+        chip = chip_motion_descriptors(yx, ones, np.zeros(len(yx)))
+        motion = tr.motion.copy()
+        motion[:, :3] = (chip[:, :3] - mean[:3]) / std[:3]
+        out.append(replace(tr, motion=motion.astype(np.float32)))
     return out
 
 
@@ -258,12 +302,14 @@ def train_death_head(
     argv: Sequence[str] = (),
     sources: Sequence[str] = (),
     progress: bool = True,
+    chip_motion: bool = False,
 ) -> dict[str, Any]:
     """Train the LSTM and heads on ``train`` (encoder of ``base`` frozen); write ``out``.
 
     ``val`` chooses the epoch; ``test`` (held-out acquisitions, never used for a choice)
-    is only measured, like ``val``, into the card's ``metrics``. Returns the card written
-    to ``out/model_card.json``.
+    is only measured, like ``val``, into the card's ``metrics``. ``chip_motion``: the
+    series carry :func:`chip_motion_series`'s motion, and the card says so. Returns the
+    card written to ``out/model_card.json``.
     """
     base_model, base_card = load_sequence_model(base)
     k = len(base_card["classes"])
@@ -349,6 +395,11 @@ def train_death_head(
     card["model"]["bidirectional"] = bidirectional
     card["input"]["crops"]["window"] = window
     card["input"]["crops"]["stride"] = 1
+    if chip_motion:
+        card["input"]["motion"]["descriptors"] = list(CHIP_MOTION_DESCRIPTORS)
+        stats = card["input"]["normalisation"]["motion"]
+        for column, (mean, std) in CHIP_MOTION_NORMALISATION.items():
+            stats["mean"][column], stats["std"][column] = mean, std
     card["training"] = {
         "method": "LSTM and heads retrained on daemon windows (one ending at every frame), "
         "per-frame encoder frozen from the base model",

@@ -41,7 +41,11 @@ from scipy import ndimage
 
 from livecell.simulation.scene import CELL_STATES, CELL_TYPES, DEATH_PATHWAYS, LIVE
 from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
-from livecell.tracking.motion import MOTION_DESCRIPTORS, motion_descriptors
+from livecell.tracking.motion import (
+    MOTION_DESCRIPTORS,
+    chip_motion_descriptors,
+    motion_descriptors,
+)
 from livecell.training.datasets import DataError, FloatArray, read_frame
 
 __all__ = [
@@ -286,13 +290,39 @@ def _read_labels(path: Path) -> npt.NDArray[np.int64]:
 # ---------------------------------------------------------------- loading
 
 
+def read_chip_centroids(acquisition: Path) -> dict[tuple[str, int, int], tuple[float, float]]:
+    """(position, track, t) -> the centroid (y, x) on the chip: ``tracks.csv`` minus the
+    stage drift of ``stage.csv`` (which the nanowell simulator writes)."""
+    truth = Path(acquisition) / "ground_truth"
+    drift = {
+        (r["position"], int(r["t"])): (float(r["dx_px"]), float(r["dy_px"]))
+        for r in _read_csv(truth / "stage.csv", ("position", "t", "dx_px", "dy_px"), "stage")
+    }
+    out: dict[tuple[str, int, int], tuple[float, float]] = {}
+    for (position, track), rows in _read_tracks(truth / "tracks.csv").items():
+        for r in rows:
+            if (position, r.t) not in drift:
+                raise DataError(f"no drift for {position} t={r.t}", path=truth / "stage.csv")
+            dx, dy = drift[(position, r.t)]
+            out[(position, track, r.t)] = (r.y - dy, r.x - dx)
+    return out
+
+
 def load_track_sequences(
-    acquisition: Path, *, crop_px: int = 64, window: int = 8, stride: int = 4
+    acquisition: Path,
+    *,
+    crop_px: int = 64,
+    window: int = 8,
+    stride: int = 4,
+    chip_motion: bool = False,
 ) -> SequenceSet:
-    """Every track of a simulated acquisition as windows (see the module docstring).
+    """Every track of a simulated acquisition as windows (see the module docstring);
+    with ``chip_motion``, :func:`~livecell.tracking.motion.chip_motion_descriptors` of
+    the centroids on the chip (:func:`read_chip_centroids`).
 
     Raises :class:`DataError`, naming the file, for a missing or malformed
-    ``tracks.csv``, ``deaths.csv``, frame or label image.
+    ``tracks.csv``, ``deaths.csv``, ``stage.csv`` (with ``chip_motion``), frame or
+    label image.
     """
     out = Path(acquisition)
     if crop_px < 1 or window < 1 or stride < 1:
@@ -302,6 +332,7 @@ def load_track_sequences(
     truth = out / "ground_truth"
     tracks = _read_tracks(truth / "tracks.csv")
     deaths = _read_deaths(truth / "deaths.csv")
+    chip = read_chip_centroids(out) if chip_motion else None
 
     # frame by frame: crops and eccentricities of every cell present
     by_frame: dict[tuple[str, int], list[tuple[int, _Row]]] = {}
@@ -357,8 +388,10 @@ def load_track_sequences(
     names: list[str] = []
     for (position, track), rows in sorted(tracks.items()):
         ts = np.array([r.t for r in rows], dtype=np.int64)
-        motion = motion_descriptors(
-            np.array([(r.y, r.x) for r in rows], dtype=np.float64).reshape(-1, 2),
+        yx = [(r.y, r.x) if chip is None else chip[(position, track, r.t)] for r in rows]
+        describe = motion_descriptors if chip is None else chip_motion_descriptors
+        motion = describe(
+            np.array(yx, dtype=np.float64).reshape(-1, 2),
             np.array([r.area for r in rows]),
             np.array([ecc[(position, track, r.t)] for r in rows]),
         )

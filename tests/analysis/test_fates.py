@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
 from livecell.analysis.track_state import TrackState
 from livecell.tracking.arrest import ArrestRule
-from livecell.tracking.motion import motion_descriptors
+from livecell.tracking.motion import SPEED_FLOOR_PX, motion_descriptors
 from livecell.tracking.smoothing import FixedLagSmoother
 
 DEATH_CLASSES = ("live", "apoptosis", "necroptosis", "necrosis")
@@ -227,6 +227,10 @@ def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:
     steps = state.steps_px()
     assert sorted(steps) == [1, 2, 3, 6, 7, 8, 9]  # frame 4 was filled, not measured
     assert max(steps.values()) < 1e-9
+    _, _, camera = state.window_arrays("camera")
+    _, _, chip = state.window_arrays("chip")
+    assert camera[-5:, 0].min() > 0.1  # the drift, seen as speed in the frame
+    np.testing.assert_allclose(chip[-5:, 0], np.log(SPEED_FLOOR_PX), atol=1e-6)  # still
 
 
 def test_onset_context_averages_what_later_windows_said_about_a_frame() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from livecell.engine.bundled import bundled_model_dir
 from livecell.engine.sequence_export import onnx_sequence_probabilities
 from livecell.engine.sequence_runtime import SequenceModel, SequenceModelError
+from livecell.tracking.motion import CHIP_MOTION_DESCRIPTORS
 from livecell.training.sequence_train import card_sequence_normalisation
 
 
@@ -39,3 +41,18 @@ def test_runtime_matches_the_training_normalisation_and_graph(name: str) -> None
 def test_a_folder_without_a_card_is_named(tmp_path: Path) -> None:
     with pytest.raises(SequenceModelError, match=r"model\.onnx is missing"):
         SequenceModel(tmp_path)
+
+
+def test_the_card_says_which_motion_the_model_reads(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir("nanowell_cell_type"), folder)
+    card_path = folder / "model_card.json"
+    card = json.loads(card_path.read_text())
+    assert SequenceModel(folder).input.motion_frame == "camera"
+    card["input"]["motion"]["descriptors"] = list(CHIP_MOTION_DESCRIPTORS)
+    card_path.write_text(json.dumps(card))
+    assert SequenceModel(folder).input.motion_frame == "chip"
+    card["input"]["motion"]["descriptors"] = ["speed_furlongs_per_fortnight"] * 5
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(SequenceModelError, match="unknown motion descriptors"):
+        SequenceModel(folder)

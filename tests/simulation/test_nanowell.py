@@ -332,6 +332,7 @@ def test_stage_drift_moves_wells_and_cells_together() -> None:
     for t in range(1, 6):
         frame = sim.step()[0]
         dx, dy = sim.stage_offset_px("Pos0", t)
+        assert frame.stage_offset_px == (dx, dy)  # what stage.csv gets
         assert abs(dx) <= still.stage_drift_max_px
         assert abs(dy) <= still.stage_drift_max_px
         moved = max(moved, abs(dx), abs(dy))

@@ -121,6 +121,17 @@ def test_wells_contain_their_cells(nanowell: Path) -> None:
         assert int(well["y0"]) - margin <= float(row["y"]) <= int(well["y1"]) + margin
 
 
+def test_stage_csv_gives_each_frame_its_drift_and_holotomo_has_none(
+    nanowell: Path, holotomo: Path
+) -> None:
+    stage = rows(nanowell / "ground_truth" / "stage.csv")
+    frames = {(r["position"], r["t"]) for r in rows(nanowell / "ground_truth" / "tracks.csv")}
+    assert sorted((r["position"], r["t"]) for r in stage) == sorted(frames)
+    assert all(float(r["dx_px"]) == float(r["dy_px"]) == 0.0 for r in stage if r["t"] == "0")
+    assert any(float(r["dx_px"]) != 0.0 for r in stage)
+    assert not (holotomo / "ground_truth" / "stage.csv").exists()
+
+
 def test_deaths_and_contacts_are_consistent_with_states(nanowell: Path) -> None:
     truth = nanowell / "ground_truth"
     states: dict[tuple[str, int], list[tuple[int, str]]] = defaultdict(list)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecell.tracking.motion import MOTION_DESCRIPTORS, motion_descriptors
+from livecell.tracking.motion import (
+    ACCELERATION_CLIP_PX,
+    CHIP_MOTION_DESCRIPTORS,
+    MOTION_DESCRIPTORS,
+    SPEED_FLOOR_PX,
+    chip_motion_descriptors,
+    motion_descriptors,
+)
 
 
 def test_motion_descriptors_straight_line() -> None:
@@ -38,3 +45,13 @@ def test_motion_descriptors_acceleration_and_edge_cases() -> None:
         motion_descriptors(np.zeros((3, 3)), np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match="positive"):
         motion_descriptors(np.zeros((2, 2)), [1.0, 0.0], np.zeros(2))
+
+
+def test_chip_motion_descriptors_log_the_speed_and_clip_the_acceleration() -> None:
+    centroids = np.array([[0, 0], [0, 3], [0, 3.1], [0, 53.1]], dtype=float)  # 3, 0.1, 50 px
+    chip = chip_motion_descriptors(centroids, np.ones(4), np.zeros(4))
+    plain = motion_descriptors(centroids, np.ones(4), np.zeros(4))
+    assert chip.shape == (4, len(CHIP_MOTION_DESCRIPTORS))
+    np.testing.assert_allclose(chip[:, 0], np.log(plain[:, 0] + SPEED_FLOOR_PX), rtol=1e-6)
+    np.testing.assert_allclose(chip[:, 2], [0.0, 0.0, -2.9, ACCELERATION_CLIP_PX], rtol=1e-6)
+    np.testing.assert_array_equal(chip[:, [1, 3, 4]], plain[:, [1, 3, 4]])

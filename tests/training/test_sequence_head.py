@@ -10,8 +10,12 @@ from microscope import simulate_deathy
 
 from livecell.engine.bundled import bundled_model_dir
 from livecell.engine.sequence_export import check_sequence_parity
+from livecell.engine.sequence_runtime import SequenceModel
+from livecell.training.datasets import DataError
 from livecell.training.sequence_head import (
+    CHIP_MOTION_NORMALISATION,
     TrackSeries,
+    chip_motion_series,
     daemon_windows,
     death_watch_score,
     track_series,
@@ -77,3 +81,42 @@ def test_head_training_writes_a_bidirectional_model_with_onnx(
     )
     assert score["false_death_rate"] == 0.0
     assert score["within_2_frames"] == 0.0
+
+
+def test_chip_motion_takes_the_stage_drift_out(
+    acquisition: Path, series: list[TrackSeries], tmp_path: Path
+) -> None:
+    """Dead cells stand still on the chip (the simulator stops them) while the stage drifts:
+    after onset their chip speed is near 0 and their camera speed is the drift's."""
+    _, card = load_sequence_model(bundled_model_dir("nanowell_death"))
+    chip = chip_motion_series(series, acquisition, card)
+    stats = card["input"]["normalisation"]["motion"]
+    log_mean, log_std = CHIP_MOTION_NORMALISATION[0]
+    chip_px, camera_px = [], []
+    for plain, moved in zip(series, chip, strict=True):
+        np.testing.assert_array_equal(plain.motion[:, 3:], moved.motion[:, 3:])
+        after = plain.dead > 0.5
+        after[: int(np.argmax(after)) + 1] = False  # the step into the onset frame still moves
+        chip_px += list(np.exp(moved.motion[after, 0] * log_std + log_mean) - 0.1)
+        camera_px += list(plain.motion[after, 0] * stats["std"][0] + stats["mean"][0])
+    assert len(chip_px) >= 5
+    assert np.median(chip_px) < 0.5 < np.median(camera_px)
+    missing = tmp_path / "acq"
+    (missing / "ground_truth").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"stage\.csv"):
+        chip_motion_series(series, missing, card)
+
+
+def test_a_chip_motion_head_says_so_in_its_card_and_the_runtime_reads_it(
+    acquisition: Path, series: list[TrackSeries], tmp_path: Path
+) -> None:
+    _, base_card = load_sequence_model(bundled_model_dir("nanowell_death"))
+    chip = chip_motion_series(series, acquisition, base_card)
+    out = tmp_path / "chip_head"
+    card = train_death_head(
+        chip, chip, base=bundled_model_dir("nanowell_death"), out=out, window=6,
+        hidden_size=8, epochs=1, progress=False, chip_motion=True,
+    )  # fmt: skip
+    assert card["input"]["motion"]["descriptors"][0] == "log_speed_px_per_frame"
+    assert card["input"]["normalisation"]["motion"]["std"][0] == CHIP_MOTION_NORMALISATION[0][1]
+    assert SequenceModel(out).input.motion_frame == "chip"
