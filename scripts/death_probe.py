@@ -48,7 +48,7 @@ from livecell.analysis.fates import DeathWatch
 from livecell.config import NanowellConfig
 from livecell.engine.bundled import bundled_model_dir
 from livecell.engine.models.sequence import SequenceClassifier
-from livecell.tracking.motion import CHIP_MOTION_DESCRIPTORS
+from livecell.engine.sequence_runtime import SequenceInput
 from livecell.training.sequence_train import card_sequence_normalisation, load_sequence_model
 from livecell.training.sequences import load_track_sequences
 
@@ -135,7 +135,7 @@ def run_model(model_dir: Path, acquisition: Path, *, check: bool = True) -> list
     window = int(spec["window"])
     norm = card_sequence_normalisation(card)
     longest = _track_lengths(acquisition)
-    chip = card["input"]["motion"].get("descriptors") == list(CHIP_MOTION_DESCRIPTORS)
+    chip = SequenceInput.from_card(card).motion_frame == "chip"
     data = load_track_sequences(
         acquisition, crop_px=int(spec["height"]), window=longest, stride=longest, chip_motion=chip
     )

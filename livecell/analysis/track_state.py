@@ -96,8 +96,9 @@ class TrackState:
         areas = np.array([s.area for s in recent])
         eccentricities = np.array([s.eccentricity for s in recent])
         in_frame = motion_descriptors(np.array([(s.y, s.x) for s in recent]), areas, eccentricities)
+        recent_chip = [self.chip[i] for i in range(-len(recent), 0)]  # the same frames
         on_chip = chip_motion_descriptors(
-            np.array([(c.y_px, c.x_px) for c in list(self.chip)[-3:]]), areas, eccentricities
+            np.array([(c.y_px, c.x_px) for c in recent_chip]), areas, eccentricities
         )
         for rows, stream in ((in_frame, self.motion), (on_chip, self.chip_motion)):
             stream.append(rows[-1])
