@@ -151,6 +151,20 @@ class NanowellConfig(_Section):
     death_model: Path | None = Field(
         None, strict=False, description="death sequence model folder; empty: the bundled one"
     )
+    contact_rule: Literal["model", "adjacency"] = Field(
+        "model",
+        description="model: the bundled contact model judges each pair of cells from their "
+        "masks and the U-Net's foreground between them (docs/nanowell.md); adjacency: "
+        "touching masks, as always with the classical segmenter",
+    )
+    contact_min_track_frames: int = Field(
+        6,
+        ge=0,
+        le=1000,
+        description="contacts of a track that appeared mid-acquisition wait until it has "
+        "lived this many frames, and go if it ends sooner (cut-off pieces and debris make "
+        "short-lived tracks that touch their neighbours); 0: no wait",
+    )
     smoothing_lambda: float = Field(
         0.0,
         ge=0,

@@ -2,8 +2,9 @@
 
 Per frame of a position: the well lattice follows the drift (``wells.py``); every
 well's interior is segmented in one batched call; one :class:`NanowellTracker` per
-well links its cells (wells share nothing); contacts come from the masks with one
-frame of hysteresis; the sequence models read each track's recent crops and motion
+well links its cells (wells share nothing); contacts come from the masks and the
+U-Net's foreground between them (``tracking/contact_score.py``) with one frame of
+hysteresis; the sequence models read each track's recent crops and motion
 and :mod:`livecell.analysis.fates` turns their probabilities into one ``cell_type``
 and one ``death`` (and ``early_necroptosis``) event per track. Tracks-file rows
 leave once their frame's smoothing lag has passed.
@@ -43,12 +44,13 @@ from livecell.events import (
     stable_id,
 )
 from livecell.frames import Frame, FrameKey
-from livecell.segmentation import Segmenter
+from livecell.segmentation import ForegroundSegmenter, Segmenter
 from livecell.simulation.scene import Well
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
 from livecell.tracking.arrest import ArrestRule
 from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
-from livecell.tracking.contacts import ContactHysteresis
+from livecell.tracking.contact_score import contact_pairs, track_pairs
+from livecell.tracking.contacts import ContactHysteresis, NewTrackHold
 from livecell.tracking.nanowell import NanowellTracker, TrackedCell, WellUpdate
 from livecell.tracking.smoothing import FixedLagSmoother
 
@@ -143,6 +145,7 @@ class _Position:
     lattice: WellLattice = field(init=False)
     trackers: dict[str, NanowellTracker] = field(default_factory=dict)
     contacts: dict[str, ContactHysteresis] = field(default_factory=dict)
+    contact_hold: NewTrackHold[Event] = field(init=False)
     ids: dict[tuple[str, int], int] = field(default_factory=dict)
     tracks: dict[int, TrackState] = field(default_factory=dict)
     next_id: int = field(init=False)
@@ -152,6 +155,7 @@ class _Position:
     def __post_init__(self) -> None:
         self.lattice = WellLattice(edge_margin_px=self.config.well_edge_margin_px)
         self.next_id = self.first_t * TRACK_ID_BLOCK + 1
+        self.contact_hold = NewTrackHold(self.config.contact_min_track_frames)
 
     def update(
         self, image: FloatArray, t: int, completed_at: float, meters: StageMeters
@@ -159,21 +163,26 @@ class _Position:
         clock = _Clock(meters)
         wells = self.lattice.update(image, t)
         clock.lap("wells")
-        labels = self.models.segmenter.segment([image[w.y0 : w.y1, w.x0 : w.x1] for w in wells])
+        labels, foregrounds = self._segment([image[w.y0 : w.y1, w.x0 : w.x1] for w in wells])
         clock.lap("segmentation")
         events: list[Event] = []
         rows: list[TrackRow] = []
         new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
         marks: list[WellCells] = []
         self.death_probabilities = []
-        for well, well_labels in zip(wells, labels, strict=True):
+        for well, well_labels, foreground in zip(wells, labels, foregrounds, strict=True):
             tracker = self.trackers.setdefault(well.well, NanowellTracker())
             pixels = image[well.y0 : well.y1, well.x0 : well.x1]  # appearance for the linking
             update = tracker.update(
                 well_labels, t, pixels if pixels.shape == well_labels.shape else None
             )
             rows += self._follow(well, well_labels, update, image)
-            events += self._contacts(well.well, update, t, new_event)
+            contacts = (
+                update.contacts
+                if foreground is None
+                else track_pairs(contact_pairs(well_labels, foreground), update.cells)
+            )
+            events += self._contacts(well.well, contacts, t, new_event)
             marks.append(self._marks(well, well_labels, update))
         clock.lap("tracking")
         events += self._fates(new_event, meters)
@@ -186,6 +195,17 @@ class _Position:
             death_probabilities=tuple(self.death_probabilities),
         )
         return events, rows
+
+    def _segment(
+        self, crops: list[FloatArray]
+    ) -> tuple[list[npt.NDArray[np.int32]], list[FloatArray | None]]:
+        """Each well's labels, and its foreground probability where the contact model
+        reads it (``contact_rule = "model"`` and a segmenter that gives one)."""
+        segmenter = self.models.segmenter
+        if self.config.contact_rule == "model" and isinstance(segmenter, ForegroundSegmenter):
+            pairs = segmenter.segment_with_foreground(crops)
+            return [labels for labels, _ in pairs], [foreground for _, foreground in pairs]
+        return segmenter.segment(crops), [None] * len(crops)
 
     def _marks(self, well: Well, labels: npt.NDArray[np.integer], update: WellUpdate) -> WellCells:
         """The well's cells for viewers: references and a few numbers, nothing computed."""
@@ -220,7 +240,9 @@ class _Position:
     ) -> list[TrackRow]:
         rows: list[TrackRow] = []
         for local in update.ended:
-            state = self.tracks.pop(self.ids.pop((well.well, local), -1), None)
+            track = self.ids.pop((well.well, local), -1)
+            self.contact_hold.ended(track)
+            state = self.tracks.pop(track, None)
             if state is not None:
                 rows += state.finish()
         crop_px = self._crop_px()
@@ -230,6 +252,8 @@ class _Position:
             state = self.tracks.get(track)
             if state is None:
                 state = self.tracks[track] = self._new_state(well.well, track)
+                if update.t > self.first_t:
+                    self.contact_hold.born(track, update.t)
             crop, eccentricity = self._cell_crop(cell, labels, label_image, well, image, crop_px)
             rows += state.add(
                 update.t,
@@ -305,10 +329,11 @@ class _Position:
     # ------------------------------------------------------------------ events
 
     def _contacts(
-        self, well: str, update: WellUpdate, t: int, new_event: _EventMaker
+        self, well: str, contacts: frozenset[tuple[int, int]], t: int, new_event: _EventMaker
     ) -> list[Event]:
+        """``contacts``: this frame's touching pairs of the well's (local) track ids."""
         hysteresis = self.contacts.setdefault(well, ContactHysteresis())
-        pairs = [(self._global_id(well, a), self._global_id(well, b)) for a, b in update.contacts]
+        pairs = [(self._global_id(well, a), self._global_id(well, b)) for a, b in contacts]
         changes = hysteresis.update(pairs, t)
         events = [
             new_event(CONTACT_START, (well, a, b, t), well=well, tracks=[a, b])
@@ -324,7 +349,7 @@ class _Position:
             )
             for c in changes.ended
         ]
-        return events
+        return self.contact_hold.update([(tuple(e.fields["tracks"]), e) for e in events], t)
 
     def _fates(self, new_event: _EventMaker, meters: StageMeters) -> list[Event]:
         events: list[Event] = []

@@ -6,13 +6,14 @@ model-free :class:`ClassicalSegmenter` in ``classical`` and the bundled U-Net in
 score (``scoring``). Nothing here imports torch: the U-Net runs through ONNX Runtime.
 """
 
-from livecell.segmentation._protocol import Segmenter
+from livecell.segmentation._protocol import ForegroundSegmenter, Segmenter
 from livecell.segmentation.classical import ClassicalParams, ClassicalSegmenter
 from livecell.segmentation.unet import UNetSegmenter, WatershedParams
 
 __all__ = [
     "ClassicalParams",
     "ClassicalSegmenter",
+    "ForegroundSegmenter",
     "Segmenter",
     "UNetSegmenter",
     "WatershedParams",

@@ -14,6 +14,11 @@ Lifecycle::
   Touching and overlapping cells are separate instances; an empty well is all 0.
 - The whole frame's wells go in one call so a model can batch them; an empty
   sequence gives an empty list. A segmenter is used from one thread at a time.
+- A segmenter that has per-pixel probabilities may also offer
+  ``segment_with_foreground(crops)`` (:class:`ForegroundSegmenter`): each crop's labels
+  with its float32 p(cell) image, from which the nanowell stage judges contacts
+  (:mod:`livecell.tracking.contact_score`); without it contacts come from mask
+  adjacency alone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 
 @runtime_checkable
@@ -36,4 +42,15 @@ class Segmenter(Protocol):
 
     def close(self) -> None:
         """Release sessions and buffers; idempotent."""
+        ...
+
+
+@runtime_checkable
+class ForegroundSegmenter(Segmenter, Protocol):
+    """A :class:`Segmenter` that also gives each crop's foreground probability."""
+
+    def segment_with_foreground(
+        self, crops: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, npt.NDArray[np.float32]]]:
+        """Per crop: its label image (as ``segment``) and float32 p(cell), same shape."""
         ...

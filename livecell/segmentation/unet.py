@@ -209,6 +209,14 @@ class UNetSegmenter:
         return results
 
     def segment(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [labels for labels, _ in self.segment_with_foreground(crops)]
+
+    def segment_with_foreground(
+        self, crops: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, npt.NDArray[np.float32]]]:
+        """Per crop, its labels (as :meth:`segment`) and p(cell) = p(interior) + p(boundary),
+        which :mod:`livecell.tracking.contact_score` reads to judge contacts."""
         return [
-            instances_from_probabilities(p[1], p[2], self.params) for p in self.probabilities(crops)
+            (instances_from_probabilities(p[1], p[2], self.params), p[1] + p[2])
+            for p in self.probabilities(crops)
         ]

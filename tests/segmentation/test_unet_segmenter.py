@@ -11,7 +11,7 @@ from synthetic import draw_cells
 
 from livecell.engine.bundled import bundled_model_dir
 from livecell.engine.export import PARITY_TOLERANCE
-from livecell.segmentation import Segmenter, UNetSegmenter, WatershedParams
+from livecell.segmentation import ForegroundSegmenter, Segmenter, UNetSegmenter, WatershedParams
 from livecell.segmentation.scoring import SegmentationScore
 from livecell.segmentation.unet import (
     BUNDLED_NAME,
@@ -59,6 +59,20 @@ def test_shapes_dtypes_and_an_empty_well(segmenter: UNetSegmenter) -> None:
     assert int(out[0].max()) >= 1
     assert int(out[2].max()) >= 1
     assert segmenter.segment([]) == []
+
+
+def test_foreground_comes_with_the_same_labels(segmenter: UNetSegmenter) -> None:
+    assert isinstance(segmenter, ForegroundSegmenter)
+    crops = [draw_cells([(40.0, 40.0, 16.0), (70.0, 60.0, 14.0)], size_px=120, seed=s)[0]
+             for s in (5, 6)]  # fmt: skip
+    with_foreground = segmenter.segment_with_foreground(crops)
+    for (labels, foreground), plain in zip(with_foreground, segmenter.segment(crops), strict=True):
+        assert np.array_equal(labels, plain)
+        assert foreground.shape == labels.shape
+        assert foreground.dtype == np.float32
+        assert foreground.min() >= 0.0
+        assert foreground.max() <= 1.0 + 1e-6
+        assert foreground[labels > 0].mean() > 0.8 > foreground[labels == 0].mean()
 
 
 def test_tiles_cover_and_overlap() -> None:

@@ -35,7 +35,9 @@ def test_appearance_is_mean_and_std_of_median_normalised_pixels(
     z = image.astype(np.float64) / np.median(image[::2, ::2])  # a quarter of the pixels
     for i, v in enumerate(obs.label.tolist()):
         inside = z[labels == v]
-        assert obs.appearance[i] == pytest.approx([inside.mean(), inside.std()], abs=1e-9)
+        # the std comes from E[z^2] - E[z]^2: a flat cell leaves a rounding residue whose
+        # square root is ~1e-8
+        assert obs.appearance[i] == pytest.approx([inside.mean(), inside.std()], abs=1e-7)
 
 
 def test_appearance_ignores_exposure() -> None:

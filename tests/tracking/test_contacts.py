@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livecell.tracking.contacts import Contact, ContactHysteresis
+from livecell.tracking.contacts import Contact, ContactHysteresis, NewTrackHold
 
 
 def feed(frames: list[set[tuple[int, int]]]) -> tuple[list[tuple[int, int, int]], list[Contact]]:
@@ -63,3 +63,31 @@ def test_contacts_cover_every_frame_in_contact_and_bridge_only_single_gaps(
         assert "FF" not in "".join("T" if p else "F" for p in inside)
     for a, b in itertools.pairwise(ended):  # separate contacts: a 2+ frame gap
         assert b.start_t - a.end_t > 2
+
+
+def test_a_new_tracks_items_wait_until_it_has_lived_min_frames() -> None:
+    hold: NewTrackHold[str] = NewTrackHold(min_frames=3)
+    hold.born(9, t=10)
+    assert hold.update([((1, 2), "old pair")], t=10) == ["old pair"]
+    assert hold.update([((1, 9), "start 10")], t=10) == []
+    assert hold.update([((9, 2), "start 11")], t=11) == []
+    assert hold.update([((1, 9), "end 12")], t=12) == ["start 10", "start 11", "end 12"]
+    assert hold.update([((2, 9), "later")], t=13) == ["later"]
+
+
+def test_a_track_that_ends_young_takes_its_items_with_it() -> None:
+    hold: NewTrackHold[str] = NewTrackHold(min_frames=8)
+    hold.born(5, t=3)
+    hold.born(6, t=3)
+    assert hold.update([((1, 5), "a"), ((5, 6), "b"), ((1, 6), "c"), ((1, 2), "d")], t=3) == ["d"]
+    hold.ended(5)
+    assert hold.update([], t=9) == []
+    assert hold.update([], t=10) == ["c"]
+
+
+def test_min_frames_one_holds_nothing() -> None:
+    hold: NewTrackHold[int] = NewTrackHold(min_frames=1)
+    hold.born(4, t=2)
+    assert hold.update([((4, 1), 7)], t=2) == [7]
+    with pytest.raises(ValueError, match="min_frames"):
+        NewTrackHold(min_frames=-1)
