@@ -31,6 +31,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from livecell.tracking.nanowell import TrackedCell
+from livecell.tracking.observations import neighbour_pixel_pairs
 
 __all__ = [
     "BUNDLED_CONTACT_MODEL",
@@ -196,17 +197,8 @@ def _measure_pair(
 
 def _adjacent_counts(labels: npt.NDArray[np.integer]) -> dict[tuple[int, int], int]:
     """8-neighbouring pixel pairs with two different non-zero labels, counted per pair."""
-    found: list[npt.NDArray[np.int64]] = []
-    for a, b in (
-        (labels[:, :-1], labels[:, 1:]),
-        (labels[:-1, :], labels[1:, :]),
-        (labels[:-1, :-1], labels[1:, 1:]),
-        (labels[:-1, 1:], labels[1:, :-1]),
-    ):
-        differ = (a != b) & (a > 0) & (b > 0)
-        if differ.any():
-            found.append(np.stack([a[differ], b[differ]], axis=1).astype(np.int64))
-    if not found:
+    found = neighbour_pixel_pairs(labels)
+    if len(found) == 0:
         return {}
-    pairs, counts = np.unique(np.sort(np.concatenate(found), axis=1), axis=0, return_counts=True)
+    pairs, counts = np.unique(found, axis=0, return_counts=True)
     return {(int(a), int(b)): int(n) for (a, b), n in zip(pairs, counts, strict=True)}

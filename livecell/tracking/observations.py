@@ -29,6 +29,7 @@ __all__ = [
     "Observations",
     "assign_to_boxes",
     "measure",
+    "neighbour_pixel_pairs",
     "split_by_box",
     "touching_pairs",
 ]
@@ -224,6 +225,14 @@ def touching_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
         top = int(image.max())
         if top < 2**31:  # pair codes ``a * (top + 1) + b`` fit in int64
             return _touching_pairs_sparse(image, top)
+    pairs = neighbour_pixel_pairs(image)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def neighbour_pixel_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
+    """Every pair of 8-neighbouring pixels with two different non-zero labels, as the
+    labels ``[K, 2]`` (``a < b`` per row, one row per pixel pair, unsorted)."""
+    image = np.asarray(labels)
     found: list[IntArray] = []
     for a, b in (
         (image[:, :-1], image[:, 1:]),
@@ -236,8 +245,7 @@ def touching_pairs(labels: npt.NDArray[np.integer]) -> IntArray:
             found.append(np.stack([a[differ], b[differ]], axis=1).astype(np.int64))
     if not found:
         return np.zeros((0, 2), np.int64)
-    pairs = np.sort(np.concatenate(found), axis=1)
-    return np.unique(pairs, axis=0)
+    return np.sort(np.concatenate(found), axis=1)
 
 
 def _touching_pairs_sparse(image: npt.NDArray[np.integer], top: int) -> IntArray:
