@@ -86,39 +86,29 @@ def pair_measurements(
     """Pairs ``[P, 2]`` (``a < b``) at most ``max_gap_px`` apart and their measurements
     ``[P, 4]`` (:data:`MEASUREMENTS`)."""
     labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape != np.shape(foreground):
+    foreground = np.asarray(foreground)
+    if labels.ndim != 2 or labels.shape != foreground.shape:
         raise ValueError("labels and foreground must be 2-D images of one shape")
     ids = [int(i) for i in np.unique(labels) if i > 0]
-    if len(ids) < 2:
-        return np.zeros((0, 2), np.int64), np.zeros((0, len(MEASUREMENTS)))
-    adjacent = _adjacent_counts(labels)
+    adjacent = _adjacent_counts(labels) if len(ids) > 1 else {}
     reach = int(np.ceil(max_gap_px + near_px)) + 1
     boxes = ndimage.find_objects(labels)
-    distance: dict[int, tuple[tuple[slice, slice], FloatArray]] = {}
-    for i in ids:
-        window = _grown(boxes[i - 1], reach, labels.shape)
-        distance[i] = (window, ndimage.distance_transform_edt(labels[window] != i))
+    distances = {i: _Distances.around(labels, i, boxes[i - 1], reach) for i in ids}
     pairs: list[tuple[int, int]] = []
     rows: list[tuple[float, float, float, float]] = []
     for k, a in enumerate(ids):
-        (wa, da) = distance[a]
         for b in ids[k + 1 :]:
-            measured = _measure_pair(labels, foreground, wa, da, distance[b], b, near_px)
+            measured = _measure_pair(labels, foreground, distances[a], distances[b], b, near_px)
             if measured is None or measured[0] > max_gap_px:
                 continue
             gap_px, between_foreground, between_px = measured
-            rows.append(
-                (
-                    float(np.log1p(adjacent.get((a, b), 0))),
-                    gap_px,
-                    between_foreground,
-                    float(np.log1p(between_px)),
-                )
-            )
+            log_adjacent = float(np.log1p(adjacent.get((a, b), 0)))
+            rows.append((log_adjacent, gap_px, between_foreground, float(np.log1p(between_px))))
             pairs.append((a, b))
-    if not pairs:
-        return np.zeros((0, 2), np.int64), np.zeros((0, len(MEASUREMENTS)))
-    return np.asarray(pairs, np.int64), np.asarray(rows, np.float64)
+    return (
+        np.asarray(pairs, np.int64).reshape(-1, 2),
+        np.asarray(rows, np.float64).reshape(-1, len(MEASUREMENTS)),
+    )
 
 
 def contact_pairs(
@@ -154,44 +144,54 @@ def track_pairs(
     return frozenset(out)
 
 
-def _grown(box: tuple[slice, slice], by: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    rows, cols = box
-    return (
-        slice(max(0, rows.start - by), min(shape[0], rows.stop + by)),
-        slice(max(0, cols.start - by), min(shape[1], cols.stop + by)),
-    )
+@dataclass(frozen=True, slots=True)
+class _Distances:
+    """Distance (px) to one instance over a window around it: exact inside the window,
+    which holds everything within the window's reach of the instance."""
+
+    window: tuple[slice, slice]
+    px: FloatArray
+
+    @classmethod
+    def around(
+        cls, labels: npt.NDArray[np.integer], label: int, box: tuple[slice, slice], reach: int
+    ) -> _Distances:
+        window = tuple(
+            slice(max(0, s.start - reach), min(n, s.stop + reach))
+            for s, n in zip(box, labels.shape, strict=True)
+        )
+        rows, cols = window
+        return cls((rows, cols), ndimage.distance_transform_edt(labels[rows, cols] != label))
+
+    def over(self, rows: slice, cols: slice) -> FloatArray:
+        """The distances over ``rows`` x ``cols`` (image coordinates, inside the window)."""
+        r0, c0 = self.window[0].start, self.window[1].start
+        return self.px[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
 
 
 def _measure_pair(
     labels: npt.NDArray[np.integer],
     foreground: npt.NDArray[np.floating],
-    window_a: tuple[slice, slice],
-    distance_a: FloatArray,
-    b_entry: tuple[tuple[slice, slice], FloatArray],
-    b: int,
+    a: _Distances,
+    b: _Distances,
+    b_label: int,
     near_px: float,
 ) -> tuple[float, float, int] | None:
-    """(gap, mean foreground between, pixels between), or None when ``b`` lies outside
-    ``a``'s window (further than the window's reach)."""
-    window_b, distance_b = b_entry
-    rows = slice(max(window_a[0].start, window_b[0].start), min(window_a[0].stop, window_b[0].stop))
-    cols = slice(max(window_a[1].start, window_b[1].start), min(window_a[1].stop, window_b[1].stop))
+    """(gap, mean foreground between, pixels between), or None when the two windows
+    hold no pixel of ``b`` together (the cells are further apart than the reach)."""
+    rows, cols = (
+        slice(max(sa.start, sb.start), min(sa.stop, sb.stop))
+        for sa, sb in zip(a.window, b.window, strict=True)
+    )
     if rows.start >= rows.stop or cols.start >= cols.stop:
         return None
-    da = distance_a[
-        rows.start - window_a[0].start : rows.stop - window_a[0].start,
-        cols.start - window_a[1].start : cols.stop - window_a[1].start,
-    ]
-    db = distance_b[
-        rows.start - window_b[0].start : rows.stop - window_b[0].start,
-        cols.start - window_b[1].start : cols.stop - window_b[1].start,
-    ]
-    in_b = labels[rows, cols] == b
+    in_b = labels[rows, cols] == b_label
     if not in_b.any():
         return None
+    da, db = a.over(rows, cols), b.over(rows, cols)
     between = (da <= near_px) & (db <= near_px)
     count = int(between.sum())
-    mean = float(np.asarray(foreground)[rows, cols][between].mean()) if count else 0.0
+    mean = float(foreground[rows, cols][between].mean()) if count else 0.0
     return float(da[in_b].min()), mean, count
 
 
