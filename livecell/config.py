@@ -195,8 +195,8 @@ class NanowellConfig(_Section):
         0.5,
         gt=0,
         lt=1,
-        description="a death's onset is the earliest frame from which the per-frame death "
-        "probability stays at or above this (read at the deciding frame)",
+        description="a death's onset is the frame from which the per-frame death "
+        "probability stays above this on balance (read at the deciding frame)",
     )
     death_onset_context_frames: int = Field(
         5,

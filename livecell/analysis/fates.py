@@ -18,11 +18,14 @@ replay decides the same things at the same frames.
   over the windows seen so far that reach at least ``onset_context_frames`` frames
   past it (the bidirectional model places a frame better once it has seen what
   follows; the frames nearer the call than that take the deciding window's value);
-  the onset is the earliest frame from which every later frame's probability stays
-  at or above ``onset_threshold``. ``onset_context_frames`` None (or negative) uses
-  the deciding window alone; ``onset_threshold=None`` is ``threshold``. The onset is
-  never after the deciding frame, nor before the window's first frame. Front padding
-  of a young track's window (repeats of its first frame) is dropped.
+  the onset is the frame from which the probability stays above ``onset_threshold``
+  on balance: the start of the run of last frames with the largest sum of
+  ``p - onset_threshold`` (the change point of a step in the mean), so a frame or two
+  dipping under the threshold does not push the onset past them.
+  ``onset_context_frames`` None (or negative) uses the deciding window alone;
+  ``onset_threshold=None`` is ``threshold``. The onset is never after the deciding
+  frame, nor before the window's first frame. Front padding of a young track's window
+  (repeats of its first frame) is dropped.
 - Motility (with an ``arrest`` rule and the track's step lengths on the chip,
   :mod:`livecell.tracking.arrest`): a death is not called while the cell is still
   crawling (it is called at the first frame it has stopped and the probability still
@@ -245,10 +248,8 @@ def _unpadded(
 
 
 def _onset(ts: npt.NDArray[np.int64], dead: npt.NDArray[np.float64], threshold: float) -> int:
-    """The earliest frame from which every later frame of the window is at ``threshold``."""
-    onset = int(ts[-1])
-    for t, p in zip(ts[::-1], dead[::-1], strict=True):
-        if p < threshold:
-            break
-        onset = int(t)
-    return onset
+    """The frame from which the window's probabilities stay above ``threshold`` on
+    balance: the start of the suffix with the largest sum of ``dead - threshold``
+    (the earliest of equals; the last frame if every suffix sums below zero)."""
+    suffix_sums = np.cumsum((dead - threshold)[::-1])[::-1]
+    return int(ts[int(np.argmax(suffix_sums))])

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
+from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch, _onset
 from livecell.analysis.track_state import TrackState
 from livecell.tracking.arrest import ArrestRule
 from livecell.tracking.motion import SPEED_FLOOR_PX, motion_descriptors
@@ -310,3 +310,24 @@ def test_onset_memory_stays_within_one_window() -> None:
     feed_windows(w, [list(rng.uniform(0, 0.5, 6)) for _ in range(200)])
     assert w.death is None
     assert 0 < len(w._hindsight) <= 6
+
+
+def test_a_one_frame_dip_after_the_rise_does_not_move_the_onset() -> None:
+    """The probability rises at frame 2, dips under the onset threshold at frame 3 and
+    stays high after: the onset is the rise, not the frame after the dip."""
+    dip = [0.0, 0.05, 0.7, 0.4, 0.9, 0.95]
+    called = feed(watch(threshold=0.85, onset_threshold=0.5), dip)
+    assert [t for t, _ in called] == [5]
+    assert called[0][1].onset_t == 2
+
+
+@given(
+    st.lists(st.floats(0, 0.49), max_size=10),
+    st.lists(st.floats(0.51, 1), min_size=1, max_size=10),
+)
+def test_a_clean_step_has_its_onset_at_the_step(low: list[float], high: list[float]) -> None:
+    """Every frame before the step under the onset threshold, every frame from it on
+    above: the onset is the step's first frame, whatever the values."""
+    dead = np.array(low + high, dtype=np.float64)
+    ts = np.arange(10, 10 + len(dead))
+    assert _onset(ts, dead, 0.5) == 10 + len(low)
