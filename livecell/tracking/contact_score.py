@@ -80,8 +80,8 @@ def pair_measurements(
     labels: npt.NDArray[np.integer],
     foreground: npt.NDArray[np.floating],
     *,
-    near_px: float = 3.0,
-    max_gap_px: float = 6.0,
+    near_px: float = BUNDLED_CONTACT_MODEL.near_px,
+    max_gap_px: float = BUNDLED_CONTACT_MODEL.max_gap_px,
 ) -> tuple[IntArray, FloatArray]:
     """Pairs ``[P, 2]`` (``a < b``) at most ``max_gap_px`` apart and their measurements
     ``[P, 4]`` (:data:`MEASUREMENTS`)."""

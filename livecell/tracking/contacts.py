@@ -104,7 +104,7 @@ class NewTrackHold(Generic[Item]):
     ``min_frames`` 0 or 1 holds nothing.
     """
 
-    min_frames: int = 8
+    min_frames: int
     _born: dict[int, int] = field(default_factory=dict, init=False, repr=False)
     _held: list[tuple[tuple[int, ...], Item]] = field(default_factory=list, init=False, repr=False)
 
