@@ -14,6 +14,10 @@ Owns the linking of one well's (or one whole field's) instances from frame to fr
   the observations carry it) and the track's running appearance (updated at
   ``velocity_smoothing`` while the cell touches no other cell, at the slower
   ``appearance_contact_smoothing`` while it does: features drift over a long contact);
+  both distance weights of a track slower than ``slow_speed_px`` multiplied by
+  ``slow_speed_px / speed`` (at most ``slow_gain_max``): a still cell rarely jumps, so
+  its changing area or pixels (it is dying, or half under a neighbour) do not hand
+  its identity to another cell;
 - assignment by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``; an
   exact shortcut when every row's, or every column's, cheapest entry is distinct),
   forward (with the motion model) and backward (from the new frame, without it); tracks
@@ -95,6 +99,11 @@ class TrackerParams:
     appearance_contact_smoothing: float = 0.2
     """Weight of the newest appearance in the track's estimate while the cell touches
     another (its pixels mixed with the other's), in [0, 1]; 0: updated only apart."""
+    slow_speed_px: float = 20.0
+    """Tracks slower than this (px per frame) pay more per px of distance: the weights
+    are multiplied by ``slow_speed_px / speed``, at most ``slow_gain_max``; 0: off."""
+    slow_gain_max: float = 8.0
+    """Largest multiplier of a slow track's distance weights."""
     contact_penalty: float = 0.0
     """Cost added against taking an instance whose area fits a contact partner better
     (DESIGN.md suggests ~100; measured on ground-truth masks it cost MOTA, so 0)."""
@@ -127,6 +136,8 @@ class TrackerParams:
             ("appearance_weight_px", self.appearance_weight_px >= 0),
             ("appearance_scale", self.appearance_scale > 0),
             ("appearance_contact_smoothing", 0 <= self.appearance_contact_smoothing <= 1),
+            ("slow_speed_px", self.slow_speed_px >= 0),
+            ("slow_gain_max", self.slow_gain_max >= 1),
             ("contact_penalty", self.contact_penalty >= 0),
             ("velocity_smoothing", 0 < self.velocity_smoothing <= 1),
             ("max_missed_frames", self.max_missed_frames >= 0),
@@ -193,6 +204,14 @@ class _Track:
     ref_app: tuple[float, ...] | None = None  # the appearance, taken as ``ref_area`` is
     missed: int = 0
     fragments: tuple[int, ...] = ()  # labels of the cell's other pieces at ``t_last``
+
+
+def _slow_gain(speed: float | None, p: TrackerParams) -> float:
+    """Multiplier of a track's distance weights: ``slow_speed_px / speed``, capped, for a
+    track slower than ``slow_speed_px``; 1 otherwise (and for a track with no step yet)."""
+    if speed is None or speed >= p.slow_speed_px:
+        return 1.0
+    return min(p.slow_gain_max, p.slow_speed_px / max(speed, 1e-9))
 
 
 def _assign(cost: npt.NDArray[np.float64]) -> list[tuple[int, int]]:
@@ -495,18 +514,24 @@ class NanowellTracker:
         forward: list[list[float]] = []
         backward: list[list[float]] = []
         shapes: list[list[float]] = []
-        w_last, w_pred, w_shape = p.distance_weight, p.prediction_weight, p.shape_weight_px
+        w_shape = p.shape_weight_px
         w_speed = p.speed_weight
         w_app = p.appearance_weight_px / p.appearance_scale
         use_app = apps is not None and p.appearance_weight_px > 0
         penalise = bool(self._contacts) and p.contact_penalty > 0
         points = list(zip(xs, ys, areas, strict=True))
         max_link = p.max_link_distance_px
+        slow, gain_max = p.slow_speed_px, p.slow_gain_max
         for tr in self._tracks:
             dt = t - tr.t_last
             lx, ly = tr.x, tr.y
             px, py = lx + tr.vx * dt, ly + tr.vy * dt
             gate = max_link * (1 + tr.missed)
+            if tr.speed is not None and tr.speed < slow:  # _slow_gain, inlined
+                gain = min(gain_max, slow / max(tr.speed, 1e-9))
+                w_last, w_pred = p.distance_weight * gain, p.prediction_weight * gain
+            else:
+                w_last, w_pred = p.distance_weight, p.prediction_weight
             ra = tr.ref_area
             speed = 0.0 if tr.speed is None else tr.speed
             ref = tr.ref_app if use_app else None
@@ -565,13 +590,14 @@ class NanowellTracker:
         shape = 1.0 - np.minimum(area[:, None], obs_area[None, :]) / np.maximum(
             np.maximum(area[:, None], obs_area[None, :]), 1e-9
         )
-        base = p.distance_weight * d_last + p.shape_weight_px * shape
+        gain = np.array([_slow_gain(tr.speed, p) for tr in tracks])[:, None]
+        base = p.distance_weight * gain * d_last + p.shape_weight_px * shape
         if p.speed_weight > 0:
             speed = np.array([0.0 if tr.speed is None else tr.speed for tr in tracks])
             base = base + p.speed_weight * np.abs(d_last / dt[:, None] - speed[:, None])
         if apps is not None and p.appearance_weight_px > 0 and apps:
             base = base + self._appearance_costs(np.array(apps, np.float64))
-        forward = base + p.prediction_weight * d_pred
+        forward = base + p.prediction_weight * gain * d_pred
         gate = p.max_link_distance_px * (1 + np.array([tr.missed for tr in tracks]))
         far = np.minimum(d_last, d_pred) > gate[:, None]
         if self._contacts and p.contact_penalty > 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -257,6 +259,8 @@ def test_after_a_contact_the_partners_keep_their_identities() -> None:
         {"appearance_scale": 0.0},
         {"appearance_contact_smoothing": 1.5},
         {"fragment_area_ratio": (1.2, 0.8)},
+        {"slow_speed_px": -1.0},
+        {"slow_gain_max": 0.5},
     ],
 )
 def test_params_out_of_range_are_refused(bad: dict[str, object]) -> None:
@@ -303,6 +307,31 @@ def test_equal_cells_that_jump_past_each_other_are_told_apart_by_appearance() ->
     assert [len(u.cells) for u in by_sight] == [2, 2, 2, 2]
 
 
+def still_pair(t: int, area_a: float, area_b: float) -> Observations:
+    """Two cells 60 px apart that jitter by about a pixel a frame."""
+    jitter = (-1.0) ** t
+    return Observations.from_arrays(
+        np.array([1, 2]),
+        np.array([50.0 + jitter, 110.0]),
+        np.array([60.0, 60.0 + jitter]),
+        np.array([area_a, area_b]),
+    )
+
+
+@pytest.mark.parametrize(("slow_speed_px", "swapped"), [(20.0, False), (0.0, True)])
+def test_a_still_cell_keeps_its_place_when_its_area_changes(
+    slow_speed_px: float, swapped: bool
+) -> None:
+    """One still cell swells (a necroptotic cell), the other is half hidden under a passing
+    effector: each new area fits the other's old one better. For cells that have not moved
+    in frames a 60 px jump is the less likely story, and the slow gain says so."""
+    tracker = NanowellTracker(TrackerParams(slow_speed_px=slow_speed_px))
+    updates = [tracker.update_observations(still_pair(t, 1130.0, 1360.0), t) for t in range(6)]
+    updates.append(tracker.update_observations(still_pair(6, 1307.0, 1161.0), 6))
+    assert identities(updates)[5] == {1: 1, 2: 2}
+    assert identities(updates)[6] == ({1: 2, 2: 1} if swapped else {1: 1, 2: 2})
+
+
 def random_observations(rng: np.random.Generator, n: int, with_appearance: bool) -> Observations:
     return Observations.from_arrays(
         rng.permutation(n) + 1,
@@ -320,14 +349,20 @@ def random_observations(rng: np.random.Generator, n: int, with_appearance: bool)
     seed=st.integers(0, 2**32 - 1),
     sizes=st.lists(st.integers(0, 12), min_size=2, max_size=6),
     weight=st.sampled_from([0.0, 3.0, 30.0, 300.0]),
+    slow_speed_px=st.sampled_from([0.0, 20.0, 200.0]),
 )
 def test_small_and_numpy_costs_agree_with_appearance(
-    seed: int, sizes: list[int], weight: float
+    seed: int, sizes: list[int], weight: float, slow_speed_px: float
 ) -> None:
     """Both cost paths give the same matrices, some tracks lacking an appearance."""
     rng = np.random.default_rng(seed)
     tracker = NanowellTracker(
-        TrackerParams(appearance_weight_px=weight, contact_penalty=50.0, speed_weight=0.5)
+        TrackerParams(
+            appearance_weight_px=weight,
+            contact_penalty=50.0,
+            speed_weight=0.5,
+            slow_speed_px=slow_speed_px,
+        )
     )
     for t, n in enumerate(sizes[:-1]):
         tracker.update_observations(random_observations(rng, n, bool(t % 3)), t)
@@ -358,3 +393,36 @@ def test_appearance_changes_nothing_at_weight_zero_or_when_absent(
     assert [zero.update_observations(o, t) for t, o in enumerate(seen)] == expected
     unweighted = NanowellTracker(TrackerParams(appearance_weight_px=0.0))
     assert [unweighted.update_observations(o, t) for t, o in enumerate(plain)] == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(1, 8), min_size=3, max_size=6),
+    slow_speed_px=st.floats(1.0, 120.0),
+    gain_max=st.floats(1.0, 10.0),
+)
+def test_the_slow_gain_only_raises_the_costs_of_slow_tracks(
+    seed: int, sizes: list[int], slow_speed_px: float, gain_max: float
+) -> None:
+    """One tracker's state, costed with the gain on and off: rows of tracks at or above
+    ``slow_speed_px`` are unchanged; a slow track's row never costs less, nor more than
+    ``gain_max`` times as much."""
+    rng = np.random.default_rng(seed)
+    frames = [random_observations(rng, n, True) for n in sizes]
+    on = NanowellTracker(TrackerParams(slow_speed_px=slow_speed_px, slow_gain_max=gain_max))
+    for t, obs in enumerate(frames[:-1]):
+        on.update_observations(obs, t)
+    off = copy.deepcopy(on)
+    off.params = TrackerParams(slow_speed_px=0.0)
+    obs = frames[-1]
+    assert obs.appearance is not None
+    apps = [tuple(a) for a in obs.appearance.tolist()]
+    args = (obs.x_px.tolist(), obs.y_px.tolist(), obs.area_px.tolist(), len(frames), apps)
+    cost_on, cost_off = on._costs_small(*args)[0], off._costs_small(*args)[0]
+    for track, row_on, row_off in zip(on._tracks, cost_on, cost_off, strict=True):
+        if track.speed is None or track.speed >= slow_speed_px:
+            assert row_on == row_off
+        else:
+            assert all(a >= b for a, b in zip(row_on, row_off, strict=True))
+            assert all(a <= gain_max * b + 1e-9 for a, b in zip(row_on, row_off, strict=True))

@@ -4,7 +4,8 @@
 (floats to the last bit) on seeded random wells and on the benchmark's synthetic chip,
 recorded from the tracker before its per-well speed-up. After a deliberate change of
 behaviour, rewrite it with ``python tests/tracking/test_tracker_equivalence.py --write``
-and say why in the commit.
+and say why in the commit. The parameter sets with ``slow_speed_px=0`` (the slow gain
+off) keep their digests from before the gain existed: with it off, nothing changed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +33,16 @@ from livecell.tracking.observations import Observations, assign_to_boxes, split_
 GOLDEN = Path(__file__).parent / "data" / "tracker_golden.json"
 SEEDS = range(40)
 
+GAIN_OFF = TrackerParams(slow_speed_px=0.0)
 PARAMS = [
+    GAIN_OFF,
+    replace(GAIN_OFF, contact_penalty=100.0, speed_weight=0.5, max_missed_frames=1),
+    replace(GAIN_OFF, containment=False, max_link_distance_px=25.0, max_missed_frames=0),
+    replace(GAIN_OFF, distance_weight=0.0, prediction_weight=0.0, shape_weight_px=0.0),
+    replace(GAIN_OFF, containment=False, max_link_distance_px=60.0, contact_penalty=50.0),
     TrackerParams(),
-    TrackerParams(contact_penalty=100.0, speed_weight=0.5, max_missed_frames=1),
     TrackerParams(containment=False, max_link_distance_px=25.0, max_missed_frames=0),
-    TrackerParams(distance_weight=0.0, prediction_weight=0.0, shape_weight_px=0.0),
-    TrackerParams(containment=False, max_link_distance_px=60.0, contact_penalty=50.0),
+    TrackerParams(slow_speed_px=200.0, slow_gain_max=3.0, speed_weight=0.5),
 ]
 
 
@@ -100,17 +106,17 @@ def well_updates(params: TrackerParams, seed: int) -> list[WellUpdate]:
     return updates
 
 
-def chip_updates() -> list[WellUpdate]:
+def chip_updates(params: TrackerParams) -> list[WellUpdate]:
     """The benchmark's chip: crops of label images, then whole-chip steps."""
     chip = _chip(60)
     centres = _positions(chip, 8, seed=3)
-    per_well = [NanowellTracker() for _ in range(60)]
+    per_well = [NanowellTracker(params) for _ in range(60)]
     updates = []
     for t in range(8):
         image = _chip_labels(chip, centres[t])
         for well, (x0, y0, x1, y1) in enumerate(chip.boxes.tolist()):
             updates.append(per_well[well].update(image[y0:y1, x0:x1], t))
-    trackers = [NanowellTracker() for _ in range(60)]
+    trackers = [NanowellTracker(params) for _ in range(60)]
     for t in range(8):
         _chip_step_labels(trackers, chip, _chip_labels(chip, centres[t]), t)
     for t in range(8, 12):
@@ -126,7 +132,8 @@ def digests() -> dict[str, str]:
         for seed in SEEDS
         for which, params in enumerate(PARAMS)
     }
-    out["chip"] = digest(chip_updates())
+    out["chip"] = digest(chip_updates(GAIN_OFF))
+    out["chip/default"] = digest(chip_updates(TrackerParams()))
     return out
 
 
@@ -138,7 +145,9 @@ def test_updates_on_random_wells_are_the_recorded_ones(seed: int) -> None:
 
 
 def test_updates_on_the_benchmark_chip_are_the_recorded_ones() -> None:
-    assert digest(chip_updates()) == json.loads(GOLDEN.read_text())["chip"]
+    golden = json.loads(GOLDEN.read_text())
+    assert digest(chip_updates(GAIN_OFF)) == golden["chip"]
+    assert digest(chip_updates(TrackerParams())) == golden["chip/default"]
 
 
 def test_split_by_box_parts_are_the_rows_of_each_box() -> None:
