@@ -521,17 +521,13 @@ class NanowellTracker:
         penalise = bool(self._contacts) and p.contact_penalty > 0
         points = list(zip(xs, ys, areas, strict=True))
         max_link = p.max_link_distance_px
-        slow, gain_max = p.slow_speed_px, p.slow_gain_max
         for tr in self._tracks:
             dt = t - tr.t_last
             lx, ly = tr.x, tr.y
             px, py = lx + tr.vx * dt, ly + tr.vy * dt
             gate = max_link * (1 + tr.missed)
-            if tr.speed is not None and tr.speed < slow:  # _slow_gain, inlined
-                gain = min(gain_max, slow / max(tr.speed, 1e-9))
-                w_last, w_pred = p.distance_weight * gain, p.prediction_weight * gain
-            else:
-                w_last, w_pred = p.distance_weight, p.prediction_weight
+            gain = _slow_gain(tr.speed, p)
+            w_last, w_pred = p.distance_weight * gain, p.prediction_weight * gain
             ra = tr.ref_area
             speed = 0.0 if tr.speed is None else tr.speed
             ref = tr.ref_app if use_app else None
