@@ -38,19 +38,36 @@ done
 # (frozen) and its LSTM retrained, bidirectional, on the windows the daemon feeds: 24
 # frames ending at every frame of every ground-truth track, with the motion on the chip
 # (--chip-motion: the simulator's stage.csv takes the stage drift out; log speed).
-# Training: seeds 101-108 with POSITIONS positions each; validation (choice of epoch, by
-# a DeathWatch at the config defaults): seeds 109-110; measured only: seeds 111-112.
-# About 5 minutes of training on one core (OMP_NUM_THREADS=1), plus the simulations and
-# one encoder pass per frame (cached).
-POSITIONS=3
-for seed in 101 102 103 104 105 106 107 108; do
-  simulate "death$seed" nanowell "$seed" --positions "$POSITIONS" --frames 72
+# Training: seeds 101-108 and 151-160, 3 positions each; validation (the choice of epoch,
+# by the daemon's DeathWatch at the config defaults, its arrest rule on the chip steps):
+# seeds 109-110 (1 position) and 161-164 (3); measured only: seeds 111-112.
+# Each acquisition's encoder features are cached once (death_features/, about 12 MB),
+# then its images are dropped (3 positions x 72 frames: about 3.6 GB of TIFFs and masks).
+# About 1 minute per acquisition to simulate and cache, then about 15 minutes of
+# training on one core (OMP_NUM_THREADS=1).
+cached() {  # cached NAME SEED POSITIONS
+  local name=$1 seed=$2 positions=$3
+  [ -f "death_features/$name.npz" ] && return
+  simulate "$name" nanowell "$seed" --positions "$positions" --frames 72
+  OMP_NUM_THREADS=1 python "$repo/scripts/train_death_head.py" "$name" --val "$name" \
+    --base nanowell_death --cache death_features --out unused --features-only > /dev/null
+  rm -rf "$name/frames" "$name"/ground_truth/Pos*
+}
+train=()
+for seed in 101 102 103 104 105 106 107 108 151 152 153 154 155 156 157 158 159 160; do
+  cached "death$seed" "$seed" 3
+  train+=("death$seed")
 done
-for seed in 109 110 111 112; do
+cached nano109 109 1
+cached nano110 110 1
+for seed in 161 162 163 164; do
+  cached "val$seed" "$seed" 3
+done
+for seed in 111 112; do
   simulate "nano$seed" nanowell "$seed" --positions 1 --frames 72
 done
-OMP_NUM_THREADS=1 python "$repo/scripts/train_death_head.py" death101 death102 death103 death104 \
-  death105 death106 death107 death108 --val nano109 nano110 --test nano111 nano112 \
+OMP_NUM_THREADS=1 python "$repo/scripts/train_death_head.py" "${train[@]}" \
+  --val nano109 nano110 val161 val162 val163 val164 --test nano111 nano112 \
   --base nanowell_death --cache death_features --out nanowell_death_lstm \
   --window 24 --epochs 8 --dropout 0.2 --frame-weight 2 --chip-motion
 # the daemon's view of it (DeathWatch on every window of the held-out tracks)

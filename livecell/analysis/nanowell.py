@@ -54,7 +54,13 @@ from livecell.tracking.contacts import ContactHysteresis, NewTrackHold
 from livecell.tracking.nanowell import NanowellTracker, TrackedCell, WellUpdate
 from livecell.tracking.smoothing import FixedLagSmoother
 
-__all__ = ["NanowellModels", "NanowellStage", "open_nanowell_stage", "phase_image"]
+__all__ = [
+    "NanowellModels",
+    "NanowellStage",
+    "death_watch",
+    "open_nanowell_stage",
+    "phase_image",
+]
 
 FloatArray = npt.NDArray[np.float32]
 TRACK_ID_BLOCK = 10_000_000
@@ -293,7 +299,7 @@ class _Position:
         window = max((m.input.window for m in (cell_type, death) if m is not None), default=1)
         arrest = _arrest_rule(c)
         # the model's onset lies within its window; the rule looks back from there
-        reach = 0 if arrest is None else arrest.before_frames + arrest.window_frames
+        reach = 0 if arrest is None else arrest.reach_frames
         return TrackState(
             position=self.position,
             well=well,
@@ -312,18 +318,7 @@ class _Position:
             )
             if cell_type is not None
             else None,
-            death=DeathWatch(
-                death.classes,
-                threshold=c.death_threshold,
-                confirm_frames=c.death_confirm_frames,
-                early_threshold=c.early_necroptosis_threshold,
-                min_track_frames=c.death_min_track_frames,
-                onset_threshold=c.death_onset_threshold,
-                onset_context_frames=c.death_onset_context_frames,
-                arrest=arrest,
-            )
-            if death is not None
-            else None,
+            death=death_watch(death.classes, c) if death is not None else None,
         )
 
     # ------------------------------------------------------------------ events
@@ -400,6 +395,21 @@ def _run(
     motion = np.stack([w[2][-model.input.window :] for w in windows])
     per_frame, per_window = model.predict(crops, motion)
     return [(ts[i], per_frame[i], per_window[i]) for i in range(len(states))]
+
+
+def death_watch(classes: tuple[str, ...], c: NanowellConfig) -> DeathWatch:
+    """A new track's :class:`DeathWatch` as configured: the call, the onset and the
+    motility-arrest rule (``scripts/train_death_head.py`` chooses its epoch with it)."""
+    return DeathWatch(
+        classes,
+        threshold=c.death_threshold,
+        confirm_frames=c.death_confirm_frames,
+        early_threshold=c.early_necroptosis_threshold,
+        min_track_frames=c.death_min_track_frames,
+        onset_threshold=c.death_onset_threshold,
+        onset_context_frames=c.death_onset_context_frames,
+        arrest=_arrest_rule(c),
+    )
 
 
 def _arrest_rule(c: NanowellConfig) -> ArrestRule | None:

@@ -64,6 +64,11 @@ class ArrestRule:
         if self.contrast < 1 or self.still_px <= 0:
             raise ValueError("ArrestRule: contrast must be >= 1 and still_px > 0")
 
+    @property
+    def reach_frames(self) -> int:
+        """How far before the model's onset the rule reads steps."""
+        return self.before_frames + self.window_frames
+
 
 def arrest_frame(
     steps_px: Mapping[int, float], near_t: int, last_t: int, rule: ArrestRule

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import torch
 from microscope import simulate_deathy
@@ -22,6 +23,8 @@ from livecell.training.sequence_head import (
     train_death_head,
 )
 from livecell.training.sequence_train import load_sequence_model
+
+FloatArray = npt.NDArray[np.float32]
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +123,34 @@ def test_a_chip_motion_head_says_so_in_its_card_and_the_runtime_reads_it(
     assert card["input"]["motion"]["descriptors"][0] == "log_speed_px_per_frame"
     assert card["input"]["normalisation"]["motion"]["std"][0] == CHIP_MOTION_NORMALISATION[0][1]
     assert SequenceModel(out).input.motion_frame == "chip"
+
+
+def _late_model_track(chip_steps: bool) -> tuple[TrackSeries, FloatArray, FloatArray]:
+    """A cell that crawls 6 px a frame, stops at frame 20 and dies there (the truth), read
+    by a model that sees the death only from frame 26; its windows' probabilities."""
+    n, window, onset, seen = 40, 8, 20, 26
+    steps = np.where(np.arange(n) <= onset, 6.0, 0.3)
+    steps[0] = np.nan
+    track = TrackSeries(
+        name="acq/Pos0/1",
+        features=np.zeros((n, 4), np.float32),
+        motion=np.zeros((n, 5), np.float32),
+        ts=np.arange(n, dtype=np.int64),
+        dead=(np.arange(n) >= onset).astype(np.float32),
+        pathway=1,
+        chip_steps_px=steps if chip_steps else None,
+    )
+    p_dead = np.where(np.arange(n) >= seen, 0.97, 0.02)
+    per_frame = np.stack([1 - p_dead, p_dead, 0 * p_dead, 0 * p_dead], axis=1).astype(np.float32)
+    idx = daemon_windows(n, window)
+    return track, per_frame[idx], per_frame
+
+
+def test_the_epoch_is_chosen_with_the_daemons_arrest_rule_on_chip_steps() -> None:
+    """With chip steps, the score's DeathWatch moves the model's late onset to the stop, as
+    the daemon does; without them the model's onset stands."""
+    for chip_steps, within in ((True, 1.0), (False, 0.0)):
+        track, frame_probs, window_probs = _late_model_track(chip_steps)
+        score = death_watch_score([track], [frame_probs], [window_probs], 8)
+        assert score["detected"] == 1.0
+        assert score["within_2_frames"] == within
