@@ -43,8 +43,8 @@ done
 # seeds 109-110 (1 position) and 161-164 (3); measured only: seeds 111-112.
 # Each acquisition's encoder features are cached once (death_features/, about 12 MB),
 # then its images are dropped (3 positions x 72 frames: about 3.6 GB of TIFFs and masks).
-# About 1 minute per acquisition to simulate and cache, then about 15 minutes of
-# training on one core (OMP_NUM_THREADS=1).
+# About 1 minute per acquisition to simulate and cache, then 25 minutes of training
+# on one core (OMP_NUM_THREADS=1; measured on a shared 2-core VM with other jobs running).
 cached() {  # cached NAME SEED POSITIONS
   local name=$1 seed=$2 positions=$3
   [ -f "death_features/$name.npz" ] && return
