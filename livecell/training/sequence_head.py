@@ -215,7 +215,7 @@ def _frame_table(
     xs, labels, rows, start = [], [], [], 0
     for tr in tracks:
         xs.append(np.concatenate([tr.features, tr.motion], axis=1))
-        labels.append(np.where(tr.dead > 0.5, tr.pathway, 0).astype(np.int64))
+        labels.append(_frame_labels(tr))
         rows.append(daemon_windows(tr.ts.size, window) + start)
         start += tr.ts.size
     return (
@@ -225,11 +225,16 @@ def _frame_table(
     )
 
 
-def _window_labels(tracks: Sequence[TrackSeries], window: int) -> IntArray:
-    """The label of every daemon window of ``tracks``: its last frame's."""
-    _, labels, rows = _frame_table(tracks, window)
-    out: IntArray = labels[rows[:, -1]]
+def _frame_labels(tr: TrackSeries) -> IntArray:
+    """Each frame's class: the track's pathway from onset on, else live. The daemon
+    window ending at a frame takes that frame's label."""
+    out: IntArray = np.where(tr.dead > 0.5, tr.pathway, 0).astype(np.int64)
     return out
+
+
+def _window_labels(tracks: Sequence[TrackSeries]) -> IntArray:
+    """The label of every daemon window of ``tracks`` (one window ends at each frame)."""
+    return np.concatenate([_frame_labels(tr) for tr in tracks])
 
 
 def _sqrt_weights(labels: IntArray, k: int) -> FloatArray:
@@ -342,7 +347,7 @@ def train_death_head(
     model.encoder.load_state_dict(base_model.encoder.state_dict())
     head = _Head(model, input_dropout)
     x, labels, rows = _frame_table(train, window)
-    seq_w = _sqrt_weights(labels[rows[:, -1]], k)
+    seq_w = _sqrt_weights(labels, k)  # one window ends at each frame
     frame_w = _sqrt_weights(labels[rows], k)
     seq_loss = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(seq_w))
     frame_loss = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(frame_w))
@@ -445,7 +450,7 @@ def train_death_head(
         "val": {"tracks": len(val), "names": sorted({t.name.split("/")[0] for t in val})},
     }
     fp, wp = _predict(head, val, window)
-    val_y = _window_labels(val, window)
+    val_y = _window_labels(val)
     val_metrics = classification_metrics(val_y, np.concatenate(wp), tuple(base_card["classes"]))
     save_confusion_png(
         val_metrics["confusion_matrix"],
@@ -460,7 +465,7 @@ def train_death_head(
     }
     if test:
         fp, wp = _predict(head, test, window)
-        test_y = _window_labels(test, window)
+        test_y = _window_labels(test)
         classes = tuple(base_card["classes"])
         card["metrics"]["test"] = classification_metrics(test_y, np.concatenate(wp), classes)
         card["metrics"]["test_death_watch"] = death_watch_score(test, fp, wp, window)
