@@ -130,6 +130,10 @@ class AnalysisConfig(_Section):
     )
 
 
+_MODEL_FOLDERS = ("segmentation_model", "cell_type_model", "death_model", "contact_model")
+"""The nanowell keys that name a model folder (empty: the bundled model)."""
+
+
 class NanowellConfig(_Section):
     """Nanowell mode (``analysis.mode = "nanowell"``): wells, segmentation, tracking, fates."""
 
@@ -151,11 +155,19 @@ class NanowellConfig(_Section):
     death_model: Path | None = Field(
         None, strict=False, description="death sequence model folder; empty: the bundled one"
     )
-    contact_rule: Literal["model", "adjacency"] = Field(
-        "model",
-        description="model: the bundled contact model judges each pair of cells from their "
-        "masks and the U-Net's foreground between them (docs/nanowell.md); adjacency: "
-        "touching masks, as always with the classical segmenter",
+    contact_rule: Literal["net", "model", "adjacency"] = Field(
+        "net",
+        description="net: the contact net (a small CNN) judges each pair of neighbouring "
+        "cells from the pixels where they come closest; model: a logistic model over four "
+        "measurements of their masks and the U-Net's foreground between them "
+        "(docs/nanowell.md, Contacts); adjacency: touching masks, as always with the "
+        "classical segmenter",
+    )
+    contact_model: Path | None = Field(
+        None,
+        strict=False,
+        description="contact net model folder (livecell train --task contact); empty: the "
+        "bundled one",
     )
     contact_min_track_frames: int = Field(
         6,
@@ -246,12 +258,12 @@ class NanowellConfig(_Section):
         3, ge=1, le=100, description="frames the cell type must stay the same before its event"
     )
 
-    @field_validator("segmentation_model", "cell_type_model", "death_model", mode="before")
+    @field_validator(*_MODEL_FOLDERS, mode="before")
     @classmethod
     def _empty_is_bundled(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_serializer("segmentation_model", "cell_type_model", "death_model")
+    @field_serializer(*_MODEL_FOLDERS)
     def _bundled_is_empty(self, value: Path | None) -> str:
         return "" if value is None else str(value)
 
@@ -506,7 +518,7 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     nanowell = models.model_copy(
         update={
             name: resolve(path)
-            for name in ("segmentation_model", "cell_type_model", "death_model")
+            for name in _MODEL_FOLDERS
             if (path := getattr(models, name)) is not None
         }
     )

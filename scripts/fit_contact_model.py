@@ -1,7 +1,7 @@
 """Fit the contact model (livecell/tracking/contact_score.py) on simulated acquisitions.
 
 For every frame of each acquisition: the well lattice, the bundled U-Net's labels and
-foreground, each label pair's four measurements (``pair_measurements``), and whether
+foreground, each label pair's four measurements (``candidate_pairs``), and whether
 the two simulated cells the labels cover most were in contact then (``contacts.csv``).
 Then an L2-regularised logistic regression (C = 1, intercept free, as scikit-learn's
 default) by L-BFGS. Prints the weights for ``BUNDLED_CONTACT_MODEL``.
@@ -29,7 +29,7 @@ from scipy import optimize
 
 from livecell.analysis.wells import WellLattice
 from livecell.segmentation import UNetSegmenter
-from livecell.tracking.contact_score import MEASUREMENTS, pair_measurements
+from livecell.tracking.contact_score import MEASUREMENTS, candidate_pairs
 
 
 def truth_contacts(acquisition: Path) -> dict[tuple[str, int], set[tuple[int, int]]]:
@@ -69,9 +69,9 @@ def examples(acquisition: Path, segmenter: UNetSegmenter) -> tuple[np.ndarray, n
         for well, (labels, foreground) in zip(
             wells, segmenter.segment_with_foreground(crops), strict=True
         ):
-            pairs, measured = pair_measurements(labels, foreground)
+            found = candidate_pairs(labels, foreground)
             cover = truth_labels[well.y0 : well.y1, well.x0 : well.x1]
-            for (a, b), row in zip(pairs.tolist(), measured, strict=True):
+            for (a, b), row in zip(found.pairs.tolist(), found.measurements, strict=True):
                 ta, tb = sorted(covering_track(cover, labels == v) for v in (a, b))
                 if ta < 0 or ta == tb:
                     continue  # a fragment, or a label over no simulated cell: no truth to learn

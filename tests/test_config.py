@@ -97,6 +97,7 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str) -> Non
         ({**WATCH, "analysis": {"mode": "cells"}}, "analysis.mode", "cells"),
         ({**WATCH, "engine": {"backend": "cuda"}}, "engine.backend", "cuda"),
         ({**WATCH, "pipeline": {"queue_size": 0}}, "pipeline.queue_size", "0"),
+        ({**WATCH, "nanowell": {"contact_rule": "cnn"}}, "nanowell.contact_rule", "cnn"),
     ],
 )
 def test_bad_values_are_rejected_by_name(raw: dict[str, Any], key: str, says: str) -> None:
@@ -114,9 +115,11 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> Non
         '[source]\npath = "../incoming"\n'
         '[sinks]\nevents = "out/events.jsonl"\ntracks = "/abs/tracks.csv"\n'
         '[patches]\nmodel = "models/holotomo"\n'
+        '[nanowell]\ncontact_model = "models/contact"\n'
     )
     config = load_config(config_file)
     assert config.patches.model == folder / "models" / "holotomo"
+    assert config.nanowell.contact_model == folder / "models" / "contact"
     assert config.state_dir == folder / "var" / "state"
     assert config.source.path == tmp_path / "incoming"
     assert config.sinks.events == folder / "out" / "events.jsonl"

@@ -2,12 +2,12 @@
 
 Per frame of a position: the well lattice follows the drift (``wells.py``); every
 well's interior is segmented in one batched call; one :class:`NanowellTracker` per
-well links its cells (wells share nothing); contacts come from the masks and the
-U-Net's foreground between them (``tracking/contact_score.py``) with one frame of
-hysteresis; the sequence models read each track's recent crops and motion
-and :mod:`livecell.analysis.fates` turns their probabilities into one ``cell_type``
-and one ``death`` (and ``early_necroptosis``) event per track. Tracks-file rows
-leave once their frame's smoothing lag has passed.
+well links its cells (wells share nothing); contacts come from the contact net's
+call on each pair of neighbouring cells (``tracking/contact_net.py``; every pair of the
+frame in one batch) with one frame of hysteresis; the sequence models read each
+track's recent crops and motion and :mod:`livecell.analysis.fates` turns their
+probabilities into one ``cell_type`` and one ``death`` (and ``early_necroptosis``)
+event per track. Tracks-file rows leave once their frame's smoothing lag has passed.
 
 Track ids are unique within a position: each new track of a well takes the
 position's next id, wells in id order, so a replay of the same frames gives the
@@ -45,10 +45,12 @@ from livecell.events import (
 )
 from livecell.frames import Frame, FrameKey
 from livecell.segmentation import ForegroundSegmenter, Segmenter
+from livecell.segmentation.unet import normalise_crop
 from livecell.simulation.scene import Well
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
 from livecell.tracking.arrest import ArrestRule
 from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
+from livecell.tracking.contact_net import ContactNet, WellForContacts
 from livecell.tracking.contact_score import contact_pairs, track_pairs
 from livecell.tracking.contacts import ContactHysteresis, NewTrackHold
 from livecell.tracking.nanowell import NanowellTracker, TrackedCell, WellUpdate
@@ -81,9 +83,13 @@ def phase_image(frame: Frame) -> FloatArray:
 
 @dataclass(frozen=True)
 class NanowellModels:
+    """``contact``: the contact net, where ``contact_rule = "net"`` and the segmenter
+    gives a foreground (else the logistic model or adjacency judge contacts)."""
+
     segmenter: Segmenter
     cell_type: SequenceModel | None = None
     death: SequenceModel | None = None
+    contact: ContactNet | None = None
 
 
 class NanowellStage:
@@ -106,6 +112,9 @@ class NanowellStage:
     def warm_up(self) -> None:
         """Run the segmenter and sequence models once on a blank well (nothing is kept)."""
         self.models.segmenter.segment([np.zeros((WARM_UP_WELL_PX,) * 2, dtype=np.float32)])
+        if self.models.contact is not None:
+            side = 2 * self.models.contact.half_px
+            self.models.contact.probabilities(np.zeros((1, 4, side, side), np.float32))
         for model in (self.models.cell_type, self.models.death):
             if model is not None:
                 spec = model.input
@@ -136,6 +145,8 @@ class NanowellStage:
         """Write the rows the smoothing lag still holds (the acquisition has ended)."""
         rows = [row for p in self._positions.values() for row in p.finish()]
         self.models.segmenter.close()
+        if self.models.contact is not None:
+            self.models.contact.close()
         if self._tracks_out is not None:
             self._tracks_out.write(rows)
             self._tracks_out.close()
@@ -169,14 +180,17 @@ class _Position:
         clock = _Clock(meters)
         wells = self.lattice.update(image, t)
         clock.lap("wells")
-        labels, foregrounds = self._segment([image[w.y0 : w.y1, w.x0 : w.x1] for w in wells])
+        crops = [image[w.y0 : w.y1, w.x0 : w.x1] for w in wells]
+        labels, foregrounds = self._segment(crops)
         clock.lap("segmentation")
+        touching = self._touching(crops, labels, foregrounds)
+        clock.lap("contacts")
         events: list[Event] = []
         rows: list[TrackRow] = []
         new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
         marks: list[WellCells] = []
         self.death_probabilities = []
-        for well, well_labels, foreground in zip(wells, labels, foregrounds, strict=True):
+        for well, well_labels, label_pairs in zip(wells, labels, touching, strict=True):
             tracker = self.trackers.setdefault(well.well, NanowellTracker())
             pixels = image[well.y0 : well.y1, well.x0 : well.x1]  # appearance for the linking
             update = tracker.update(
@@ -184,9 +198,7 @@ class _Position:
             )
             rows += self._follow(well, well_labels, update, image)
             contacts = (
-                update.contacts
-                if foreground is None
-                else track_pairs(contact_pairs(well_labels, foreground), update.cells)
+                update.contacts if label_pairs is None else track_pairs(label_pairs, update.cells)
             )
             events += self._contacts(well.well, contacts, t, new_event)
             marks.append(self._marks(well, well_labels, update))
@@ -206,12 +218,38 @@ class _Position:
         self, crops: list[FloatArray]
     ) -> tuple[list[npt.NDArray[np.int32]], list[FloatArray | None]]:
         """Each well's labels, and its foreground probability where the contact model
-        reads it (``contact_rule = "model"`` and a segmenter that gives one)."""
+        reads it (``contact_rule`` not ``"adjacency"``, and a segmenter that gives one)."""
         segmenter = self.models.segmenter
-        if self.config.contact_rule == "model" and isinstance(segmenter, ForegroundSegmenter):
+        if self.config.contact_rule != "adjacency" and isinstance(segmenter, ForegroundSegmenter):
             pairs = segmenter.segment_with_foreground(crops)
             return [labels for labels, _ in pairs], [foreground for _, foreground in pairs]
         return segmenter.segment(crops), [None] * len(crops)
+
+    def _touching(
+        self,
+        crops: list[FloatArray],
+        labels: list[npt.NDArray[np.int32]],
+        foregrounds: list[FloatArray | None],
+    ) -> list[npt.NDArray[np.int64] | None]:
+        """Each well's label pairs in contact, by the contact net (every well in one
+        batch) or the logistic model; None where the tracker's mask adjacency decides."""
+        net = self.models.contact
+        if net is None or self.config.contact_rule != "net":
+            return [
+                None if foreground is None else contact_pairs(well_labels, foreground)
+                for well_labels, foreground in zip(labels, foregrounds, strict=True)
+            ]
+        judged = [
+            (i, WellForContacts(normalise_crop(crop), well_labels, foreground))
+            for i, (crop, well_labels, foreground) in enumerate(
+                zip(crops, labels, foregrounds, strict=True)
+            )
+            if foreground is not None
+        ]
+        out: list[npt.NDArray[np.int64] | None] = [None] * len(crops)
+        for (i, _), pairs in zip(judged, net.contact_pairs([w for _, w in judged]), strict=True):
+            out[i] = pairs
+        return out
 
     def _marks(self, well: Well, labels: npt.NDArray[np.integer], update: WellUpdate) -> WellCells:
         """The well's cells for viewers: references and a few numbers, nothing computed."""
@@ -486,12 +524,20 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
         segmenter = UNetSegmenter(settings.segmentation_model, _backend(config))
     else:
         segmenter = UNetSegmenter.bundled(_backend(config))
+    contact = None
+    if settings.contact_rule == "net" and isinstance(segmenter, ForegroundSegmenter):
+        contact = (
+            ContactNet(settings.contact_model, _backend(config))
+            if settings.contact_model is not None
+            else ContactNet.bundled(_backend(config))
+        )
     models = NanowellModels(
         segmenter=segmenter,
         cell_type=SequenceModel(
             settings.cell_type_model or bundled_model_dir("nanowell_cell_type")
         ),
         death=SequenceModel(settings.death_model or bundled_model_dir("nanowell_death")),
+        contact=contact,
     )
     tracks = TracksFile(config.sinks.tracks) if config.sinks.tracks is not None else None
     return NanowellStage(settings, models, tracks_out=tracks, meters=meters)

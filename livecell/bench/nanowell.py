@@ -23,7 +23,7 @@ from livecell.frames import Frame, FrameKey
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams
 
-SUB_STAGES = ("wells", "segmentation", "tracking", "cell_models")
+SUB_STAGES = ("wells", "segmentation", "contacts", "tracking", "cell_models")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--segmenter", choices=["unet", "classical"], default="unet", help="as nanowell.segmenter"
     )
+    parser.add_argument(
+        "--contact-rule",
+        choices=["net", "model", "adjacency"],
+        default="net",
+        help="as nanowell.contact_rule",
+    )
     parser.add_argument("--interval-s", type=float, default=300.0, help="acquisition interval")
     args = parser.parse_args(argv)
 
@@ -43,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         {
             "source": {"kind": "zmq"},
             "analysis": {"mode": "nanowell"},
-            "nanowell": {"segmenter": args.segmenter},
+            "nanowell": {"segmenter": args.segmenter, "contact_rule": args.contact_rule},
             "sinks": {"tracks": ""},
         },
         base_dir=Path.cwd(),
@@ -74,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"nanowell stage, {args.size} x {args.size} px, {args.frames} frames, "
-        f"{cells / args.frames:.0f} cells per frame, segmenter {args.segmenter}"
+        f"{cells / args.frames:.0f} cells per frame, segmenter {args.segmenter}, "
+        f"contacts by {args.contact_rule}"
     )
     print(f"{'sub-stage':<14}{'p50 ms':>10}{'p99 ms':>10}")
     for name in SUB_STAGES:

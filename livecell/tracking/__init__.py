@@ -5,8 +5,11 @@
 - ``nanowell``: ``NanowellTracker``, one per well: Hungarian linking on distance,
   velocity prediction and shape, containment (a missing cell is a missed detection),
   gap filling and mitosis.
-- ``contact_score``: which instances touch, from their masks and the segmenter's
-  foreground between them (a small logistic model fitted on simulated acquisitions).
+- ``contact_score``: the pairs of instances near enough to touch, four measurements
+  of each and the patch around the point where they come closest; a small logistic
+  model over the measurements.
+- ``contact_net``: which of those pairs touch, by the bundled contact CNN on their
+  patches (every pair of a frame in one batch, through an engine backend).
 - ``contacts``: contact starts and ends with one frame of hysteresis.
 - ``smoothing``: gap filling (least squared velocity) and the convex smoothing QP
   ``sum ||x_t - m_t||^2 + lambda sum ||x_{t+1} - 2 x_t + x_{t-1}||^2`` solved as a

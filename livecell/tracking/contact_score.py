@@ -1,8 +1,11 @@
 """Which instances of a well touch, judged from the masks and the segmenter's foreground.
 
-Owns :class:`ContactModel` (a logistic score over four measurements of a pair of
-instances, with the weights fitted on simulated acquisitions) and
-:func:`contact_pairs` (the pairs it calls touching in one label image).
+Owns :func:`candidate_pairs` (the pairs of instances near enough to touch, with four
+measurements each and the point where they come closest), :class:`ContactModel` (a
+logistic score over the four measurements, fitted on simulated acquisitions),
+:func:`contact_pairs` (the pairs it calls touching in one label image) and
+:func:`pair_patches` (the small images around each pair's closest point that the
+contact net, :mod:`livecell.tracking.contact_net`, reads instead).
 
 Why not adjacency alone: the simulator (and biology) calls two cells in contact when
 their full masks come within one pixel, which is at the optical resolution limit. The
@@ -19,6 +22,12 @@ shows. The four measurements of a pair ``(a, b)``:
 - ``log1p(between_px)``: how many such pixels there are.
 
 Pairs further apart than ``max_gap_px`` are never in contact. Pure numpy/scipy.
+
+A pair's *closest point* is the pixel with the least sum of distances to both cells
+(on the shortest segment between them; ties go to the more central pixel, then the
+first in row order); its patch is ``2 * half_px`` square around it, four channels: the
+U-Net's normalised image (clipped to ``IMAGE_CLIP`` and divided by ``IMAGE_SCALE``),
+the mask of ``a``, the mask of ``b`` and the foreground probability.
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ from livecell.tracking.observations import neighbour_pixel_pairs
 
 __all__ = [
     "BUNDLED_CONTACT_MODEL",
+    "CandidatePairs",
     "ContactModel",
+    "candidate_pairs",
     "contact_pairs",
-    "pair_measurements",
+    "pair_patches",
     "track_pairs",
 ]
 
@@ -45,6 +56,25 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 MEASUREMENTS = ("log1p_adjacent", "gap_px", "between_foreground", "log1p_between_px")
+PATCH_CHANNELS = ("image", "mask_a", "mask_b", "foreground")
+IMAGE_CLIP = (-5.0, 15.0)
+"""The normalised image (``livecell.segmentation.unet.normalise_crop``) is clipped to
+this range, then divided by ``IMAGE_SCALE``, in a patch."""
+IMAGE_SCALE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CandidatePairs:
+    """The pairs of one label image near enough to touch: ``pairs [P, 2]`` (``a < b``),
+    ``measurements [P, 4]`` (:data:`MEASUREMENTS`) and ``closest_rc [P, 2]`` (row,
+    column of each pair's closest point)."""
+
+    pairs: IntArray
+    measurements: FloatArray
+    closest_rc: IntArray
+
+    def __len__(self) -> int:
+        return len(self.pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +106,14 @@ regression, C = 1; ``scripts/fit_contact_model.py`` refits it without scikit-lea
 lands within 0.002 of every weight, with the same call on every pair of seeds 91-95)."""
 
 
-def pair_measurements(
+def candidate_pairs(
     labels: npt.NDArray[np.integer],
     foreground: npt.NDArray[np.floating],
     *,
     near_px: float = BUNDLED_CONTACT_MODEL.near_px,
     max_gap_px: float = BUNDLED_CONTACT_MODEL.max_gap_px,
-) -> tuple[IntArray, FloatArray]:
-    """Pairs ``[P, 2]`` (``a < b``) at most ``max_gap_px`` apart and their measurements
-    ``[P, 4]`` (:data:`MEASUREMENTS`)."""
+) -> CandidatePairs:
+    """The pairs at most ``max_gap_px`` apart, their measurements and closest points."""
     labels = np.asarray(labels)
     foreground = np.asarray(foreground)
     if labels.ndim != 2 or labels.shape != foreground.shape:
@@ -96,18 +125,27 @@ def pair_measurements(
     distances = {i: _Distances.around(labels, i, boxes[i - 1], reach) for i in ids}
     pairs: list[tuple[int, int]] = []
     rows: list[tuple[float, float, float, float]] = []
+    closest: list[tuple[int, int]] = []
     for k, a in enumerate(ids):
         for b in ids[k + 1 :]:
             measured = _measure_pair(labels, foreground, distances[a], distances[b], b, near_px)
-            if measured is None or measured[0] > max_gap_px:
+            if measured is None or measured.gap_px > max_gap_px:
                 continue
-            gap_px, between_foreground, between_px = measured
             log_adjacent = float(np.log1p(adjacent.get((a, b), 0)))
-            rows.append((log_adjacent, gap_px, between_foreground, float(np.log1p(between_px))))
+            rows.append(
+                (
+                    log_adjacent,
+                    measured.gap_px,
+                    measured.between_foreground,
+                    float(np.log1p(measured.between_px)),
+                )
+            )
             pairs.append((a, b))
-    return (
+            closest.append(measured.closest_rc)
+    return CandidatePairs(
         np.asarray(pairs, np.int64).reshape(-1, 2),
         np.asarray(rows, np.float64).reshape(-1, len(MEASUREMENTS)),
+        np.asarray(closest, np.int64).reshape(-1, 2),
     )
 
 
@@ -117,12 +155,41 @@ def contact_pairs(
     model: ContactModel = BUNDLED_CONTACT_MODEL,
 ) -> IntArray:
     """The pairs ``[P, 2]`` (``a < b``, sorted) the model calls touching."""
-    pairs, measurements = pair_measurements(
-        labels, foreground, near_px=model.near_px, max_gap_px=model.max_gap_px
-    )
-    if len(pairs) == 0:
-        return pairs
-    return pairs[model.probability(measurements) >= model.threshold]
+    found = candidate_pairs(labels, foreground, near_px=model.near_px, max_gap_px=model.max_gap_px)
+    if len(found) == 0:
+        return found.pairs
+    return found.pairs[model.probability(found.measurements) >= model.threshold]
+
+
+def pair_patches(
+    image: npt.NDArray[np.floating],
+    labels: npt.NDArray[np.integer],
+    foreground: npt.NDArray[np.floating],
+    found: CandidatePairs,
+    half_px: int,
+) -> npt.NDArray[np.float32]:
+    """Float32 ``[P, 4, 2 * half_px, 2 * half_px]``: each pair's patch around its closest
+    point (:data:`PATCH_CHANNELS`); ``image`` is the well's normalised crop. Beyond the
+    crop, the image and foreground are mirrored and the masks are empty."""
+    side = 2 * half_px
+    out = np.zeros((len(found), len(PATCH_CHANNELS), side, side), np.float32)
+    if len(found) == 0:
+        return out
+    scaled = np.clip(np.asarray(image, np.float32), *IMAGE_CLIP) / IMAGE_SCALE
+    mirrored = [
+        np.pad(np.asarray(x, np.float32), half_px, mode="reflect") for x in (scaled, foreground)
+    ]
+    padded_labels = np.pad(np.asarray(labels), half_px)
+    for i, ((a, b), (r, c)) in enumerate(
+        zip(found.pairs.tolist(), found.closest_rc.tolist(), strict=True)
+    ):
+        window = (slice(r, r + side), slice(c, c + side))
+        around = padded_labels[window]
+        out[i, 0] = mirrored[0][window]
+        out[i, 1] = around == a
+        out[i, 2] = around == b
+        out[i, 3] = mirrored[1][window]
+    return out
 
 
 def track_pairs(
@@ -169,6 +236,14 @@ class _Distances:
         return self.px[rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0]
 
 
+@dataclass(frozen=True, slots=True)
+class _PairMeasurement:
+    gap_px: float
+    between_foreground: float
+    between_px: int
+    closest_rc: tuple[int, int]
+
+
 def _measure_pair(
     labels: npt.NDArray[np.integer],
     foreground: npt.NDArray[np.floating],
@@ -176,9 +251,9 @@ def _measure_pair(
     b: _Distances,
     b_label: int,
     near_px: float,
-) -> tuple[float, float, int] | None:
-    """(gap, mean foreground between, pixels between), or None when the two windows
-    hold no pixel of ``b`` together (the cells are further apart than the reach)."""
+) -> _PairMeasurement | None:
+    """The pair's measurements, or None when the two windows hold no pixel of ``b``
+    together (the cells are further apart than the reach)."""
     rows, cols = (
         slice(max(sa.start, sb.start), min(sa.stop, sb.stop))
         for sa, sb in zip(a.window, b.window, strict=True)
@@ -192,7 +267,10 @@ def _measure_pair(
     between = (da <= near_px) & (db <= near_px)
     count = int(between.sum())
     mean = float(foreground[rows, cols][between].mean()) if count else 0.0
-    return float(da[in_b].min()), mean, count
+    r, c = np.unravel_index(int(np.argmin(da + db + 0.01 * np.abs(da - db))), da.shape)
+    return _PairMeasurement(
+        float(da[in_b].min()), mean, count, (int(rows.start + r), int(cols.start + c))
+    )
 
 
 def _adjacent_counts(labels: npt.NDArray[np.integer]) -> dict[tuple[int, int], int]:

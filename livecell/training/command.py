@@ -1,4 +1,4 @@
-"""``livecell train``: train a patch classifier, or a nanowell sequence model (``--task``).
+"""``livecell train``: train a patch classifier, or a nanowell model (``--task``).
 
 ``add_arguments`` + ``run`` plug into the ``livecell`` command's subparsers (importing
 this module is light: torch loads in ``run``). Exit status: 0 trained; 1 a needed
@@ -28,9 +28,11 @@ DESCRIPTION = (
     "ground_truth/patches.csv), detected automatically; several DATA of one kind are pooled. "
     "Or train the nanowell CNN-LSTM on per-track sequences (--task cell_type or death): DATA "
     "are nanowell simulator outputs (frames/, ground_truth/tracks.csv, deaths.csv, TRA/). "
+    "Or the nanowell segmentation U-Net (--task segmentation) or contact net (--task contact) "
+    "on nanowell simulator outputs, with --test held out. "
     "The split (70/15/15, or 85/15 with --test) is grouped by source image or by acquisition "
     "and position, never by patch or window. Writes model.pt, model_card.json and "
-    "confusion_test.png into --out."
+    "confusion_test.png (model.onnx for segmentation and contact) into --out."
 )
 
 
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--task",
-        choices=("patches", "cell_type", "death", "segmentation"),
+        choices=("patches", "cell_type", "death", "segmentation", "contact"),
         default="patches",
         help="what to learn (default: patches)",
     )
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         argv[0] = Path(argv[0]).name
     if args.task == "segmentation":
         return _run_segmentation(args, argv)
+    if args.task == "contact":
+        return _run_contact(args, argv)
     if args.task != "patches":
         return _run_sequences(args, argv)
     return _run_patches(args, argv)
@@ -326,6 +330,65 @@ def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"held-out test: {test['cells']} cells, mean IoU {test['mean_iou']:.3f}")
     print(f"mean IoU by cells per well: {by_count}")
     print(f"ONNX vs torch: max abs difference {result.onnx_parity_max_abs_diff:.1e}")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _run_contact(args: argparse.Namespace, argv: list[str]) -> int:
+    from livecell.segmentation import UNetSegmenter
+    from livecell.training.contact_train import (
+        ContactTrainConfig,
+        contact_examples,
+        train_contact_net,
+    )
+
+    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
+    if ignored:
+        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        print(f"livecell train: {names} do not apply to --task contact", file=sys.stderr)
+        return EXIT_USAGE
+    if args.test is None or len(args.data) < 2:
+        print(
+            "livecell train: --task contact needs at least two DATA acquisitions (the last "
+            "15 %, at least one, choose the epoch) and --test DATA (held out)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    n_val = max(1, round(0.15 * len(args.data)))
+    try:
+        config = ContactTrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+        )
+        with UNetSegmenter.bundled() as segmenter:
+            load = functools.partial(
+                contact_examples,
+                segmenter=segmenter,
+                half_px=config.patch_px // 2,
+                progress=not args.quiet,
+            )
+            train = [load(folder) for folder in args.data[:-n_val]]
+            val = [load(folder) for folder in args.data[-n_val:]]
+            test = [load(folder) for folder in args.test]
+        card = train_contact_net(
+            train,
+            val,
+            test,
+            args.out,
+            config,
+            argv=argv,
+            provenance={"segmenter": "bundled nanowell_segmentation"},
+            progress=not args.quiet,
+        )
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"livecell train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for name in ("net", "logistic"):
+        scores = card["metrics"]["test"][name]
+        print(
+            f"held-out test, {name}: contact precision {scores['precision']:.3f}, "
+            f"recall {scores['recall']:.3f} ({scores['contacts']:.0f} contacts)"
+        )
+    print(f"ONNX vs torch: max abs difference {card['metrics']['onnx_parity_max_abs_diff']:.1e}")
     print(f"wrote {args.out}")
     return EXIT_OK
 

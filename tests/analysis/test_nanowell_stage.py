@@ -130,7 +130,7 @@ def test_run_reports_stage_times_in_metrics(acquisition: Path, make_daemon: Any)
     daemon.wait_events("frame", FRAMES, timeout_s=120)
     with urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics") as reply:
         text = reply.read().decode()
-    for stage in ("wells", "segmentation", "tracking", "cell_models"):
+    for stage in ("wells", "segmentation", "contacts", "tracking", "cell_models"):
         assert f'livecell_stage_seconds_count{{stage="{stage}"}} {FRAMES}.0' in text, stage
     for model in ("nanowell_cell_type", "nanowell_death"):
         counted = re.search(

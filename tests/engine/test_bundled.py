@@ -1,7 +1,8 @@
 """The bundled models: present, small, and their ONNX files agree with their torch weights.
 
 Parity is checked on fresh seeded random inputs and on real data simulated here with
-seeds no bundled model trained on: holotomography patches, nanowell track windows.
+seeds no bundled model trained on: holotomography patches, nanowell track windows,
+nanowell contact patches.
 """
 
 from __future__ import annotations
@@ -112,3 +113,32 @@ def test_sequence_model_onnx_matches_torch(name: str, nanowell_acquisition: Path
         ),
     )
     assert worst < PARITY_MAX_ABS
+
+
+@pytest.fixture(scope="module")
+def crowded_acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed 98: 1024 px, 4 x 4 wells, 4 frames."""
+    out = tmp_path_factory.mktemp("sim") / "nano98"
+    return simulate_nanowell(out, seed=98, frames=4, size_px=1024, wells=4)
+
+
+def test_contact_net_onnx_matches_torch(crowded_acquisition: Path) -> None:
+    from livecell.engine.models.contact import ContactCNN
+    from livecell.segmentation import UNetSegmenter
+    from livecell.tracking.contact_net import ContactNet
+    from livecell.training.contact_train import contact_examples
+
+    folder = bundled_model_dir("nanowell_contact")
+    card = json.loads((folder / "model_card.json").read_text())
+    model = ContactCNN(in_channels=card["model"]["in_channels"], width=card["model"]["width"])
+    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    model.eval()
+    with UNetSegmenter.bundled(threads=1) as segmenter:
+        real = contact_examples(crowded_acquisition, segmenter, half_px=16).patches
+    assert len(real) > 0
+    noise = np.random.default_rng(0).standard_normal((4, *real.shape[1:]))
+    with ContactNet(folder, threads=1) as net:
+        for patches in (real.astype(np.float32), noise.astype(np.float32)):
+            with torch.no_grad():
+                reference = torch.sigmoid(model(torch.from_numpy(patches)))[:, 0].numpy()
+            assert np.max(np.abs(net.probabilities(patches) - reference)) < PARITY_MAX_ABS

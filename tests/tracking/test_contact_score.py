@@ -12,8 +12,9 @@ from scipy import ndimage
 from livecell.tracking.contact_score import (
     BUNDLED_CONTACT_MODEL,
     ContactModel,
+    candidate_pairs,
     contact_pairs,
-    pair_measurements,
+    pair_patches,
     track_pairs,
 )
 from livecell.tracking.nanowell import TrackedCell
@@ -43,7 +44,8 @@ def brute_force(labels: np.ndarray, foreground: np.ndarray, a: int, b: int) -> l
 )
 def test_measurements_equal_whole_image_distance_transforms(labels: np.ndarray, seed: int) -> None:
     foreground = np.random.default_rng(seed).random(labels.shape)
-    pairs, measured = pair_measurements(labels, foreground)
+    found = candidate_pairs(labels, foreground)
+    pairs, measured = found.pairs, found.measurements
     present = [v for v in (1, 2, 3) if (labels == v).any()]
     expected = {}
     for i, a in enumerate(present):
@@ -52,8 +54,18 @@ def test_measurements_equal_whole_image_distance_transforms(labels: np.ndarray, 
             if row[1] <= 6.0:
                 expected[(a, b)] = row
     assert {tuple(p) for p in pairs.tolist()} == set(expected)
-    for pair, row in zip(pairs.tolist(), measured, strict=True):
+    for pair, row, closest in zip(pairs.tolist(), measured, found.closest_rc.tolist(), strict=True):
         assert row == pytest.approx(expected[tuple(pair)], abs=1e-9)
+        assert closest == brute_force_closest(labels, *pair)
+
+
+def brute_force_closest(labels: np.ndarray, a: int, b: int) -> list[int]:
+    """The pixel with the least ``da + db`` (then the least ``|da - db|``, then the
+    first in row order), from whole-image distance transforms."""
+    da = ndimage.distance_transform_edt(labels != a)
+    db = ndimage.distance_transform_edt(labels != b)
+    r, c = np.unravel_index(np.argmin(da + db + 0.01 * np.abs(da - db)), labels.shape)
+    return [int(r), int(c)]
 
 
 def two_discs(gap_px: int, bridge: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +95,7 @@ def test_a_dark_gap_parts_cells_whose_masks_meet_at_a_point() -> None:
 
 def test_cells_far_apart_never_touch() -> None:
     labels, foreground = two_discs(10, bridge=1.0)
-    assert pair_measurements(labels, foreground)[0].shape == (0, 2)
+    assert candidate_pairs(labels, foreground).pairs.shape == (0, 2)
     assert contact_pairs(labels, foreground).shape == (0, 2)
 
 
@@ -91,10 +103,32 @@ def test_the_probability_rises_with_the_foreground_between() -> None:
     probabilities = []
     for bridge in (0.0, 0.3, 0.6, 0.9):
         labels, foreground = two_discs(1, bridge)
-        _, measured = pair_measurements(labels, foreground)
+        measured = candidate_pairs(labels, foreground).measurements
         probabilities.append(float(BUNDLED_CONTACT_MODEL.probability(measured)[0]))
     assert probabilities == sorted(probabilities)
     assert probabilities[0] < 0.5 < probabilities[-1]
+
+
+def test_a_patch_is_centred_between_the_two_cells_and_mirrors_past_the_crop() -> None:
+    labels, foreground = two_discs(2, bridge=0.5)
+    image = np.linspace(-10.0, 30.0, labels.size).reshape(labels.shape)
+    found = candidate_pairs(labels, foreground)
+    (r, c) = found.closest_rc[0].tolist()
+    assert r == 20
+    assert 32 < c < 35
+    patch = pair_patches(image, labels, foreground, found, half_px=16)
+    assert patch.shape == (1, 4, 32, 32)
+    assert patch.dtype == np.float32
+    window = (slice(r - 16, r + 16), slice(c - 16, c + 16))
+    assert np.array_equal(patch[0, 1], labels[window] == 1)
+    assert np.array_equal(patch[0, 2], labels[window] == 2)
+    assert np.array_equal(patch[0, 3], foreground[window])
+    assert np.allclose(patch[0, 0], np.clip(image[window], -5, 15) / 5)
+    # rows 4..19 of the crop mirrored above row 0: the patch's first rows (r - 16 = 4) are inside
+    near_edge = pair_patches(image, labels, foreground, found, half_px=24)
+    above = near_edge[0, 0, :4]  # crop rows -4..-1, mirrored from rows 4..1
+    assert np.allclose(above, np.clip(image[4:0:-1, c - 24 : c + 24], -5, 15) / 5)
+    assert not near_edge[0, 1, :4].any()
 
 
 def test_label_pairs_become_track_pairs_with_fragments_as_their_cell() -> None:

@@ -18,6 +18,8 @@ BUNDLED_MODELS = {
     "nanowell_death": "death and its pathway for a nanowell track (CNN-LSTM)",
     "nanowell_segmentation": "cell instances in a nanowell crop (U-Net: background, "
     "interior, boundary per pixel, then seeded watershed)",
+    "nanowell_contact": "whether two neighbouring cells of a well touch (a small CNN on a "
+    "patch around the point where they come closest)",
 }
 """Every name a bundled model may have, with what it does."""
 

@@ -1,0 +1,114 @@
+"""``livecell train --task contact`` end to end on tiny acquisitions, and its parts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from microscope import simulate_nanowell
+
+pytest.importorskip("torch")
+
+from livecell.engine.export import PARITY_TOLERANCE
+from livecell.evaluation.tables import TruthContact
+from livecell.segmentation import UNetSegmenter
+from livecell.tracking.contact_net import ContactNet
+from livecell.training import command
+from livecell.training.contact_train import (
+    ContactExamples,
+    ContactTrainConfig,
+    contact_examples,
+    interval_scores,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two 768 px nanowell acquisitions of 3 x 3 wells, 8 frames (seeds 5 and 6)."""
+    root = tmp_path_factory.mktemp("sim")
+    return [simulate_nanowell(root / f"nano{s}", seed=s, frames=8, size_px=768, wells=3)
+            for s in (5, 6)]  # fmt: skip
+
+
+def test_examples_are_the_candidate_pairs_with_the_simulators_answer(tiny: list[Path]) -> None:
+    with UNetSegmenter.bundled(threads=1) as segmenter:
+        ex = contact_examples(tiny[0], segmenter, half_px=16)
+    assert len(ex) > 0
+    assert ex.patches.shape == (len(ex), 4, 32, 32)
+    assert np.all(ex.track_a < ex.track_b)
+    for i in range(len(ex)):
+        truly = any(
+            c.well == ex.wells[i]
+            and (c.track_a, c.track_b) == (ex.track_a[i], ex.track_b[i])
+            and c.start_t <= ex.t[i] <= c.end_t
+            for c in ex.truth
+        )
+        assert bool(ex.touching[i]) == truly
+    # the masks in a patch are the pair's two cells, one in each channel
+    assert np.all(ex.patches[:, 1].reshape(len(ex), -1).max(1) == 1)
+    assert np.all(ex.patches[:, 2].reshape(len(ex), -1).max(1) == 1)
+    assert not np.any((ex.patches[:, 1] > 0) & (ex.patches[:, 2] > 0))
+
+
+def test_interval_scores_merge_frames_one_apart_and_match_at_half_iou() -> None:
+    truth = (TruthContact("Pos0", "r000c000", 1, 2, 10, 13),)
+    frames = np.array([10, 11, 13, 20])
+    ex = ContactExamples(
+        acquisition="a",
+        patches=np.zeros((4, 4, 8, 8), np.float16),
+        measurements=np.zeros((4, 4)),
+        touching=np.array([True, True, True, False]),
+        positions=np.array(["Pos0"] * 4),
+        wells=np.array(["r000c000"] * 4),
+        t=frames,
+        track_a=np.array([1, 1, 1, 1]),
+        track_b=np.array([2, 2, 2, 2]),
+        truth=truth,
+    )
+    # 10, 11 and 13 are one contact (one frame apart), 20 a second, false one
+    assert interval_scores([ex], [np.array([True, True, True, True])]) == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "contacts": 1.0,
+    }
+    # frame 10 alone covers 1 of the contact's 4 frames: IoU 0.25, no match
+    only_first = interval_scores([ex], [np.array([True, False, False, False])])
+    assert only_first["precision"] == 0.0
+    assert only_first["recall"] == 0.0
+
+
+def test_the_command_trains_exports_and_cards(tiny: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "contact"
+    argv = [*map(str, tiny), "--test", str(tiny[1]), "--task", "contact", "--out", str(out)]
+    assert command.main([*argv, "--epochs", "2", "--quiet"]) == command.EXIT_OK
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["command"].startswith("livecell train")
+    assert card["training"]["train"] == ["nano5"]
+    assert card["training"]["val"] == ["nano6"]
+    assert card["training"]["chosen_epoch"] in (1, 2)
+    for name in ("net", "logistic"):
+        assert 0.0 <= card["metrics"]["test"][name]["precision"] <= 1.0
+    assert card["metrics"]["onnx_parity_max_abs_diff"] < PARITY_TOLERANCE
+    with ContactNet(out, threads=1) as net:
+        p = net.probabilities(np.zeros((3, 4, 32, 32), np.float32))
+    assert p.shape == (3,)
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_the_command_needs_two_acquisitions_and_held_out_data(
+    tiny: list[Path], tmp_path: Path
+) -> None:
+    base = ["--task", "contact", "--out", str(tmp_path / "x")]
+    assert command.main([*map(str, tiny), *base]) == command.EXIT_USAGE
+    assert command.main([str(tiny[0]), "--test", str(tiny[1]), *base]) == command.EXIT_USAGE
+    resume = [*map(str, tiny), "--test", str(tiny[1]), *base, "--resume"]
+    assert command.main(resume) == command.EXIT_USAGE
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ContactTrainConfig(patch_px=30)
+    with pytest.raises(ValueError, match="threshold"):
+        ContactTrainConfig(threshold=1.0)
