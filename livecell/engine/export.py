@@ -155,6 +155,24 @@ def check_parity(
     return worst
 
 
+def backend_parity(
+    wrapped: torch.nn.Module, onnx_path: str | Path, x: np.ndarray, *, max_batch: int
+) -> float:
+    """Largest |ONNX Runtime - torch| on ``x``: ``wrapped`` is the model as exported (its
+    head included, eval mode), ONNX Runtime runs through livecell's backend (one thread)."""
+    torch = require("torch", extra="train", purpose="the torch reference")
+    from livecell.engine.backends import open_backend
+
+    with torch.no_grad():
+        reference = wrapped(torch.from_numpy(x)).numpy()
+    backend = open_backend("onnxruntime", onnx_path, max_batch=max_batch, threads=1)
+    try:
+        got = backend.predict(x)
+    finally:
+        backend.close()
+    return float(np.max(np.abs(got - reference)))
+
+
 def onnx_opset(onnx_path: str | Path) -> int:
     """The default-domain opset an ONNX file declares."""
     onnx = require("onnx", extra="train", purpose="reading an ONNX file's opset")

@@ -236,14 +236,21 @@ _PATCH_ONLY = {
 """Options that only ``--task patches`` reads, with their defaults."""
 
 
+def _patch_options_given(args: argparse.Namespace) -> str:
+    """The ``--task patches`` options set to other than their defaults, as typed ("" if none)."""
+    return ", ".join(
+        "--" + name.replace("_", "-")
+        for name, default in _PATCH_ONLY.items()
+        if getattr(args, name) != default
+    )
+
+
 def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
     from livecell.training.datasets import DataError
     from livecell.training.sequence_train import train_sequence_model
     from livecell.training.sequences import load_sequences
 
-    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
-    if ignored:
-        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+    if names := _patch_options_given(args):
         print(f"livecell train: {names} only apply to --task patches", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -282,9 +289,7 @@ def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
         train_segmentation,
     )
 
-    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
-    if ignored:
-        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+    if names := _patch_options_given(args):
         print(f"livecell train: {names} do not apply to --task segmentation", file=sys.stderr)
         return EXIT_USAGE
     if args.test is None:
@@ -342,9 +347,7 @@ def _run_contact(args: argparse.Namespace, argv: list[str]) -> int:
         train_contact_net,
     )
 
-    ignored = [name for name, default in _PATCH_ONLY.items() if getattr(args, name) != default]
-    if ignored:
-        names = ", ".join("--" + name.replace("_", "-") for name in ignored)
+    if names := _patch_options_given(args):
         print(f"livecell train: {names} do not apply to --task contact", file=sys.stderr)
         return EXIT_USAGE
     if args.test is None or len(args.data) < 2:

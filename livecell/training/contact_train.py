@@ -38,8 +38,7 @@ from torch import nn
 import livecell
 from livecell.analysis.wells import WellLattice
 from livecell.config import NanowellConfig
-from livecell.engine.backends import open_backend
-from livecell.engine.export import PARITY_TOLERANCE, export_traced
+from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_traced
 from livecell.engine.models.contact import ContactCNN
 from livecell.evaluation.contacts import score_contacts, truth_intervals
 from livecell.evaluation.tables import TruthContact
@@ -248,14 +247,7 @@ def onnx_parity(model: nn.Module, onnx_path: Path, patch_px: int, seed: int = 0)
     """Largest |ONNX Runtime - torch| over a random batch of five patches."""
     shape = (5, len(PATCH_CHANNELS), patch_px, patch_px)
     x = np.random.default_rng(seed).normal(0.0, 1.0, shape).astype(np.float32)
-    with torch.no_grad():
-        reference = _wrap(model)(torch.from_numpy(x)).numpy()
-    backend = open_backend("onnxruntime", onnx_path, max_batch=8, threads=1)
-    try:
-        got = backend.predict(x)
-    finally:
-        backend.close()
-    return float(np.max(np.abs(got - reference)))
+    return backend_parity(_wrap(model), onnx_path, x, max_batch=8)
 
 
 def _scores(

@@ -30,8 +30,7 @@ import torch
 from torch import nn
 
 import livecell
-from livecell.engine.backends import open_backend
-from livecell.engine.export import PARITY_TOLERANCE, export_traced
+from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_traced
 from livecell.engine.models.unet import DOWNSAMPLING, SEGMENTATION_CLASSES, UNet
 from livecell.segmentation.scoring import SegmentationScore
 from livecell.segmentation.unet import (
@@ -171,14 +170,7 @@ def export_segmentation_onnx(model: nn.Module, path: Path, tile_px: int) -> Path
 def onnx_parity(model: nn.Module, onnx_path: Path, tile_px: int, seed: int = 0) -> float:
     """Largest |ONNX Runtime - torch| over a random batch of three tiles."""
     x = np.random.default_rng(seed).normal(0.0, 1.0, (3, 1, tile_px, tile_px)).astype(np.float32)
-    with torch.no_grad():
-        reference = _wrap(model)(torch.from_numpy(x)).numpy()
-    backend = open_backend("onnxruntime", onnx_path, max_batch=4, threads=1)
-    try:
-        got = backend.predict(x)
-    finally:
-        backend.close()
-    return float(np.max(np.abs(got - reference)))
+    return backend_parity(_wrap(model), onnx_path, x, max_batch=4)
 
 
 def _summary(score: SegmentationScore) -> dict[str, Any]:
