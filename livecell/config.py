@@ -248,6 +248,14 @@ class NanowellConfig(_Section):
         description="no death is called while the median step over the last this many frames "
         "is death_arrest_still_px or more; 0: calls never wait for the cell to stop",
     )
+    death_apoptosis_hold_frames: int = Field(
+        8,
+        ge=0,
+        le=100,
+        description="an apoptosis is called only once its onset is this many frames old: a "
+        "cell rounding up to divide looks like early apoptosis until it divides (15-40 min; "
+        "8 frames at 5 min); 0: no hold",
+    )
     early_necroptosis_threshold: float = Field(
         0.5, gt=0, lt=1, description="necroptosis probability that flags early necroptosis"
     )

@@ -211,6 +211,7 @@ def score(runs: list[TrackRun], classes: tuple[str, ...], setting: Setting) -> S
             min_track_frames=config.death_min_track_frames,
             onset_threshold=setting.onset_threshold,
             onset_context_frames=setting.onset_context_frames,
+            apoptosis_hold_frames=config.death_apoptosis_hold_frames,
         )
         called_at = -1
         for k, t in enumerate(run.ts):

@@ -31,6 +31,11 @@ replay decides the same things at the same frames.
   crawling (it is called at the first frame it has stopped and the probability still
   holds); the onset then moves to the frame the cell stopped, where the rule finds
   one near the model's onset; otherwise it stays.
+- Mitosis: a cell rounding up to divide stops, rounds and brightens, and for the
+  15-40 minutes before it divides looks like an early apoptosis. An apoptosis is
+  therefore called only once its onset is ``apoptosis_hold_frames`` frames old: a
+  dividing cell's track has ended by then (its daughters are new tracks). Swelling
+  deaths (necroptosis, necrosis) do not look like rounding and are not held.
 - Neither is decided before the track is ``min_track_frames`` frames old: in a
   well, a track that starts late is most often a segmentation fragment, and a
   window padded from one or two frames shows the model nothing it was trained on.
@@ -55,6 +60,7 @@ __all__ = ["CellTypeDecision", "CellTypeVote", "DeathDecision", "DeathWatch"]
 FloatArray = npt.NDArray[np.float32]
 
 LIVE = "live"
+APOPTOSIS = "apoptosis"
 NECROPTOSIS = "necroptosis"
 
 
@@ -124,6 +130,7 @@ class DeathWatch:
         onset_threshold: float | None = None,
         onset_context_frames: int | None = None,
         arrest: ArrestRule | None = None,
+        apoptosis_hold_frames: int = 0,
     ) -> None:
         if classes[0] != LIVE:
             raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
@@ -139,6 +146,7 @@ class DeathWatch:
         # onset_context_frames past it; only frames of the latest window are kept
         self._hindsight: dict[int, tuple[float, int]] = {}
         self.arrest = arrest
+        self.apoptosis_hold_frames = apoptosis_hold_frames
         self.confirm_frames = confirm_frames
         self.early_threshold = early_threshold
         self.min_track_frames = min_track_frames
@@ -187,6 +195,8 @@ class DeathWatch:
                 return decisions  # dead by its look, but it still crawls: not yet
             onset = _onset(*self._onset_series(ts, dead), self.onset_threshold)
             onset = self._arrested_onset(onset, steps_px, int(ts[-1]))
+            if pathway == APOPTOSIS and int(ts[-1]) - onset < self.apoptosis_hold_frames:
+                return decisions  # it may be a cell rounding up to divide: not yet
             self.death = DeathDecision(pathway, onset, self.probability)
             decisions.append(self.death)
         elif self.early is None and self._necroptosis_frames >= self.confirm_frames:

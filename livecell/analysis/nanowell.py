@@ -34,6 +34,7 @@ from livecell.analysis.track_state import TrackState
 from livecell.analysis.wells import WellLattice
 from livecell.config import Config, NanowellConfig
 from livecell.engine.sequence_runtime import SequenceModel
+from livecell.errors import ConfigError
 from livecell.events import (
     CELL_TYPE,
     CONTACT_END,
@@ -436,8 +437,9 @@ def _run(
 
 
 def death_watch(classes: tuple[str, ...], c: NanowellConfig) -> DeathWatch:
-    """A new track's :class:`DeathWatch` as configured: the call, the onset and the
-    motility-arrest rule (``scripts/train_death_head.py`` chooses its epoch with it)."""
+    """A new track's :class:`DeathWatch` as configured: the call, the onset, the
+    motility-arrest rule and the apoptosis hold (``scripts/train_death_head.py``
+    chooses its epoch with it)."""
     return DeathWatch(
         classes,
         threshold=c.death_threshold,
@@ -447,6 +449,7 @@ def death_watch(classes: tuple[str, ...], c: NanowellConfig) -> DeathWatch:
         onset_threshold=c.death_onset_threshold,
         onset_context_frames=c.death_onset_context_frames,
         arrest=_arrest_rule(c),
+        apoptosis_hold_frames=c.death_apoptosis_hold_frames,
     )
 
 
@@ -539,6 +542,13 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
         death=SequenceModel(settings.death_model or bundled_model_dir("nanowell_death")),
         contact=contact,
     )
+    window = models.death.input.window if models.death is not None else 0
+    if settings.death_apoptosis_hold_frames >= window:
+        raise ConfigError(
+            "nanowell.death_apoptosis_hold_frames",
+            f"must be less than the death model's window ({window} frames): an onset is "
+            "placed within the window, so a longer hold would never end",
+        )
     tracks = TracksFile(config.sinks.tracks) if config.sinks.tracks is not None else None
     return NanowellStage(settings, models, tracks_out=tracks, meters=meters)
 

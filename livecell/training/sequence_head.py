@@ -255,8 +255,12 @@ def death_watch_score(
     """The daemon's :class:`DeathWatch` (``config``, default the defaults) per track over
     its daemon windows (per track: ``frame_probs [L, W, K]``, ``window_probs [L, K]``),
     the arrest rule reading ``chip_steps_px`` where the series has them: deaths, detected,
-    onsets within 2 frames (share of all deaths) and false deaths (share of the others)."""
+    onsets within 2 frames (share of all deaths) and false deaths (share of the others).
+    A window no longer than the apoptosis hold is scored with the hold cut to
+    ``window - 1`` (the daemon refuses a longer one: its onsets lie inside the window)."""
     config = config or NanowellConfig()
+    if config.death_apoptosis_hold_frames >= window:
+        config = config.model_copy(update={"death_apoptosis_hold_frames": window - 1})
     deaths = detected = within = live = false = 0
     for tr, fp, wp in zip(tracks, frame_probs, window_probs, strict=True):
         watch = death_watch(PATHWAY_CLASSES, config)

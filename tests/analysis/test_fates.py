@@ -22,6 +22,7 @@ def watch(
     onset_threshold: float | None = None,
     onset_context_frames: int | None = None,
     arrest: ArrestRule | None = None,
+    apoptosis_hold_frames: int = 0,
     **overrides: float,
 ) -> DeathWatch:
     settings = {
@@ -39,6 +40,7 @@ def watch(
         onset_threshold=onset_threshold,
         onset_context_frames=onset_context_frames,
         arrest=arrest,
+        apoptosis_hold_frames=apoptosis_hold_frames,
     )
 
 
@@ -155,7 +157,7 @@ def test_no_death_is_called_on_a_young_track() -> None:
 
 
 def feed_windows(
-    w: DeathWatch, windows: list[list[float]], start: int = 0
+    w: DeathWatch, windows: list[list[float]], start: int = 0, pathway: int = 1
 ) -> list[tuple[int, DeathDecision]]:
     """Feed whole windows of per-frame death probabilities, the ``k``-th ending at frame
     ``start + k`` and padded at the front by repeating the track's first frame, as the
@@ -168,7 +170,7 @@ def feed_windows(
         dead = np.array(dead_list, dtype=np.float32)
         frame_probs = np.zeros((size, 4), dtype=np.float32)
         frame_probs[:, 0] = 1 - dead
-        frame_probs[:, 1] = dead
+        frame_probs[:, pathway] = dead
         out += [(end, d) for d in w.update(ts, frame_probs, frame_probs[-1])]
     return out
 
@@ -213,6 +215,41 @@ def test_no_death_is_called_while_the_cell_still_crawls() -> None:
     assert [
         t for t, _ in feed(watch(threshold=0.8, arrest=unchecked), dead, steps_px=keeps_crawling)
     ] == [5]
+
+
+RISE_AT_3 = [0.1, 0.1, 0.2, 0.7, 0.8, 0.9, 0.95, 0.97, 0.97, 0.98, 0.98, 0.99]
+
+
+def feed_track(
+    w: DeathWatch, dead_by_frame: list[float], pathway: int = 1
+) -> list[tuple[int, int]]:
+    """Feed a track's frames through windows of 8 (padded at the front, as the daemon
+    pads); return (frame, onset) of the deaths called."""
+    windows = [
+        [dead_by_frame[max(0, t - 7 + i)] for i in range(8)] for t in range(len(dead_by_frame))
+    ]
+    return [(t, d.onset_t) for t, d in feed_windows(w, windows, pathway=pathway) if not d.early]
+
+
+def test_an_apoptosis_is_called_once_its_onset_is_old_enough() -> None:
+    """Called at frame 4 without the hold; with a 5-frame hold, at frame 8 (onset 3 + 5),
+    with the same onset."""
+    assert feed_track(watch(), RISE_AT_3) == [(4, 3)]
+    assert feed_track(watch(apoptosis_hold_frames=5), RISE_AT_3) == [(8, 3)]
+
+
+def test_a_cell_that_divides_within_the_hold_is_never_called_dead() -> None:
+    """A rounding cell looks like early apoptosis, then divides: its track ends (no more
+    updates) before the hold has passed, so no death is ever called."""
+    rounding_then_division = RISE_AT_3[:8]  # the track's last frame is 7
+    assert feed_track(watch(), rounding_then_division) == [(4, 3)]
+    assert feed_track(watch(apoptosis_hold_frames=5), rounding_then_division) == []
+
+
+def test_swelling_deaths_are_not_held() -> None:
+    for necroptosis_or_necrosis in (2, 3):
+        held = watch(apoptosis_hold_frames=5)
+        assert feed_track(held, RISE_AT_3, necroptosis_or_necrosis) == [(4, 3)]
 
 
 def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:

@@ -14,8 +14,11 @@ import pytest
 from daemons import livecell, read_events, write_config
 from microscope import simulate_nanowell
 
-from livecell.analysis.nanowell import TRACK_ID_BLOCK
+from livecell.analysis.nanowell import TRACK_ID_BLOCK, open_nanowell_stage
+from livecell.config import config_from_dict
+from livecell.errors import ConfigError
 from livecell.evaluation.loaders import load_tracks
+from livecell.metrics import Metrics
 
 FRAMES = 8
 TRACK_COLUMNS = ["position", "t", "track", "well", "x", "y", "area", "cell_type", "state"]
@@ -169,3 +172,16 @@ def test_a_restart_never_reuses_a_track_or_event_id(
     with open(tmp_path / "tracks.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {int(r["t"]) for r in rows} == set(range(len(frames)))
+
+
+def test_an_apoptosis_hold_as_long_as_the_death_window_is_refused(tmp_path: Path) -> None:
+    """The onset is placed within the death model's 24-frame window, so a hold of 24
+    frames would never end: the stage refuses it at start-up, naming the key."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    settings = {"source": {"path": str(frames)}, "analysis": {"mode": "nanowell"}}
+    too_long = settings | {"nanowell": {"death_apoptosis_hold_frames": 24}}
+    with pytest.raises(ConfigError, match=r"death_apoptosis_hold_frames.*window \(24 frames\)"):
+        open_nanowell_stage(config_from_dict(too_long, base_dir=tmp_path), Metrics())
+    stage = open_nanowell_stage(config_from_dict(settings, base_dir=tmp_path), Metrics())
+    stage.close()
