@@ -36,6 +36,11 @@ replay decides the same things at the same frames.
   therefore called only once its onset is ``apoptosis_hold_frames`` frames old: a
   dividing cell's track has ended by then (its daughters are new tracks). Swelling
   deaths (necroptosis, necrosis) do not look like rounding and are not held.
+- Born dying: a track that appeared after the acquisition's first frame (``born_t``)
+  and whose death would have its onset at its first frame is never called dead. Cells
+  do not come into a closed well, and a daughter is born alive: such a track is a piece
+  of a dying cell (a fragment its segmentation split off), whose death the cell's own
+  track reports.
 - Neither is decided before the track is ``min_track_frames`` frames old: in a
   well, a track that starts late is most often a segmentation fragment, and a
   window padded from one or two frames shows the model nothing it was trained on.
@@ -131,6 +136,7 @@ class DeathWatch:
         onset_context_frames: int | None = None,
         arrest: ArrestRule | None = None,
         apoptosis_hold_frames: int = 0,
+        born_t: int | None = None,
     ) -> None:
         if classes[0] != LIVE:
             raise ValueError(f"the death model's first class must be {LIVE!r}, got {classes}")
@@ -147,6 +153,8 @@ class DeathWatch:
         self._hindsight: dict[int, tuple[float, int]] = {}
         self.arrest = arrest
         self.apoptosis_hold_frames = apoptosis_hold_frames
+        self.born_t = born_t
+        self.born_dying = False
         self.confirm_frames = confirm_frames
         self.early_threshold = early_threshold
         self.min_track_frames = min_track_frames
@@ -172,7 +180,7 @@ class DeathWatch:
         ``steps_px`` (frame -> centroid step into it, drift removed) is what the
         ``arrest`` rule reads.
         """
-        if self.death is not None:
+        if self.death is not None or self.born_dying:
             return []
         self._frames += 1
         ts, dead = _unpadded(
@@ -197,6 +205,9 @@ class DeathWatch:
             onset = self._arrested_onset(onset, steps_px, int(ts[-1]))
             if pathway == APOPTOSIS and int(ts[-1]) - onset < self.apoptosis_hold_frames:
                 return decisions  # it may be a cell rounding up to divide: not yet
+            if self.born_t is not None and onset <= self.born_t:
+                self.born_dying = True  # a piece of a dying cell: never called
+                return decisions
             self.death = DeathDecision(pathway, onset, self.probability)
             decisions.append(self.death)
         elif self.early is None and self._necroptosis_frames >= self.confirm_frames:

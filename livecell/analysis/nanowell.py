@@ -296,9 +296,10 @@ class _Position:
             track = self._global_id(well.well, cell.track)
             state = self.tracks.get(track)
             if state is None:
-                state = self.tracks[track] = self._new_state(well.well, track)
-                if update.t > self.first_t:
-                    self.contact_hold.born(track, update.t)
+                born_t = update.t if update.t > self.first_t else None
+                state = self.tracks[track] = self._new_state(well.well, track, born_t)
+                if born_t is not None:
+                    self.contact_hold.born(track, born_t)
             crop, eccentricity = self._cell_crop(cell, labels, label_image, well, image, crop_px)
             rows += state.add(
                 update.t,
@@ -332,7 +333,7 @@ class _Position:
         model = self.models.death or self.models.cell_type
         return model.input.crop_px if model is not None else 48
 
-    def _new_state(self, well: str, track: int) -> TrackState:
+    def _new_state(self, well: str, track: int, born_t: int | None) -> TrackState:
         c = self.config
         cell_type, death = self.models.cell_type, self.models.death
         window = max((m.input.window for m in (cell_type, death) if m is not None), default=1)
@@ -357,7 +358,7 @@ class _Position:
             )
             if cell_type is not None
             else None,
-            death=death_watch(death.classes, c) if death is not None else None,
+            death=death_watch(death.classes, c, born_t) if death is not None else None,
         )
 
     # ------------------------------------------------------------------ events
@@ -436,10 +437,13 @@ def _run(
     return [(ts[i], per_frame[i], per_window[i]) for i in range(len(states))]
 
 
-def death_watch(classes: tuple[str, ...], c: NanowellConfig) -> DeathWatch:
+def death_watch(
+    classes: tuple[str, ...], c: NanowellConfig, born_t: int | None = None
+) -> DeathWatch:
     """A new track's :class:`DeathWatch` as configured: the call, the onset, the
     motility-arrest rule and the apoptosis hold (``scripts/train_death_head.py``
-    chooses its epoch with it)."""
+    chooses its epoch with it); ``born_t``: the frame the track appeared, if after the
+    acquisition's first."""
     return DeathWatch(
         classes,
         threshold=c.death_threshold,
@@ -450,6 +454,7 @@ def death_watch(classes: tuple[str, ...], c: NanowellConfig) -> DeathWatch:
         onset_context_frames=c.death_onset_context_frames,
         arrest=_arrest_rule(c),
         apoptosis_hold_frames=c.death_apoptosis_hold_frames,
+        born_t=born_t,
     )
 
 

@@ -252,6 +252,28 @@ def test_swelling_deaths_are_not_held() -> None:
         assert feed_track(held, RISE_AT_3, necroptosis_or_necrosis) == [(4, 3)]
 
 
+def born_at_10(dead_from_birth: list[float], born_t: int | None) -> list[tuple[int, int]]:
+    """A track that first appears at frame 10, fed windows of 8 (front-padded)."""
+    w = DeathWatch(
+        DEATH_CLASSES, threshold=0.5, confirm_frames=2, early_threshold=0.35, born_t=born_t
+    )
+    n = len(dead_from_birth)
+    windows = [[dead_from_birth[max(0, k - 7 + i)] for i in range(8)] for k in range(n)]
+    return [(t, d.onset_t) for t, d in feed_windows(w, windows, start=10) if not d.early]
+
+
+def test_a_track_born_dying_is_never_called_dead() -> None:
+    """Dead-looking from its first frame (10), it is a piece of a dying cell: no call, not
+    even once the window has slid past its birth; a cell there from the start is called."""
+    dying_from_birth = [0.95] * 30
+    assert born_at_10(dying_from_birth, born_t=10) == []
+    assert born_at_10(dying_from_birth, born_t=None) == [(11, 10)]
+
+
+def test_a_track_born_alive_that_dies_later_is_called() -> None:
+    assert born_at_10(RISE_AT_3, born_t=10) == [(14, 13)]
+
+
 def test_track_steps_are_on_the_chip_and_skip_missed_frames() -> None:
     """A cell sitting still while the stage drifts has no steps; filled frames give none."""
     rng = np.random.default_rng(5)
