@@ -525,6 +525,13 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
     from livecell.segmentation import ClassicalSegmenter, UNetSegmenter
 
     settings = config.nanowell
+    death = SequenceModel(settings.death_model or bundled_model_dir("nanowell_death"))
+    if settings.death_apoptosis_hold_frames >= death.input.window:
+        raise ConfigError(
+            "nanowell.death_apoptosis_hold_frames",
+            f"must be less than the death model's window ({death.input.window} frames): an "
+            "onset is placed within the window, so a longer hold would never end",
+        )
     segmenter: Segmenter
     if settings.segmenter == "classical":
         segmenter = ClassicalSegmenter()
@@ -544,16 +551,9 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
         cell_type=SequenceModel(
             settings.cell_type_model or bundled_model_dir("nanowell_cell_type")
         ),
-        death=SequenceModel(settings.death_model or bundled_model_dir("nanowell_death")),
+        death=death,
         contact=contact,
     )
-    window = models.death.input.window if models.death is not None else 0
-    if settings.death_apoptosis_hold_frames >= window:
-        raise ConfigError(
-            "nanowell.death_apoptosis_hold_frames",
-            f"must be less than the death model's window ({window} frames): an onset is "
-            "placed within the window, so a longer hold would never end",
-        )
     tracks = TracksFile(config.sinks.tracks) if config.sinks.tracks is not None else None
     return NanowellStage(settings, models, tracks_out=tracks, meters=meters)
 

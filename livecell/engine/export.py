@@ -49,8 +49,11 @@ def export_onnx(
     in_channels: int,
     input_size: int | tuple[int, int],
     opset: int = MIN_OPSET,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] = with_softmax,
 ) -> Path:
-    """Write ``model`` + softmax to ``path`` as ONNX with a dynamic batch axis; return the path.
+    """Write ``wrap(model)`` (default: ``model`` + softmax) to ``path`` as ONNX,
+    ``patches [N, C, H, W] -> probabilities [N, ...]`` with a dynamic batch axis; return
+    the path.
 
     ``input_size`` is the patch side (or ``(height, width)``) the graph is traced at; the
     spatial size is fixed in the file, the batch is not.
@@ -59,7 +62,7 @@ def export_onnx(
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     return export_traced(
         model,
-        with_softmax,
+        wrap,
         (torch.zeros(2, in_channels, height, width, dtype=torch.float32),),
         path,
         input_names=[INPUT_NAME],

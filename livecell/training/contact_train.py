@@ -38,7 +38,7 @@ from torch import nn
 import livecell
 from livecell.analysis.wells import WellLattice
 from livecell.config import NanowellConfig
-from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_traced
+from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_onnx
 from livecell.engine.models.contact import ContactCNN
 from livecell.evaluation.contacts import score_contacts, truth_intervals
 from livecell.evaluation.tables import TruthContact
@@ -232,14 +232,8 @@ def _wrap(model: nn.Module) -> nn.Module:
 
 def export_contact_onnx(model: nn.Module, path: Path, patch_px: int) -> Path:
     """``model`` + sigmoid as ONNX: ``patches [N, 4, S, S]`` -> ``probabilities [N, 1]``."""
-    return export_traced(
-        model,
-        _wrap,
-        (torch.zeros(2, len(PATCH_CHANNELS), patch_px, patch_px, dtype=torch.float32),),
-        path,
-        input_names=["patches"],
-        output_names=["probabilities"],
-        dynamic_axes={"patches": {0: "batch"}, "probabilities": {0: "batch"}},
+    return export_onnx(
+        model, path, in_channels=len(PATCH_CHANNELS), input_size=patch_px, wrap=_wrap
     )
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import livecell
-from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_traced
+from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_onnx
 from livecell.engine.models.unet import DOWNSAMPLING, SEGMENTATION_CLASSES, UNet
 from livecell.segmentation.scoring import SegmentationScore
 from livecell.segmentation.unet import (
@@ -156,15 +156,7 @@ def _wrap(model: nn.Module) -> nn.Module:
 
 def export_segmentation_onnx(model: nn.Module, path: Path, tile_px: int) -> Path:
     """``model`` + per-pixel softmax, flattened to ``[N, 3 * tile * tile]``, as ONNX."""
-    return export_traced(
-        model,
-        _wrap,
-        (torch.zeros(2, 1, tile_px, tile_px, dtype=torch.float32),),
-        path,
-        input_names=["patches"],
-        output_names=["probabilities"],
-        dynamic_axes={"patches": {0: "batch"}, "probabilities": {0: "batch"}},
-    )
+    return export_onnx(model, path, in_channels=1, input_size=tile_px, wrap=_wrap)
 
 
 def onnx_parity(model: nn.Module, onnx_path: Path, tile_px: int, seed: int = 0) -> float:
