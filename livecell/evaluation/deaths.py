@@ -20,7 +20,9 @@ Rules:
   false = predicted deaths left. Recall = detected / truth, precision =
   detected / predicted.
 - Onset error = predicted ``onset_t`` - true ``onset_t`` in frames (positive:
-  late), over matches: mean, median, mean absolute.
+  late), over matches: mean, median, mean absolute. Onsets on time: matches
+  within ``ONSET_TOLERANCE_FRAMES`` (2) of the truth, as a share of detected and
+  of true deaths (the second also counts missed deaths as late).
 - Lead time = ``marker_t`` - the event's ``t`` (the frame the death was
   reported from) in frames: how long before the fluorescence marker turns
   positive livecell said so. Positive is earlier than the marker. Over
@@ -46,6 +48,7 @@ from livecell.evaluation.tracking import TrackResolver
 from livecell.simulation.scene import DEATH_PATHWAYS, DEFAULT_PATCH_SIZE_PX
 
 UNSPECIFIED = "death"
+ONSET_TOLERANCE_FRAMES = 2
 _TIE_BREAK = 1e-3
 
 
@@ -84,6 +87,9 @@ class DeathReport:
     precision: float
     f1: float
     onset_error: FrameStats
+    onsets_on_time: int  # matches within ONSET_TOLERANCE_FRAMES of the true onset
+    onsets_on_time_of_detected: float
+    onsets_on_time_of_truth: float
     lead_time: FrameStats
     lead_time_by_pathway: tuple[PathwayLead, ...]
     pathway_accuracy: float
@@ -231,6 +237,7 @@ def score_deaths(
     recall = ratio(detected, len(truth))
     precision = ratio(detected, len(events))
     f1 = ratio(2 * detected, len(truth) + len(events))
+    on_time = sum(abs(m.onset_error) <= ONSET_TOLERANCE_FRAMES for m in matches)
 
     named = [m for m in matches if m.predicted_pathway != UNSPECIFIED]
     extra = sorted(
@@ -252,6 +259,9 @@ def score_deaths(
         precision=precision,
         f1=f1,
         onset_error=frame_stats([m.onset_error for m in matches]),
+        onsets_on_time=on_time,
+        onsets_on_time_of_detected=ratio(on_time, detected),
+        onsets_on_time_of_truth=ratio(on_time, len(truth)),
         lead_time=frame_stats([m.lead_time for m in matches]),
         lead_time_by_pathway=tuple(
             PathwayLead(p, frame_stats([m.lead_time for m in matches if m.truth_pathway == p]))

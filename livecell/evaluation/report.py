@@ -19,7 +19,7 @@ import numpy as np
 from livecell.evaluation.cell_types import CellTypeReport
 from livecell.evaluation.contacts import ContactReport
 from livecell.evaluation.ctc import CtcScores
-from livecell.evaluation.deaths import DeathReport
+from livecell.evaluation.deaths import ONSET_TOLERANCE_FRAMES, DeathReport
 from livecell.evaluation.patches import PatchReport
 from livecell.evaluation.stats import FrameStats
 from livecell.evaluation.tracking import MotScores, TrackingReport
@@ -224,6 +224,9 @@ def _deaths(r: DeathReport) -> list[str]:
         f"missed {r.missed}   false {r.false}",
         f"  recall {_n(r.recall)}   precision {_n(r.precision)}   F1 {_n(r.f1)}",
         f"  onset error, frames (predicted - truth): {_stats(r.onset_error)}",
+        f"  onset within {ONSET_TOLERANCE_FRAMES} frames: {r.onsets_on_time} "
+        f"({_n(r.onsets_on_time_of_detected)} of detected, "
+        f"{_n(r.onsets_on_time_of_truth)} of truth)",
         f"  lead time, frames (marker_t - reported t): {_stats(r.lead_time)}",
     ]
     for p in r.lead_time_by_pathway:

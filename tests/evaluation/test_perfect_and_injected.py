@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from livecell.evaluation import Report, score
+from livecell.evaluation.deaths import ONSET_TOLERANCE_FRAMES
 from livecell.evaluation.oracle import perfect_events, perfect_tracks
 from livecell.evaluation.tables import EventSet, GroundTruth, TrackTable, event_set
 from livecell.simulation.scene import EMPTY_PATCH, PATCH_STATES
@@ -165,10 +166,13 @@ def test_missed_death_lowers_death_recall_only(scene: Scene, data: st.DataObject
     assert after.deaths.recall < before.deaths.recall
     assert after.deaths.missed == before.deaths.missed + 1
     assert after.deaths.false == before.deaths.false == 0
+    assert after.deaths.onsets_on_time == before.deaths.onsets_on_time - 1
+    assert after.deaths.onsets_on_time_of_truth < before.deaths.onsets_on_time_of_truth
     if after.deaths.detected:
         assert after.deaths.precision == before.deaths.precision == 1.0
         assert after.deaths.onset_error.mean_abs == before.deaths.onset_error.mean_abs == 0.0
         assert after.deaths.pathway_accuracy == before.deaths.pathway_accuracy == 1.0
+        assert after.deaths.onsets_on_time_of_detected == 1.0
     else:  # the only death was dropped: nothing predicted, so no precision and no errors
         assert math.isnan(after.deaths.precision)
         assert after.deaths.onset_error.n == 0
@@ -194,6 +198,9 @@ def test_missed_death_lowers_death_recall_only(scene: Scene, data: st.DataObject
         "matches",
         "missed_deaths",
         "onset_error",  # its n (the number of matches), not its values: checked above
+        "onsets_on_time",
+        "onsets_on_time_of_truth",
+        "onsets_on_time_of_detected",  # only from 1.0 to undefined, like precision
     }
 
 
@@ -213,8 +220,10 @@ def test_shifted_onset_changes_onset_error_only(scene: Scene, data: st.DataObjec
     assert after.deaths is not None
     assert after.deaths.onset_error.mean_abs == abs(delta) / after.deaths.detected
     assert after.deaths.onset_error.mean == delta / after.deaths.detected
+    late = int(abs(delta) > ONSET_TOLERANCE_FRAMES)
+    assert after.deaths.onsets_on_time == before.deaths.onsets_on_time - late
     changes = changed(before.to_dict(), after.to_dict())
-    allowed = {"deaths.onset_error."}
+    allowed = {"deaths.onset_error.", "deaths.onsets_on_time"}
     assert _only(changes, (*allowed, "deaths.matches.")) == set()
     assert {c.rsplit(".", 1)[1] for c in changes if c.startswith("deaths.matches.")} <= {
         "predicted_onset_t",

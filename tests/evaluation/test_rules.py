@@ -349,6 +349,9 @@ def test_deaths_with_track_matches() -> None:
     assert [m.lead_time for m in report.matches] == [2, -1]
     assert report.onset_error.mean == 0.0
     assert report.onset_error.mean_abs == 1.0
+    assert report.onsets_on_time == 2
+    assert report.onsets_on_time_of_detected == 1.0
+    assert report.onsets_on_time_of_truth == 1.0
     assert (report.pathway_scored, report.pathway_unspecified, report.pathway_accuracy) == (
         1,
         1,
@@ -368,8 +371,12 @@ def test_deaths_without_tracks_match_by_well_and_onset() -> None:
     assert report.matching == "well and onset"
     assert (report.detected, report.false) == (2, 1)
     assert report.pathway_accuracy == 1.0
+    assert report.onsets_on_time == 1  # the call 20 frames off is detected, not on time
+    assert report.onsets_on_time_of_detected == 0.5
+    assert report.onsets_on_time_of_truth == 0.5
     narrow = score_deaths(truth, calls, resolver=None, truth_tracks=None, max_onset_gap=5)
     assert (narrow.detected, narrow.missed, narrow.false) == (1, 1, 2)
+    assert (narrow.onsets_on_time_of_detected, narrow.onsets_on_time_of_truth) == (1.0, 0.5)
 
 
 def test_patch_deaths_match_the_cell_in_the_patch() -> None:
