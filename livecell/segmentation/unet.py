@@ -125,11 +125,12 @@ class UNetSegmenter:
         folder = Path(model_dir)
         card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text())
         self.card = card
+        self.model_path = folder / "model.onnx"
         self.tile_px = int(card["input"]["tile_px"])
         self.params = params
         self._backend = open_backend(
             backend,
-            folder / "model.onnx",
+            self.model_path,
             max_batch=max_batch,
             threads=threads,
         )

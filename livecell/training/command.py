@@ -117,6 +117,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.1,
         help="death: weight of the penalty on downward steps of p(dead) (default: 0.1)",
     )
+    contact = parser.add_argument_group("contact task (nanowell contact net)")
+    contact.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each acquisition's examples (the U-Net pass over its frames) in DIR and "
+        "reuse them while the acquisition and the U-Net are unchanged",
+    )
     segmentation = parser.add_argument_group("segmentation task (nanowell U-Net)")
     segmentation.add_argument(
         "--steps", type=int, default=2500, help="optimiser steps (default: 2500)"
@@ -147,6 +156,9 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     argv = list(["livecell", *sys.argv[1:]] if argv is None else argv)
     if argv:
         argv[0] = Path(argv[0]).name
+    if args.cache is not None and args.task != "contact":
+        print("livecell train: --cache only applies to --task contact", file=sys.stderr)
+        return EXIT_USAGE
     if args.task == "segmentation":
         return _run_segmentation(args, argv)
     if args.task == "contact":
@@ -343,7 +355,7 @@ def _run_contact(args: argparse.Namespace, argv: list[str]) -> int:
     from livecell.segmentation import UNetSegmenter
     from livecell.training.contact_train import (
         ContactTrainConfig,
-        contact_examples,
+        cached_contact_examples,
         train_contact_net,
     )
 
@@ -364,9 +376,10 @@ def _run_contact(args: argparse.Namespace, argv: list[str]) -> int:
         )
         with UNetSegmenter.bundled() as segmenter:
             load = functools.partial(
-                contact_examples,
+                cached_contact_examples,
                 segmenter=segmenter,
                 half_px=config.patch_px // 2,
+                cache=args.cache,
                 progress=not args.quiet,
             )
             train = [load(folder) for folder in args.data[:-n_val]]

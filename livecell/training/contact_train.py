@@ -5,7 +5,9 @@ folder goes through the well lattice and the bundled U-Net as in the nanowell st
 every pair of cells at most ``max_gap_px`` apart (``candidate_pairs``) gives one patch
 (``pair_patches``) and one answer, whether the two simulated cells the labels cover
 most were in contact in that frame (``ground_truth/contacts.csv``). A label over no
-simulated cell, or two labels over one cell, teach nothing and are left out.
+simulated cell, or two labels over one cell, teach nothing and are left out. That U-Net
+pass is most of a run's time (about 2 minutes per 72-frame acquisition on 2 cores), so
+``cached_contact_examples`` can keep each acquisition's examples in a cache folder.
 
 Training: binary cross-entropy, AdamW, random 90-degree turns and flips, and the two
 cells' mask channels swapped at random (a pair has no order). The epoch is chosen on
@@ -40,6 +42,7 @@ from livecell.analysis.wells import WellLattice
 from livecell.config import NanowellConfig
 from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_onnx
 from livecell.engine.models.contact import ContactCNN
+from livecell.engine.tensorrt_build import file_sha256
 from livecell.evaluation.contacts import score_contacts, truth_intervals
 from livecell.evaluation.tables import TruthContact
 from livecell.segmentation.unet import UNetSegmenter, instances_from_probabilities, normalise_crop
@@ -53,7 +56,16 @@ from livecell.tracking.contact_score import (
 )
 from livecell.training.train import save_atomic, state_copy, write_card
 
-__all__ = ["ContactExamples", "ContactTrainConfig", "contact_examples", "train_contact_net"]
+__all__ = [
+    "ContactExamples",
+    "ContactTrainConfig",
+    "cached_contact_examples",
+    "contact_examples",
+    "train_contact_net",
+]
+
+# the ContactExamples fields a cache file holds (``truth`` is read again from the folder)
+_CACHED = ("patches", "measurements", "touching", "positions", "wells", "t", "track_a", "track_b")
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,53 @@ def contact_examples(
         track_b=np.asarray(columns["track_b"], np.int64),
         truth=truth,
     )
+
+
+def cached_contact_examples(
+    acquisition: Path,
+    segmenter: UNetSegmenter,
+    *,
+    half_px: int,
+    cache: Path | None,
+    progress: bool = False,
+) -> ContactExamples:
+    """:func:`contact_examples`, kept in ``cache/<folder name>.npz`` when ``cache`` is set.
+
+    A cache file is used only while it was made from the same folder, the same
+    ``contacts.csv``, the same U-Net ONNX file and watershed settings and the same
+    ``half_px``; otherwise the examples are made again and the file replaced. The key
+    does not cover livecell's own code: empty the cache after changing how pairs are found.
+    """
+    if cache is None:
+        return contact_examples(acquisition, segmenter, half_px=half_px, progress=progress)
+    key = ":".join(
+        [
+            str(acquisition.resolve()),
+            file_sha256(acquisition / "ground_truth" / "contacts.csv"),
+            file_sha256(segmenter.model_path),
+            repr(segmenter.params),
+            str(half_px),
+        ]
+    )
+    path = cache / f"{acquisition.resolve().name}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) == key:
+                if progress:
+                    print(f"{acquisition.name}: {len(saved['touching'])} pairs from {path}")
+                return ContactExamples(
+                    acquisition=acquisition.name,
+                    truth=read_truth_contacts(acquisition),
+                    **{name: saved[name] for name in _CACHED},
+                )
+    examples = contact_examples(acquisition, segmenter, half_px=half_px, progress=progress)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    np.savez_compressed(
+        partial, key=np.array(key), **{name: getattr(examples, name) for name in _CACHED}
+    )
+    partial.replace(path)
+    return examples
 
 
 def interval_scores(

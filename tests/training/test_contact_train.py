@@ -19,6 +19,7 @@ from livecell.training import command
 from livecell.training.contact_train import (
     ContactExamples,
     ContactTrainConfig,
+    cached_contact_examples,
     contact_examples,
     interval_scores,
 )
@@ -50,6 +51,25 @@ def test_examples_are_the_candidate_pairs_with_the_simulators_answer(tiny: list[
     assert np.all(ex.patches[:, 1].reshape(len(ex), -1).max(1) == 1)
     assert np.all(ex.patches[:, 2].reshape(len(ex), -1).max(1) == 1)
     assert not np.any((ex.patches[:, 1] > 0) & (ex.patches[:, 2] > 0))
+
+
+def test_cached_examples_are_the_examples_and_are_read_back(
+    tiny: list[Path], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    with UNetSegmenter.bundled(threads=1) as segmenter:
+        fresh = contact_examples(tiny[0], segmenter, half_px=16)
+        first = cached_contact_examples(tiny[0], segmenter, half_px=16, cache=cache)
+    assert [p.name for p in cache.iterdir()] == ["nano5.npz"]
+    # the segmenter is closed: the second call can only read the cache
+    again = cached_contact_examples(tiny[0], segmenter, half_px=16, cache=cache)
+    for name in ("patches", "measurements", "touching", "wells", "t", "track_a", "track_b"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(fresh, name))
+        np.testing.assert_array_equal(getattr(again, name), getattr(fresh, name))
+    assert again.truth == fresh.truth
+    # another patch size is not in the cache: it needs the (closed) segmenter
+    with pytest.raises(RuntimeError, match="closed"):
+        cached_contact_examples(tiny[0], segmenter, half_px=12, cache=cache)
 
 
 def test_interval_scores_merge_frames_one_apart_and_match_at_half_iou() -> None:
@@ -105,6 +125,14 @@ def test_the_command_needs_two_acquisitions_and_held_out_data(
     assert command.main([str(tiny[0]), "--test", str(tiny[1]), *base]) == command.EXIT_USAGE
     resume = [*map(str, tiny), "--test", str(tiny[1]), *base, "--resume"]
     assert command.main(resume) == command.EXIT_USAGE
+
+
+def test_cache_is_refused_for_other_tasks(
+    tiny: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*map(str, tiny), "--task", "death", "--out", str(tmp_path / "y")]
+    assert command.main([*argv, "--cache", str(tmp_path / "c")]) == command.EXIT_USAGE
+    assert "--cache only applies to --task contact" in capsys.readouterr().err
 
 
 def test_config_is_checked() -> None:
