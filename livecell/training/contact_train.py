@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -201,16 +202,13 @@ def cached_contact_examples(
         ]
     )
     path = cache / f"{acquisition.resolve().name}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as saved:
-            if str(saved["key"]) == key:
-                if progress:
-                    print(f"{acquisition.name}: {len(saved['touching'])} pairs from {path}")
-                return ContactExamples(
-                    acquisition=acquisition.name,
-                    truth=read_truth_contacts(acquisition),
-                    **{name: saved[name] for name in _CACHED},
-                )
+    saved = _read_cache(path, key)
+    if saved is not None:
+        if progress:
+            print(f"{acquisition.name}: {len(saved['touching'])} pairs from {path}")
+        return ContactExamples(
+            acquisition=acquisition.name, truth=read_truth_contacts(acquisition), **saved
+        )
     examples = contact_examples(acquisition, segmenter, half_px=half_px, progress=progress)
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
@@ -219,6 +217,20 @@ def cached_contact_examples(
     )
     partial.replace(path)
     return examples
+
+
+def _read_cache(path: Path, key: str) -> dict[str, Any] | None:
+    """The cached fields in ``path`` if it holds ``key``; None if missing, stale or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key:
+                return None
+            return {name: saved[name] for name in _CACHED}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        print(f"{path}: unreadable cache file ({exc}); making the examples again")
+        return None
 
 
 def interval_scores(

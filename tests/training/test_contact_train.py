@@ -72,6 +72,22 @@ def test_cached_examples_are_the_examples_and_are_read_back(
         cached_contact_examples(tiny[0], segmenter, half_px=12, cache=cache)
 
 
+def test_an_unreadable_cache_file_is_made_again(
+    tiny: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "nano5.npz").write_bytes(b"not a zip file")
+    with UNetSegmenter.bundled(threads=1) as segmenter:
+        remade = cached_contact_examples(tiny[0], segmenter, half_px=16, cache=cache)
+        fresh = contact_examples(tiny[0], segmenter, half_px=16)
+    assert "unreadable cache file" in capsys.readouterr().out
+    np.testing.assert_array_equal(remade.patches, fresh.patches)
+    np.testing.assert_array_equal(remade.touching, fresh.touching)
+    again = cached_contact_examples(tiny[0], segmenter, half_px=16, cache=cache)
+    np.testing.assert_array_equal(again.patches, fresh.patches)
+
+
 def test_interval_scores_merge_frames_one_apart_and_match_at_half_iou() -> None:
     truth = (TruthContact("Pos0", "r000c000", 1, 2, 10, 13),)
     frames = np.array([10, 11, 13, 20])
