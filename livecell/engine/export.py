@@ -34,6 +34,12 @@ PARITY_TOLERANCE = 1e-4
 """Largest ONNX Runtime vs torch difference an fp32 export may show."""
 
 
+def require_parity(parity: float) -> None:
+    """Raise when an export's ONNX Runtime vs torch difference ``parity`` is too large."""
+    if parity > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX Runtime differs from torch by {parity:.2e} > {PARITY_TOLERANCE}")
+
+
 def with_softmax(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` (logits ``[N, K]``) followed by a softmax over classes, in eval mode."""
     th = require("torch", extra="train", purpose="ONNX export")

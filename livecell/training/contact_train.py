@@ -28,7 +28,6 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +37,9 @@ import tifffile
 import torch
 from torch import nn
 
-import livecell
 from livecell.analysis.wells import WellLattice
 from livecell.config import NanowellConfig
-from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_onnx
+from livecell.engine.export import backend_parity, export_onnx, require_parity
 from livecell.engine.models.contact import ContactCNN
 from livecell.engine.tensorrt_build import file_sha256
 from livecell.evaluation.contacts import score_contacts, truth_intervals
@@ -55,7 +53,7 @@ from livecell.tracking.contact_score import (
     candidate_pairs,
     pair_patches,
 )
-from livecell.training.train import save_atomic, state_copy, write_card
+from livecell.training.train import card_header, save_atomic, state_copy, write_card
 
 __all__ = [
     "ContactExamples",
@@ -392,13 +390,9 @@ def train_contact_net(
     save_atomic(model.state_dict(), out / "model.pt")
     onnx_path = export_contact_onnx(model, out / "model.onnx", config.patch_px)
     parity = onnx_parity(model, onnx_path, config.patch_px)
-    if parity > PARITY_TOLERANCE:
-        raise RuntimeError(f"ONNX Runtime differs from torch by {parity:.2e} > {PARITY_TOLERANCE}")
+    require_parity(parity)
     card: dict[str, Any] = {
-        "schema_version": 1,
-        "livecell_version": livecell.__version__,
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "task": "nanowell contact",
+        **card_header("nanowell contact"),
         "classes": ["touching"],
         "threshold": config.threshold,
         "model": {

@@ -20,7 +20,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-import livecell
-from livecell.engine.export import PARITY_TOLERANCE, backend_parity, export_onnx
+from livecell.engine.export import backend_parity, export_onnx, require_parity
 from livecell.engine.models.unet import DOWNSAMPLING, SEGMENTATION_CLASSES, UNet
 from livecell.segmentation.scoring import SegmentationScore
 from livecell.segmentation.unet import (
@@ -40,7 +38,7 @@ from livecell.segmentation.unet import (
     normalise_crop,
 )
 from livecell.training.segmentation_data import WellCrop, segmentation_targets
-from livecell.training.train import cosine_lr, save_atomic, write_card
+from livecell.training.train import card_header, cosine_lr, save_atomic, write_card
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +223,9 @@ def train_segmentation(
     score = evaluate(model, test_crops, config.tile_px)
     onnx_path = export_segmentation_onnx(model, out / "model.onnx", config.tile_px)
     parity = onnx_parity(model, onnx_path, config.tile_px)
-    if parity > PARITY_TOLERANCE:
-        raise RuntimeError(f"ONNX Runtime differs from torch by {parity:.2e} > {PARITY_TOLERANCE}")
+    require_parity(parity)
     card: dict[str, Any] = {
-        "schema_version": 1,
-        "livecell_version": livecell.__version__,
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "task": "nanowell segmentation",
+        **card_header("nanowell segmentation"),
         "classes": list(SEGMENTATION_CLASSES),
         "arch": "unet",
         "model": {

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,6 @@ import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
-from livecell import __version__
 from livecell.engine.export import PARITY_TOLERANCE
 from livecell.engine.models.registry import build_sequence_model
 from livecell.engine.models.sequence import (
@@ -55,6 +53,7 @@ from livecell.training.train import (
     ONNX_FILE,
     SPLITS,
     EpochRecord,
+    card_header,
     class_weights,
     save_atomic,
     state_copy,
@@ -70,7 +69,6 @@ __all__ = [
     "train_sequence_model",
 ]
 
-CARD_SCHEMA_VERSION = 1
 ARCH = "cnn-lstm"
 
 
@@ -313,10 +311,7 @@ def train_sequence_model(
         )
 
     card = {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "livecell_version": __version__,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "task": f"sequence {task}",
+        **card_header(f"sequence {task}"),
         "classes": list(classes),
         "arch": ARCH,
         "model": {

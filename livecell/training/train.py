@@ -189,6 +189,16 @@ def save_atomic(obj: Mapping[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def card_header(task: str) -> dict[str, Any]:
+    """The fields every model card starts with: schema, livecell version, when, what task."""
+    return {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "livecell_version": __version__,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "task": task,
+    }
+
+
 def write_card(card: Mapping[str, Any], out_dir: Path) -> None:
     """``out_dir/model_card.json``, written whole or not at all."""
     tmp = out_dir / (CARD_FILE + ".tmp")
@@ -434,10 +444,7 @@ def model_card(
 
     height, width = data.patch_size
     return {
-        "schema_version": CARD_SCHEMA_VERSION,
-        "livecell_version": __version__,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "task": "patch classification",
+        **card_header("patch classification"),
         "classes": list(data.classes),
         "arch": config.arch,
         "input": {
