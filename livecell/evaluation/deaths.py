@@ -23,6 +23,11 @@ Rules:
   late), over matches: mean, median, mean absolute. Onsets on time: matches
   within ``ONSET_TOLERANCE_FRAMES`` (2) of the truth, as a share of detected and
   of true deaths (the second also counts missed deaths as late).
+- Frames seen: how many frames of a true death the acquisition holds, from its
+  onset to the position's last frame in the ground-truth tracks. Truth, detected
+  and on-time counts per bin of ``FRAMES_SEEN_BINS`` show how much of the misses
+  is a death that began too near the end to be seen dying: an online call needs
+  some frames of evidence after the onset (docs/nanowell.md).
 - Lead time = ``marker_t`` - the event's ``t`` (the frame the death was
   reported from) in frames: how long before the fluorescence marker turns
   positive livecell said so. Positive is earlier than the marker. Over
@@ -49,6 +54,7 @@ from livecell.simulation.scene import DEATH_PATHWAYS, DEFAULT_PATCH_SIZE_PX
 
 UNSPECIFIED = "death"
 ONSET_TOLERANCE_FRAMES = 2
+FRAMES_SEEN_BINS = (1, 5, 9, 17)  # lower edges: 1-4, 5-8, 9-16, 17 and more frames
 _TIE_BREAK = 1e-3
 
 
@@ -76,6 +82,17 @@ class PathwayLead:
 
 
 @dataclass(frozen=True, slots=True)
+class FramesSeenBin:
+    """True deaths whose onset leaves ``first``..``last`` frames in the acquisition."""
+
+    first: int
+    last: int | None  # None: no upper bound
+    truth: int
+    detected: int
+    on_time: int
+
+
+@dataclass(frozen=True, slots=True)
 class DeathReport:
     matching: str
     truth: int
@@ -100,6 +117,7 @@ class DeathReport:
     matches: tuple[DeathMatch, ...]
     missed_deaths: tuple[TruthDeath, ...]
     false_deaths: tuple[DeathEvent, ...]
+    by_frames_seen: tuple[FramesSeenBin, ...]  # empty without ground-truth tracks
 
 
 class _Where:
@@ -277,4 +295,36 @@ def score_deaths(
         matches=matches,
         missed_deaths=tuple(d for j, d in enumerate(truth) if j not in matched_truth),
         false_deaths=tuple(e for i, e in enumerate(events) if i not in matched_events),
+        by_frames_seen=_by_frames_seen(truth, matches, truth_tracks),
+    )
+
+
+def _by_frames_seen(
+    truth: Sequence[TruthDeath], matches: Sequence[DeathMatch], truth_tracks: TrackTable | None
+) -> tuple[FramesSeenBin, ...]:
+    """Truth, detected and on-time counts by frames seen from onset to the last frame."""
+    if truth_tracks is None or len(truth_tracks) == 0:
+        return ()
+    last_t: dict[str, int] = {}
+    for position, t in zip(truth_tracks.position.tolist(), truth_tracks.t.tolist(), strict=True):
+        last_t[position] = max(t, last_t.get(position, t))
+    found = {(m.position, m.truth_track): m for m in matches}
+    counts = np.zeros((len(FRAMES_SEEN_BINS), 3), dtype=np.int64)
+    for d in truth:
+        if d.position not in last_t:
+            continue
+        seen = last_t[d.position] - d.onset_t + 1
+        row = max(bisect.bisect_right(FRAMES_SEEN_BINS, seen) - 1, 0)
+        match = found.get((d.position, d.track))
+        counts[row] += (
+            1,
+            match is not None,
+            match is not None and abs(match.onset_error) <= ONSET_TOLERANCE_FRAMES,
+        )
+    uppers = [edge - 1 for edge in FRAMES_SEEN_BINS[1:]]
+    return tuple(
+        FramesSeenBin(first, last, int(n), int(hit), int(ok))
+        for first, last, (n, hit, ok) in zip(
+            FRAMES_SEEN_BINS, [*uppers, None], counts.tolist(), strict=True
+        )
     )

@@ -21,7 +21,7 @@ from livecell.evaluation.contacts import ContactReport
 from livecell.evaluation.ctc import CtcScores
 from livecell.evaluation.deaths import ONSET_TOLERANCE_FRAMES, DeathReport
 from livecell.evaluation.patches import PatchReport
-from livecell.evaluation.stats import FrameStats
+from livecell.evaluation.stats import FrameStats, ratio
 from livecell.evaluation.tracking import MotScores, TrackingReport
 
 SCHEMA: Final = "livecell.evaluation/1"
@@ -235,6 +235,22 @@ def _deaths(r: DeathReport) -> list[str]:
         f"  pathway accuracy {_n(r.pathway_accuracy)} (n={r.pathway_scored}; "
         f"{r.pathway_unspecified} said only 'death')"
     )
+    if r.by_frames_seen:
+        lines.append("  by frames seen, from the true onset to the acquisition's last frame:")
+        lines += _grid(
+            ("frames seen", "truth", "detected", "on time", "on time of truth"),
+            [
+                (
+                    f"{b.first}+" if b.last is None else f"{b.first}-{b.last}",
+                    str(b.truth),
+                    str(b.detected),
+                    str(b.on_time),
+                    _n(ratio(b.on_time, b.truth)),
+                )
+                for b in r.by_frames_seen
+            ],
+            "    ",
+        )
     return lines
 
 

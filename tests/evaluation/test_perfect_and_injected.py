@@ -168,6 +168,12 @@ def test_missed_death_lowers_death_recall_only(scene: Scene, data: st.DataObject
     assert after.deaths.false == before.deaths.false == 0
     assert after.deaths.onsets_on_time == before.deaths.onsets_on_time - 1
     assert after.deaths.onsets_on_time_of_truth < before.deaths.onsets_on_time_of_truth
+    bins_moved = [
+        (b.truth - a.truth, b.detected - a.detected, b.on_time - a.on_time)
+        for b, a in zip(before.deaths.by_frames_seen, after.deaths.by_frames_seen, strict=True)
+        if a != b
+    ]
+    assert bins_moved == [(0, 1, 1)]  # the dropped death's bin lost one detection
     if after.deaths.detected:
         assert after.deaths.precision == before.deaths.precision == 1.0
         assert after.deaths.onset_error.mean_abs == before.deaths.onset_error.mean_abs == 0.0
@@ -201,6 +207,7 @@ def test_missed_death_lowers_death_recall_only(scene: Scene, data: st.DataObject
         "onsets_on_time",
         "onsets_on_time_of_truth",
         "onsets_on_time_of_detected",  # only from 1.0 to undefined, like precision
+        "by_frames_seen",  # checked above
     }
 
 
@@ -222,8 +229,14 @@ def test_shifted_onset_changes_onset_error_only(scene: Scene, data: st.DataObjec
     assert after.deaths.onset_error.mean == delta / after.deaths.detected
     late = int(abs(delta) > ONSET_TOLERANCE_FRAMES)
     assert after.deaths.onsets_on_time == before.deaths.onsets_on_time - late
+    on_time_moved = [
+        b.on_time - a.on_time
+        for b, a in zip(before.deaths.by_frames_seen, after.deaths.by_frames_seen, strict=True)
+        if a != b
+    ]
+    assert on_time_moved == [1] * late
     changes = changed(before.to_dict(), after.to_dict())
-    allowed = {"deaths.onset_error.", "deaths.onsets_on_time"}
+    allowed = {"deaths.onset_error.", "deaths.onsets_on_time", "deaths.by_frames_seen."}
     assert _only(changes, (*allowed, "deaths.matches.")) == set()
     assert {c.rsplit(".", 1)[1] for c in changes if c.startswith("deaths.matches.")} <= {
         "predicted_onset_t",

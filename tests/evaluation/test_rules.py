@@ -17,7 +17,7 @@ from livecell.evaluation.contacts import (
     score_contacts,
     truth_intervals,
 )
-from livecell.evaluation.deaths import score_deaths
+from livecell.evaluation.deaths import FramesSeenBin, score_deaths
 from livecell.evaluation.errors import InputError
 from livecell.evaluation.patches import align_patches, score_patches
 from livecell.evaluation.tables import (
@@ -358,6 +358,28 @@ def test_deaths_with_track_matches() -> None:
         1.0,
     )
     assert report.false_deaths[0].track == 13
+
+
+def test_deaths_by_frames_seen_count_from_onset_to_the_last_frame() -> None:
+    # frames 0..29: a death at onset 26 leaves 4 frames (26-29), at 22 leaves 8, at 13
+    # leaves 17
+    truth_tracks = tracks(*[("0", t, k, "a", 60 * k, 50) for t in range(30) for k in (1, 2, 3, 4)])
+    _, same = score_tracking(truth_tracks, truth_tracks)
+    truth = [_death(1, 26, 29), _death(2, 22, 25), _death(3, 13, 16), _death(4, 21, 24)]
+    calls = [
+        _call(28, 22, 2),  # on time
+        _call(20, 13, 3),  # on time
+        _call(29, 25, 4),  # 4 frames late
+    ]
+    report = score_deaths(truth, calls, resolver=same, truth_tracks=truth_tracks)
+    assert report.by_frames_seen == (
+        FramesSeenBin(1, 4, truth=1, detected=0, on_time=0),
+        FramesSeenBin(5, 8, truth=1, detected=1, on_time=1),
+        FramesSeenBin(9, 16, truth=1, detected=1, on_time=0),
+        FramesSeenBin(17, None, truth=1, detected=1, on_time=1),
+    )
+    assert sum(b.on_time for b in report.by_frames_seen) == report.onsets_on_time
+    assert score_deaths(truth, calls, resolver=None, truth_tracks=None).by_frames_seen == ()
 
 
 def test_deaths_without_tracks_match_by_well_and_onset() -> None:
