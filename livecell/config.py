@@ -177,6 +177,14 @@ class NanowellConfig(_Section):
         "lived this many frames, and go if it ends sooner (cut-off pieces and debris make "
         "short-lived tracks that touch their neighbours); 0: no wait",
     )
+    position_idle_rounds: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="a position is finished (its last track rows written, its state freed) "
+        "once the stage has analysed this many frames per open position without one of it; "
+        "a later frame of it starts it afresh, with new track ids",
+    )
     smoothing_lambda: float = Field(
         0.0,
         ge=0,

@@ -15,6 +15,13 @@ same ids and the same ``event_id``\\ s. Tracking state lives in memory: a daemon
 restarted at frame ``t0`` of a position starts new tracks there, numbered from
 ``t0 * TRACK_ID_BLOCK + 1``, so they never reuse an id (or an ``event_id``) of
 the tracks before the restart.
+
+A position the acquisition has moved on from is finished, so a daemon that runs
+acquisition after acquisition keeps only the live ones in memory: once the stage has
+analysed ``position_idle_rounds`` frames per open position without one of it, its
+held tracks-file rows are written and its state dropped. Counted in frames, not
+seconds, so a replay finishes the same positions at the same frames. A later frame
+of a finished position starts it afresh, like a restart.
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ class NanowellStage:
         self._tracks_out = tracks_out
         self._meters = meters
         self._positions: dict[tuple[str, str], _Position] = {}
+        self._frames_analysed = 0
 
     def warm_up(self) -> None:
         """Run the segmenter and sequence models once on a blank well (nothing is kept)."""
@@ -132,9 +140,28 @@ class NanowellStage:
             )
             self._positions[(key.acquisition, key.position)] = position
         events, rows = position.update(phase_image(frame), key.t, frame.completed_at, self._meters)
+        self._frames_analysed += 1
+        position.last_frame_index = self._frames_analysed
+        rows += self._finish_idle_positions()
         if self._tracks_out is not None:
             self._tracks_out.write(rows)
         return events
+
+    @property
+    def open_positions(self) -> list[tuple[str, str]]:
+        """``(acquisition, position)`` of the positions whose state is held."""
+        return list(self._positions)
+
+    def _finish_idle_positions(self) -> list[TrackRow]:
+        """Finish the positions without a frame for ``position_idle_rounds`` frames per
+        open position; return their held rows."""
+        limit = self.config.position_idle_rounds * len(self._positions)
+        idle = [
+            key
+            for key, position in self._positions.items()
+            if self._frames_analysed - position.last_frame_index > limit
+        ]
+        return [row for key in idle for row in self._positions.pop(key).finish()]
 
     def overlay(self, key: FrameKey) -> NanowellOverlay | None:
         """Wells and tracked cells of ``key`` if it is its position's latest frame
@@ -168,6 +195,7 @@ class _Position:
     tracks: dict[int, TrackState] = field(default_factory=dict)
     next_id: int = field(init=False)
     overlay: NanowellOverlay | None = None  # the latest frame's, for viewers only
+    last_frame_index: int = 0  # the stage's count of analysed frames at this one's latest
     death_probabilities: list[tuple[int, tuple[float, ...]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

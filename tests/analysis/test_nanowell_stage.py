@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tifffile
 from daemons import livecell, read_events, write_config
 from microscope import simulate_nanowell
 
@@ -18,6 +19,7 @@ from livecell.analysis.nanowell import TRACK_ID_BLOCK, open_nanowell_stage
 from livecell.config import config_from_dict
 from livecell.errors import ConfigError
 from livecell.evaluation.loaders import load_tracks
+from livecell.frames import Frame, FrameKey
 from livecell.metrics import Metrics
 
 FRAMES = 8
@@ -185,3 +187,44 @@ def test_an_apoptosis_hold_as_long_as_the_death_window_is_refused(tmp_path: Path
         open_nanowell_stage(config_from_dict(too_long, base_dir=tmp_path), Metrics())
     stage = open_nanowell_stage(config_from_dict(settings, base_dir=tmp_path), Metrics())
     stage.close()
+
+
+def test_a_position_the_acquisitions_moved_on_from_is_finished(
+    acquisition: Path, tmp_path: Path
+) -> None:
+    """Its own frames keep a position open; once the next acquisition has had
+    ``position_idle_rounds`` frames per open position, the last one is finished: the rows
+    its smoothing lag held are written, and its state is gone."""
+    settings = {
+        "source": {"path": str(tmp_path)},
+        "analysis": {"mode": "nanowell"},
+        "sinks": {"tracks": "tracks.csv"},
+        "nanowell": {"segmenter": "classical", "position_idle_rounds": 2},
+    }
+    config = config_from_dict(settings, base_dir=tmp_path)
+    stage = open_nanowell_stage(config, Metrics())
+    images = [tifffile.imread(p) for p in sorted((acquisition / "frames" / "Pos0").glob("*.tif"))]
+
+    def feed(acquisition_name: str, position: str, t: int) -> None:
+        key = FrameKey(acquisition_name, position, t)
+        stage.update(Frame(key, images[t], "YX", "watch", completed_at=0.0))
+
+    def frames_written(position: str) -> set[int]:
+        with open(tmp_path / "tracks.csv", newline="") as f:
+            return {int(r["t"]) for r in csv.DictReader(f) if r["position"] == position}
+
+    for t in range(FRAMES):
+        feed("first", "A", t)
+    held = frames_written("A")
+    assert FRAMES - 1 not in held  # the smoothing lag holds the latest frame's rows
+    for t in range(4):  # 2 rounds x 2 open positions: still open
+        feed("second", "B", t)
+    assert stage.open_positions == [("first", "A"), ("second", "B")]
+    assert frames_written("A") == held
+
+    feed("second", "B", 4)
+    assert stage.open_positions == [("second", "B")]
+    assert frames_written("A") == set(range(FRAMES))
+    assert stage.overlay(FrameKey("first", "A", FRAMES - 1)) is None
+    stage.close()
+    assert frames_written("B") == set(range(5))
