@@ -71,7 +71,10 @@ class SourceConfig(_Section):
         "(and optionally acquisition)",
     )
     acquisition: str = Field(
-        "", description="watch: acquisition name; empty: the watched folder's name"
+        "",
+        description="watch: acquisition name; empty: the folders between the watched folder "
+        "and the file, less the position's (run2 for run2/Pos0/img_1.tif), else the watched "
+        "folder's name",
     )
     endpoint: str = Field("tcp://127.0.0.1:5555", description="zmq: endpoint")
     socket: Literal["pull", "sub"] = Field("pull", description="zmq: socket type")

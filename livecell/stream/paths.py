@@ -1,8 +1,11 @@
 """Acquisition, position and time index from a file's path (SPEC 3.1).
 
 The default rule: the parent folder's name is the position and the last run of
-digits in the file name is ``t``; the acquisition is the watched folder's name
-unless the regex has an ``acquisition`` group or the config names one.
+digits in the file name is ``t``. The acquisition is the regex's ``acquisition``
+group, else the configured name, else the folders between the watched folder and
+the file, less the position's own folder (``exp2`` for ``ROOT/exp2/Pos0/t1.tif``),
+else the watched folder's name: each experiment folder under a watched data root
+is its own acquisition, so its frames are never taken for another's.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ def key_from_path(
             f"cannot read position and t from {path.name!r} with source.path_regex",
         )
     groups = match.groupdict()
-    name = groups.get("acquisition") or acquisition or root.name
+    name = (
+        groups.get("acquisition") or acquisition or _folders_above(path, root, groups["position"])
+    )
     t = int(groups["t"])
     if t > MAX_T:
         raise RejectedFrame("no_position_t", f"t {groups['t']} in {path.name!r} is too large")
@@ -33,6 +38,18 @@ def key_from_path(
         if not _is_utf8(value):
             raise RejectedFrame("no_position_t", f"the {what} in {path.name!r} is not valid UTF-8")
     return FrameKey(acquisition=name, position=groups["position"], t=t)
+
+
+def _folders_above(path: Path, root: Path, position: str) -> str:
+    """The folders from ``root`` down to ``path``'s, less a last one named ``position``,
+    joined by ``/``; ``root``'s name where none are left."""
+    try:
+        folders = path.parent.relative_to(root).parts
+    except ValueError:
+        return root.name
+    if folders and folders[-1] == position:
+        folders = folders[:-1]
+    return "/".join(folders) or root.name
 
 
 def _is_utf8(text: str) -> bool:

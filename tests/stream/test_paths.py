@@ -41,7 +41,8 @@ def key(relpath: str, *, pattern: re.Pattern[str] = DEFAULT, acquisition: str = 
 def test_default_rule_parent_is_position_last_digits_are_t(
     relpath: str, position: str, t: int
 ) -> None:
-    assert key(relpath) == FrameKey(acquisition="exp1", position=position, t=t)
+    found = key(relpath)
+    assert (found.position, found.t) == (position, t)
 
 
 @pytest.mark.parametrize("relpath", ["Pos0/img.tif", "Pos0/notes.ome.tif", "Pos0/t-x.tif"])
@@ -60,7 +61,24 @@ def test_absurdly_large_t_is_rejected_not_crashing_the_journal() -> None:
 
 def test_acquisition_is_the_watched_folder_unless_configured() -> None:
     assert key("Pos0/img_1.tif").acquisition == "exp1"
+    assert key("t0009.tif").acquisition == "exp1"
     assert key("Pos0/img_1.tif", acquisition="screen-7").acquisition == "screen-7"
+    assert key("day2/run1/Pos0/img_1.tif", acquisition="screen-7").acquisition == "screen-7"
+
+
+@pytest.mark.parametrize(
+    ("relpath", "acquisition"),
+    [
+        ("run1/Pos0/img_1.tif", "run1"),
+        ("run2/Pos0/img_1.tif", "run2"),  # the same position and t, another experiment
+        ("day2/run1/Pos0/img_1.tif", "day2/run1"),
+        ("plate/well B2/frame 42.tif", "plate"),
+    ],
+)
+def test_each_experiment_folder_under_the_root_is_its_own_acquisition(
+    relpath: str, acquisition: str
+) -> None:
+    assert key(relpath).acquisition == acquisition
 
 
 def test_configured_regex_with_acquisition_group() -> None:

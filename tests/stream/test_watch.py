@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +251,32 @@ def test_backlog_present_before_start_is_analysed_in_acquisition_order(
     for position in {p for p, _ in keys}:
         assert [t for p, t in order if p == position] == [0, 1, 2, 3]
     stop_cleanly(daemon)
+
+
+def test_the_next_experiment_under_the_watched_root_is_not_taken_for_duplicates(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """A microscope saves each experiment in its own folder under one data root, with the
+    same position folders and file names: each folder is its own acquisition."""
+    daemon = watch_daemon(make_daemon, polling=False)
+    names = [(position, t) for t in range(3) for position in ("Pos0", "Pos1")]
+    for position, t in names:
+        write_file(incoming(daemon) / "run1" / position / f"img_{t:03d}.tif", tiff_bytes(image(t)))
+    start(daemon)
+    daemon.wait_events("frame", len(names), timeout_s=20)
+    files = [incoming(daemon) / "run2" / position / f"img_{t:03d}.tif" for position, t in names]
+    for path, (_, t) in zip(files, names, strict=True):
+        write_file(path, tiff_bytes(image(t + 100)))
+    daemon.wait_events("frame", 2 * len(names), timeout_s=20)
+    time.sleep(QUIET_S)
+    stop_cleanly(daemon)
+
+    events = daemon.events()
+    assert not [e for e in events if e["kind"] == "rejected"]
+    frames = Counter(e["acquisition"] for e in events if e["kind"] == "frame")
+    assert frames == {"run1": len(names), "run2": len(names)}
+    assert all(path.exists() for path in files), "a frame of the second experiment was moved"
+    assert_unique_ids(daemon)
 
 
 @MODES
