@@ -137,7 +137,7 @@ def replay(
             Path(tmp), commit_interval_s=config.pipeline.journal_commit_interval_s
         )
         stack.callback(journal.close)
-        source = WatchSource(source_config, journal, follow=False, quarantine=False, owns=owns)
+        source = WatchSource(source_config, journal, follow=False, owns=owns)
         pipeline = _build(config, source, journal, events_path, stack, live=False)
         stop = threading.Event()
         _stop_on_signals(stop)
@@ -155,7 +155,8 @@ def _build(
     heartbeat: Callable[[PipelineProgress], None] | None = None,
     extra_sinks: tuple[EventSink, ...] = (),
 ) -> Pipeline:
-    """The pipeline; ``live=False`` (replay) leaves out the metrics server and the PUB sink."""
+    """The pipeline; ``live=False`` (replay) leaves out the metrics server, the PUB sink
+    and the triggers, and moves no file to quarantine."""
     metrics = Metrics()
     stage = build_stage(config, metrics)
     event_log = EventLog(events_path)
@@ -196,7 +197,7 @@ def _build(
             queue_size=config.pipeline.queue_size,
             commit_batch=config.pipeline.commit_batch,
             shutdown_timeout_s=config.pipeline.shutdown_timeout_s,
-            quarantine_dir=config.state_dir / "quarantine",
+            quarantine_dir=config.state_dir / "quarantine" if live else None,
         ),
         heartbeat=heartbeat,
         observers=observers,

@@ -69,7 +69,7 @@ class PipelineSettings:
     queue_size: int
     commit_batch: int
     shutdown_timeout_s: float
-    quarantine_dir: Path
+    quarantine_dir: Path | None  # None: rejected files are reported, never moved (replay)
     keep_latencies: int = 100_000
 
 
@@ -330,7 +330,7 @@ class Pipeline:
                 self.summary.frame_latencies_s.append(latency)
 
     def _quarantine(self, rejection: Rejection) -> None:
-        if rejection.path is None:
+        if rejection.path is None or self._settings.quarantine_dir is None:
             return
         try:
             moved = quarantine_file(

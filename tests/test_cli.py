@@ -163,6 +163,22 @@ def test_replay_gives_the_same_frame_events_as_run(
     assert replayed.read_bytes() == before, "a second replay wrote events again"
 
 
+def test_replay_reports_bad_and_duplicate_files_but_moves_none(tmp_path: Path) -> None:
+    files = acquisition(tmp_path / "archive", positions=1, time_points=2)
+    duplicate = write_tiff(tmp_path / "archive" / "Pos0" / "copy_t0001.tif", pixels_for("Pos0", 1))
+    broken = tmp_path / "archive" / "Pos0" / "img_t0002.tif"
+    broken.write_bytes(b"not a tiff")
+    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "archive"}})
+    events = tmp_path / "events.jsonl"
+
+    result = livecell("replay", tmp_path / "archive", "-c", config_file, "--events", events)
+    assert result.returncode == EXIT_OK, result.stderr
+    reasons = sorted(e["reason"] for e in read_events(events) if e["kind"] == "rejected")
+    assert reasons == ["duplicate", "not_tiff"]
+    assert all(path.exists() for path in (*files, duplicate, broken)), "replay moved a file"
+    assert not (tmp_path / "state" / "quarantine").exists()
+
+
 def test_replay_runs_beside_a_live_daemon_on_the_same_config(
     make_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:

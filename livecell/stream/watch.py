@@ -103,7 +103,6 @@ class WatchSource:
         *,
         ignore_under: Path | None = None,
         follow: bool = True,
-        quarantine: bool = True,
         memmap: bool = True,
         owns: Callable[[FrameKey | None], bool] | None = None,
     ) -> None:
@@ -114,7 +113,6 @@ class WatchSource:
         self._journal = journal
         self._ignore_under = ignore_under
         self._follow = follow
-        self._quarantine = quarantine
         self._memmap = memmap
         self._owns = owns  # replay --workers: this process's share of the positions
         self._regex = re.compile(config.path_regex)
@@ -347,7 +345,6 @@ class WatchSource:
             fingerprint=stable_id(str(pending.path), pending.size, pending.mtime_ns),
             key=pending.key,
             path=str(pending.path),
-            quarantine=self._quarantine,
         )
 
 
