@@ -236,11 +236,15 @@ class Store:
             self.dropped_frames += frames
 
     def _position(self, name: str, acquisition: object) -> _Position:
+        """The position's state; started afresh when a new acquisition reaches it (the
+        next experiment's ``Pos0`` restarts its track ids: the last one's must not mix in)."""
+        acquisition = acquisition if isinstance(acquisition, str) else None
         position = self._positions.get(name)
+        if position is not None and acquisition not in (None, position.acquisition):
+            del self._positions[name]
+            position = None
         if position is None:
-            position = self._positions[name] = _Position(
-                acquisition if isinstance(acquisition, str) else None
-            )
+            position = self._positions[name] = _Position(acquisition)
             while len(self._positions) > self.limits.positions:
                 self._positions.popitem(last=False)
         return position

@@ -73,6 +73,26 @@ def test_a_well_goes_live_contact_death_and_its_timeline_says_when() -> None:
     assert header["interval_s"] == 1.0
 
 
+def test_the_next_acquisition_at_a_position_starts_it_afresh() -> None:
+    """Its track ids start again from the first: the last acquisition's deaths must not
+    show on the new one's cells."""
+    store = Store(Limits(), mode="nanowell", backend="x")
+    store.add_view(_view(0, (1,)))
+    store.add_record(_record("frame", 0))
+    store.add_record(_record("death", 0, well="r000c000", track=1, onset_t=0))
+    assert _well(store)["state"] == "death"
+    store.add_record(_record("frame", 1))  # the same acquisition: kept
+    assert _well(store)["state"] == "death"
+
+    store.add_record({**_record("frame", 0), "acquisition": "b"})
+    (position,) = store.state()["positions"]
+    assert position["acquisition"] == "b"
+    assert "wells" not in position  # no view of "b" yet, and nothing of "a" kept
+    timeline = store.well_timeline("Pos0", "r000c000", None)
+    assert timeline is not None
+    assert timeline["tracks"] == []
+
+
 def test_the_feed_history_is_bounded_and_frames_keep_only_the_latest() -> None:
     store = Store(Limits(feed_events=5), mode="nanowell", backend="x")
     for t in range(20):
