@@ -309,12 +309,21 @@ def load_simulated(
 
 
 def detect_kind(path: Path) -> DataKind:
-    """``simulated`` if ``path`` holds ``ground_truth/patches.csv`` and ``frames/``."""
+    """``simulated`` if ``path`` holds ``ground_truth/patches.csv`` and ``frames/``;
+    ``folders`` (a folder per class) if it is no simulator acquisition at all."""
     path = Path(path)
     if not path.is_dir():
         raise DataError("not a folder", path=path)
-    if (path / "ground_truth" / "patches.csv").is_file() and (path / "frames").is_dir():
+    simulated = (path / "ground_truth").is_dir() and (path / "frames").is_dir()
+    if simulated and (path / "ground_truth" / "patches.csv").is_file():
         return "simulated"
+    if simulated:
+        raise DataError(
+            "a simulator acquisition without ground_truth/patches.csv (a nanowell one?): the "
+            "patch task trains on holotomography acquisitions or a folder per class; nanowell "
+            "models train with --task cell_type, death, segmentation or contact",
+            path=path,
+        )
     return "folders"
 
 

@@ -53,6 +53,21 @@ def test_folder_tree_without_classes_is_an_error(tmp_path: Path) -> None:
         load_folder_tree(tmp_path)
 
 
+def test_a_simulation_without_patch_truth_is_refused_not_read_as_class_folders(
+    simulated: Path, tmp_path: Path
+) -> None:
+    """A nanowell simulation has frames/ and ground_truth/ but no patches.csv; read as a
+    folder per class it would train on "frames" against "ground_truth"."""
+    nanowell_like = tmp_path / "nw"
+    (nanowell_like / "ground_truth").mkdir(parents=True)
+    (nanowell_like / "ground_truth" / "tracks.csv").write_text("position,t\n")
+    (nanowell_like / "frames").symlink_to(simulated / "frames")
+    with pytest.raises(DataError, match=r"without ground_truth/patches.csv.*--task cell_type"):
+        detect_kind(nanowell_like)
+    with pytest.raises(DataError, match="patches.csv"):
+        load_data([nanowell_like])
+
+
 def test_simulated_patches_match_the_truth_table(simulated: Path) -> None:
     assert detect_kind(simulated) == "simulated"
     with (simulated / "ground_truth" / "patches.csv").open() as f:
