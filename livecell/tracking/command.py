@@ -5,8 +5,9 @@ Reads the label masks of one sequence (``man_seg*.tif``, ``mask*.tif`` or
 field with one :class:`~livecell.tracking.nanowell.NanowellTracker` without containment
 (cells may enter and leave), and writes ``RES/mask###.tif`` (one per input frame, each
 instance relabelled by its result track) and ``RES/res_track.txt`` (``L B E P``, with
-divisions). Exit status: 0 written; 2 no masks, an unreadable mask or an unwritable
-output (one line naming it).
+divisions). Exit status: 0 written; 2 no masks, an unreadable or inconsistent mask
+(not 2-D integer labels, negative labels, another shape than the first), ``--out`` the
+masks folder itself, a bad option or an unwritable output (one line naming it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_USAGE = 0, 2
 MASK_PATTERNS = ("man_seg*.tif", "mask*.tif", "man_track*.tif")
@@ -64,22 +66,22 @@ def run(args: argparse.Namespace) -> int:
     from livecell.tracking.ctc import ctc_result, format_res_track, relabel
     from livecell.tracking.nanowell import NanowellTracker, TrackerParams
 
+    problem = _argument_problem(args)
+    if problem is not None:
+        print(f"livecell track: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     files = mask_files(args.masks)
     if not files:
         print(f"livecell track: no masks ({', '.join(MASK_PATTERNS)}) in {args.masks}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    try:
-        params = TrackerParams(
-            containment=False,
-            max_link_distance_px=args.max_link_distance,
-            max_missed_frames=args.max_missed_frames,
-        )
-    except ValueError as exc:
-        print(f"livecell track: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = TrackerParams(
+        containment=False,
+        max_link_distance_px=args.max_link_distance,
+        max_missed_frames=args.max_missed_frames,
+    )
     tracker = NanowellTracker(params)
-    frames = []
+    frames: list[np.ndarray] = []
     updates = []
     for t, path in enumerate(files):
         try:
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"livecell track: cannot read {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-            print(f"livecell track: {path} is not a 2-D label image", file=sys.stderr)
+        problem = _mask_problem(labels, frames[0].shape if frames else None)
+        if problem is not None:
+            print(f"livecell track: {path} {problem}", file=sys.stderr)
             return EXIT_USAGE
         frames.append(labels)
         updates.append(tracker.update(labels, t))
@@ -103,6 +106,33 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"tracked {len(files)} frames, {len(result.tracks)} tracks -> {args.out}")
     return EXIT_OK
+
+
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, in words; None if nothing."""
+    if not args.masks.is_dir():
+        return f"MASKS {args.masks} is not a folder"
+    if args.out.resolve() == args.masks.resolve():
+        return "--out is the MASKS folder: its masks would be overwritten; give another folder"
+    if not args.max_link_distance > 0:
+        return f"--max-link-distance must be positive, got {args.max_link_distance}"
+    if args.max_missed_frames < 0:
+        return f"--max-missed-frames must be 0 or more, got {args.max_missed_frames}"
+    return None
+
+
+def _mask_problem(labels: Any, first_shape: tuple[int, ...] | None) -> str | None:
+    """What makes ``labels`` no label mask of this sequence, in words; None if nothing."""
+    import numpy as np
+
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        return "is not a 2-D label image"
+    if labels.size and labels.min() < 0:
+        return f"has negative labels (down to {labels.min()})"
+    if first_shape is not None and labels.shape != first_shape:
+        height, width = first_shape
+        return f"is {labels.shape[0]} x {labels.shape[1]}, the first mask {height} x {width}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 from microscope import simulate_nanowell
 
 pytest.importorskip("ctc_metrics")
@@ -37,6 +39,43 @@ def test_track_refuses_a_folder_without_masks(tmp_path: Path) -> None:
     from livecell.tracking.command import main
 
     assert main([str(tmp_path), "--out", str(tmp_path / "res")]) == 2
+
+
+def _masks(folder: Path, *arrays: np.ndarray) -> Path:
+    folder.mkdir()
+    for t, labels in enumerate(arrays):
+        tifffile.imwrite(folder / f"mask{t:03d}.tif", labels)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("second", "out_is_input", "options", "message"),
+    [
+        (np.zeros((80, 80), np.uint16), False, [], "is 80 x 80, the first mask 64 x 64"),
+        (np.full((64, 64), -3, np.int16), False, [], "negative labels"),
+        (np.zeros((64, 64), np.uint16), True, [], "--out is the MASKS folder"),
+        (np.zeros((64, 64), np.uint16), False, ["--max-link-distance", "-1"], "positive"),
+    ],
+)
+def test_track_refuses_bad_masks_and_options_naming_them(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    second: np.ndarray,
+    out_is_input: bool,
+    options: list[str],
+    message: str,
+) -> None:
+    from livecell.tracking.command import main
+
+    first = np.zeros((64, 64), np.uint16)
+    first[10:20, 10:20] = 7
+    masks = _masks(tmp_path / "masks", first, second)
+    before = {p.name: p.read_bytes() for p in masks.iterdir()}
+    out = masks if out_is_input else tmp_path / "res"
+    assert main([str(masks), "--out", str(out), *options]) == 2
+    assert message in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
+    assert not (tmp_path / "res").exists()
 
 
 def test_tracker_on_ground_truth_masks_tracks_small_wells_almost_perfectly(
