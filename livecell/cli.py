@@ -7,6 +7,7 @@ the key or argument; 1 any other failure. A user error never prints a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -296,13 +297,21 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from zmq.error import ZMQError
+
     from livecell.simulation.params import describe, load_params
     from livecell.simulation.run import RunOptions, run_simulation
 
     if args.frames < 1:
         raise ConfigError("--frames", "must be at least 1")
-    if args.interval < 0:
+    if not 0 <= args.interval < math.inf:
         raise ConfigError("--interval", "must be 0 or more seconds")
+    if args.seed < 0:
+        raise ConfigError("--seed", "must be 0 or more")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError("OUT", f"{args.out} is a file, not a folder")
+    if args.params is not None and args.params.exists() and not args.params.is_file():
+        raise ConfigError("--params", f"{args.params} is not a file")
     simulator: Simulator
     if args.kind == "nanowell":
         from livecell.simulation.nanowell import NanowellParams, NanowellSimulator
@@ -350,7 +359,13 @@ def _simulate(args: argparse.Namespace) -> int:
     options = RunOptions(
         frames=args.frames, interval_s=args.interval, zmq_endpoint=args.zmq, preview=args.preview
     )
-    summary = run_simulation(simulator, args.out, options)
+    try:
+        summary = run_simulation(simulator, args.out, options)
+    except ZMQError as exc:
+        raise ConfigError("--zmq", f"cannot use {args.zmq!r}: {exc}") from exc
+    except OSError as exc:
+        print(f"livecell simulate: cannot write {args.out}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     deaths = sum(len(d) for d in summary.deaths.values())
     contacts = sum(len(c) for c in summary.contacts.values())
     where = f"ZeroMQ {args.zmq}" if args.zmq else f"{args.out / 'frames'}"

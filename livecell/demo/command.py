@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import queue
 import socket
 import subprocess
@@ -186,8 +187,10 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     if args.frames < 1:
         raise ConfigError("--frames", "must be at least 1")
-    if not args.interval >= 0:
+    if not 0 <= args.interval < math.inf:
         raise ConfigError("--interval", "must be 0 or more seconds")
+    if args.seed < 0:
+        raise ConfigError("--seed", "must be 0 or more")
     if not 3 <= args.wells <= 8:  # 2 x 2 or fewer: every well is an edge well, left out
         raise ConfigError("--wells", "must be 3 to 8")
     if not 1 <= args.port <= 65535:

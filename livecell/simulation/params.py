@@ -42,7 +42,7 @@ def load_params(cls: type[P], path: Path | None, overrides: dict[str, Any]) -> P
     try:
         return cls(**checked)
     except (TypeError, ValueError) as exc:
-        raise ConfigError("--params", str(exc)) from None
+        raise ConfigError("--params" if path else "simulation parameters", str(exc)) from None
 
 
 def describe(params: object) -> str:

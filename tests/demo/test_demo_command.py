@@ -118,6 +118,8 @@ def test_ctrl_c_ends_cleanly_with_the_summary(tmp_path: Path) -> None:
         (["--frames", "0"], "--frames"),
         (["--wells", "2"], "--wells"),
         (["--interval", "-1"], "--interval"),
+        (["--interval", "inf"], "--interval"),
+        (["--seed", "-1"], "--seed"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(args: list[str], words: str) -> None:

@@ -238,11 +238,18 @@ def test_replay_of_the_frames_gives_one_frame_event_per_file(
 
 
 def test_bad_arguments_exit_2_naming_them(tmp_path: Path) -> None:
-    for args, named in (
-        (["--kind", "holotomo", "--wells", "3"], "--wells"),
-        (["--kind", "nanowell", "--frames", "0"], "--frames"),
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for out, args, named in (
+        (tmp_path, ["--kind", "holotomo", "--wells", "3"], "--wells"),
+        (tmp_path, ["--kind", "nanowell", "--frames", "0"], "--frames"),
+        (tmp_path, ["--kind", "nanowell", "--seed", "-1"], "--seed"),
+        (tmp_path, ["--kind", "nanowell", "--interval", "inf"], "--interval"),
+        (tmp_path, ["--kind", "nanowell", "--params", str(tmp_path)], "--params"),
+        (tmp_path / "z", ["--kind", "nanowell", "--frames", "1", "--zmq", "nowhere"], "--zmq"),
+        (a_file, ["--kind", "nanowell"], "OUT: "),
     ):
-        result = livecell("simulate", tmp_path, *args)
+        result = livecell("simulate", out, *args)
         assert result.returncode == 2
         assert named in result.stderr
         assert "Traceback" not in result.stderr

@@ -62,9 +62,9 @@ def test_a_simulation_without_patch_truth_is_refused_not_read_as_class_folders(
     (nanowell_like / "ground_truth").mkdir(parents=True)
     (nanowell_like / "ground_truth" / "tracks.csv").write_text("position,t\n")
     (nanowell_like / "frames").symlink_to(simulated / "frames")
-    with pytest.raises(DataError, match=r"without ground_truth/patches.csv.*--task cell_type"):
+    with pytest.raises(DataError, match=r"without ground_truth/patches\.csv.*--task cell_type"):
         detect_kind(nanowell_like)
-    with pytest.raises(DataError, match="patches.csv"):
+    with pytest.raises(DataError, match=r"patches\.csv"):
         load_data([nanowell_like])
 
 
