@@ -137,7 +137,9 @@ def replay(
             Path(tmp), commit_interval_s=config.pipeline.journal_commit_interval_s
         )
         stack.callback(journal.close)
-        source = WatchSource(source_config, journal, follow=False, owns=owns)
+        source = WatchSource(
+            source_config, journal, ignore_under=config.state_dir, follow=False, owns=owns
+        )
         pipeline = _build(config, source, journal, events_path, stack, live=False)
         stop = threading.Event()
         _stop_on_signals(stop)

@@ -179,6 +179,22 @@ def test_replay_reports_bad_and_duplicate_files_but_moves_none(tmp_path: Path) -
     assert not (tmp_path / "state" / "quarantine").exists()
 
 
+def test_replay_leaves_out_the_state_folder_inside_the_watched_one(tmp_path: Path) -> None:
+    """The daemon never reads its own state (quarantined files); nor does a replay."""
+    files = acquisition(tmp_path / "archive", positions=1, time_points=2)
+    quarantined = tmp_path / "archive" / ".livecell" / "quarantine"
+    write_tiff(quarantined / "img_t0005.tif", pixels_for("Pos0", 5))
+    (quarantined / "junk_t0006.tif").write_bytes(b"junk")
+    config_file = write_config(
+        tmp_path / "c.toml", {"state_dir": "archive/.livecell", "source": {"path": "archive"}}
+    )
+    events = tmp_path / "events.jsonl"
+    result = livecell("replay", tmp_path / "archive", "-c", config_file, "--events", events)
+    assert result.returncode == EXIT_OK, result.stderr
+    paths = sorted(e.get("path") for e in read_events(events))
+    assert paths == sorted(str(f) for f in files)
+
+
 def test_replay_runs_beside_a_live_daemon_on_the_same_config(
     make_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:

@@ -223,12 +223,17 @@ class WatchSource:
                 st = os.stat(path)
             except FileNotFoundError:
                 return
+            except OSError:  # a link loop, a stale share: retried, rejected once settled
+                st = None
             key = self._key(path)
             if self._owns is not None and not self._owns(key):
                 return
-            changed_at = min(at, st.st_mtime) if what == "seen" else at
-            mtime = st.st_mtime_ns
-            pending = _Pending(path, key, st.st_size, mtime, changed_at, first_mtime_ns=mtime)
+            if st is None:
+                pending = _Pending(path, key, -1, -1, at, first_mtime_ns=-1)
+            else:
+                changed_at = min(at, st.st_mtime) if what == "seen" else at
+                mtime = st.st_mtime_ns
+                pending = _Pending(path, key, st.st_size, mtime, changed_at, first_mtime_ns=mtime)
             self._pending[path] = pending
         if what == "closed":
             pending.close_seen_at = at
@@ -279,6 +284,13 @@ class WatchSource:
         except FileNotFoundError:
             del self._pending[pending.path]
             return False
+        except OSError as exc:  # still unreadable once settled: rejected, never fatal
+            if self._follow and now - pending.changed_at < self._config.settle_s:
+                return False
+            pending.layout = None
+            pending.problem = RejectedFrame("read_error", f"cannot read the file's status: {exc}")
+            pending.inspected_state = pending.state
+            return True
         if (st.st_size, st.st_mtime_ns) != pending.state:
             pending.size, pending.mtime_ns, pending.changed_at = st.st_size, st.st_mtime_ns, now
         settled = not self._follow or now - pending.changed_at >= self._config.settle_s

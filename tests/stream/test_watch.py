@@ -435,6 +435,55 @@ def test_bad_file_is_rejected_counted_quarantined_and_the_daemon_goes_on(
     stop_cleanly(daemon)
 
 
+@pytest.mark.parametrize("when", ["backlog", "live"])
+def test_an_entry_that_cannot_be_read_at_all_is_rejected_and_the_daemon_goes_on(
+    make_daemon: Callable[..., Daemon], when: str
+) -> None:
+    """A symbolic link to itself fails even ``stat`` (ELOOP), as a stale network share
+    can: one such entry, there at start-up or arriving later, costs no other frame."""
+    daemon = watch_daemon(make_daemon, polling=False)
+    loop = incoming(daemon) / "Pos0" / "loop_0001.tif"
+    loop.parent.mkdir(parents=True, exist_ok=True)
+    if when == "backlog":
+        loop.symlink_to(loop.name)
+    start(daemon)
+    if when == "live":
+        loop.symlink_to(loop.name)
+    good = incoming(daemon) / "Pos0" / "good_0002.tif"
+    write_file(good, tiff_bytes(image(2)))
+
+    daemon.wait_events("rejected", 1, timeout_s=15)
+    assert wait_for(lambda: any(e["path"] == str(good) for e in daemon.events("frame")))
+    (rejected,) = daemon.events("rejected")
+    assert rejected["reason"] == "read_error"
+    assert "Too many levels of symbolic links" in rejected["detail"]
+    assert wait_for(lambda: (daemon.state_dir / "quarantine" / loop.name).is_symlink())
+    stop_cleanly(daemon)
+
+
+def test_a_bad_file_with_a_name_near_the_limit_is_still_quarantined(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """Its reason file would pass 255 bytes: the quarantined name is shortened, and the
+    reason file keeps the original path."""
+    daemon = watch_daemon(make_daemon, polling=False)
+    (incoming(daemon) / "Pos0").mkdir(parents=True)
+    start(daemon)
+    bad = incoming(daemon) / "Pos0" / ("é" * 120 + "_0003.tif")  # 249 bytes
+    write_file(bad, b"not a tiff at all")
+
+    daemon.wait_events("rejected", 1, timeout_s=15)
+    quarantine = daemon.state_dir / "quarantine"
+    assert wait_for(lambda: len(list(quarantine.glob("*.reason.txt"))) == 1, timeout_s=5)
+    (reason,) = quarantine.glob("*.reason.txt")
+    assert f"original_path: {bad}" in reason.read_text()
+    assert reason.with_name(reason.name.removesuffix(".reason.txt")).read_bytes() == (
+        b"not a tiff at all"
+    )
+    assert not bad.exists()
+    stop_cleanly(daemon)
+
+
 def test_the_first_copy_of_a_t_is_the_frame_even_when_it_finishes_last(
     make_daemon: Callable[..., Daemon],
 ) -> None:
