@@ -105,6 +105,11 @@ class SourceConfig(_Section):
             raise ValueError("needs at least one glob pattern")
         return value
 
+    @field_validator("endpoint")
+    @classmethod
+    def _zmq_endpoint(cls, value: str) -> str:
+        return _check_zmq_endpoint(value)
+
 
 class PipelineConfig(_Section):
     queue_size: int = Field(
@@ -361,6 +366,11 @@ class SinksConfig(_Section):
     def _empty_is_off(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("zmq_pub")
+    @classmethod
+    def _zmq_endpoint(cls, value: str) -> str:
+        return "" if value == "" else _check_zmq_endpoint(value)
+
     @field_serializer("tracks")
     def _off_is_empty(self, value: Path | None) -> str:
         return "" if value is None else str(value)
@@ -417,6 +427,11 @@ class ActionConfig(_Section):
         if value not in KINDS:
             raise ValueError(f"unknown event kind {value!r}; one of {', '.join(KINDS)}")
         return value
+
+    @field_validator("zmq")
+    @classmethod
+    def _zmq_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zmq_endpoint(value)
 
     @field_validator("http")
     @classmethod
@@ -488,6 +503,19 @@ def _check_address(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected host:port, e.g. 127.0.0.1:9108, got {value!r}")
+    return value
+
+
+_ZMQ_ENDPOINT = re.compile(
+    r"(tcp://(\*|[^:/\s]+|\[[0-9a-fA-F:.]+\]):(\*|\d{1,5})|ipc://\S+|inproc://\S+)"
+)
+
+
+def _check_zmq_endpoint(value: str) -> str:
+    if not _ZMQ_ENDPOINT.fullmatch(value):
+        raise ValueError(
+            f"expected a ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/x; got {value!r}"
+        )
     return value
 
 

@@ -21,6 +21,7 @@ import structlog
 
 from livecell.analysis import build_stage
 from livecell.config import Config
+from livecell.errors import ConfigError
 from livecell.frames import FrameKey
 from livecell.journal import Journal
 from livecell.metrics import Metrics, serve_metrics
@@ -70,6 +71,10 @@ def run_daemon(
     analysis loop, ``STOPPING=1`` when a stop begins (docs/service.md).
     """
     stop = stop or threading.Event()
+    if config.source.kind == "watch" and (
+        config.source.path is None or not config.source.path.is_dir()
+    ):
+        raise ConfigError("source.path", f"{config.source.path} is not a folder")
     with ExitStack() as stack:
         notifier = SdNotifier(
             NotifySettings.from_environ(os.environ if environ is None else environ, os.getpid())

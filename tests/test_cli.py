@@ -115,6 +115,13 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, content: str, names: 
     assert_user_error(livecell("run", "-c", config_file), *names)
 
 
+def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None:
+    config_file = write_config(
+        tmp_path / "c.toml", {"source": {"path": "incomming"}, "metrics": {"address": ""}}
+    )
+    assert_user_error(livecell("run", "-c", config_file), "source.path", "incomming")
+
+
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("check-config", tmp_path / "nope.toml"), "nope.toml")
 

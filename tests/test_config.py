@@ -98,12 +98,27 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str) -> Non
         ({**WATCH, "engine": {"backend": "cuda"}}, "engine.backend", "cuda"),
         ({**WATCH, "pipeline": {"queue_size": 0}}, "pipeline.queue_size", "0"),
         ({**WATCH, "nanowell": {"contact_rule": "cnn"}}, "nanowell.contact_rule", "cnn"),
+        ({"source": {"kind": "zmq", "endpoint": "garbage"}}, "source.endpoint", "garbage"),
+        ({"source": {"kind": "zmq", "endpoint": "tcp://h"}}, "source.endpoint", "tcp://h"),
+        ({**WATCH, "sinks": {"zmq_pub": "127.0.0.1:5556"}}, "sinks.zmq_pub", "ZeroMQ endpoint"),
     ],
 )
 def test_bad_values_are_rejected_by_name(raw: dict[str, Any], key: str, says: str) -> None:
     error = config_error(raw)
     assert error.key == key
     assert says in error.message
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["tcp://127.0.0.1:5555", "tcp://*:5555", "tcp://localhost:*", "tcp://[::1]:5", "ipc:///tmp/x"],
+)
+def test_zmq_endpoints_in_their_usual_forms_are_accepted(endpoint: str) -> None:
+    config = config_from_dict(
+        {"source": {"kind": "zmq", "endpoint": endpoint}, "sinks": {"zmq_pub": endpoint}},
+        base_dir=Path("/tmp"),
+    )
+    assert config.source.endpoint == config.sinks.zmq_pub == endpoint
 
 
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
