@@ -291,6 +291,13 @@ def _replay(args: argparse.Namespace) -> int:
             summary = replay(config, args.folder.resolve(), events)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
+        if summary.analysis_failures:
+            print(
+                f"livecell replay: analysis failed on {summary.analysis_failures} frame(s), "
+                f"whose frame events were written without analysis events; the first: "
+                f"{summary.first_analysis_failure} (the log has each)",
+                file=sys.stderr,
+            )
         return summary.source_error is None
 
     return _guarded(go)

@@ -93,10 +93,12 @@ def replay_in_workers(config: Config, folder: Path, events_path: Path, workers: 
             _merge_tracks(
                 [Path(tmp) / f"worker{i}" / "tracks.csv" for i in range(len(jobs))], tracks_path
             )
-    for latencies, error in results:
+    for latencies, error, failures, first_failure in results:
         summary.frame_latencies_s.extend(latencies)
         if error and summary.source_error is None:
             summary.source_error = RuntimeError(error)
+        summary.analysis_failures += failures
+        summary.first_analysis_failure = summary.first_analysis_failure or first_failure
     return summary
 
 
@@ -110,8 +112,9 @@ def _share_config(config: Config, folder: Path, tracks: bool) -> str:
 
 def _replay_share(
     config_json: str, folder: str, positions: list[str], unkeyed: bool
-) -> tuple[list[float], str]:
-    """One worker: the ordinary replay of its share. Returns frame latencies and any error."""
+) -> tuple[list[float], str, int, str]:
+    """One worker: the ordinary replay of its share. Returns frame latencies, any source
+    error, and how many frames' analysis failed (with the first failure)."""
     from livecell.daemon import replay
     from livecell.logs import configure_logging
 
@@ -120,7 +123,12 @@ def _replay_share(
     share = PositionShare(frozenset(positions), unkeyed)
     summary = replay(config, Path(folder), config.sinks.events, owns=share.owns)
     error = "" if summary.source_error is None else repr(summary.source_error)
-    return summary.frame_latencies_s, error
+    return (
+        summary.frame_latencies_s,
+        error,
+        summary.analysis_failures,
+        summary.first_analysis_failure,
+    )
 
 
 def _merge_events(parts: list[Path], events_path: Path) -> dict[str, int]:

@@ -48,6 +48,8 @@ class RunSummary:
     events_by_kind: dict[str, int] = field(default_factory=dict)
     frame_latencies_s: list[float] = field(default_factory=list)
     source_error: BaseException | None = None
+    analysis_failures: int = 0  # frames whose analysis raised (their frame event was sent)
+    first_analysis_failure: str = ""
 
     def count(self, kind: str) -> int:
         return self.events_by_kind.get(kind, 0)
@@ -253,8 +255,11 @@ class Pipeline:
         started = time.perf_counter()
         try:
             events += self._stage.update(frame)
-        except Exception:
+        except Exception as exc:
             self._metrics.stage_errors.labels(self._stage.name).inc()
+            self.summary.analysis_failures += 1
+            if not self.summary.first_analysis_failure:
+                self.summary.first_analysis_failure = f"{key}: {type(exc).__name__}: {exc}"
             log.exception(
                 "analysis failed; frame event still sent",
                 acquisition=key.acquisition,

@@ -202,6 +202,27 @@ def test_replay_leaves_out_the_state_folder_inside_the_watched_one(tmp_path: Pat
     assert paths == sorted(str(f) for f in files)
 
 
+def test_replay_whose_analysis_fails_says_so(tmp_path: Path) -> None:
+    """Frames with no well pattern in nanowell mode: each keeps its frame event (the
+    replay itself succeeds), and it ends with a line saying how many were not analysed."""
+    files = acquisition(tmp_path / "archive", positions=1, time_points=2)
+    config_file = write_config(
+        tmp_path / "c.toml",
+        {
+            "source": {"path": "archive"},
+            "analysis": {"mode": "nanowell"},
+            "nanowell": {"segmenter": "classical"},
+            "metrics": {"address": ""},
+        },
+    )
+    events = tmp_path / "events.jsonl"
+    result = livecell("replay", tmp_path / "archive", "-c", config_file, "--events", events)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "analysis failed on 2 frame(s)" in result.stderr
+    assert "too small to hold two wells" in result.stderr
+    assert sorted(e["path"] for e in read_events(events)) == sorted(str(f) for f in files)
+
+
 def test_replay_runs_beside_a_live_daemon_on_the_same_config(
     make_daemon: Callable[..., Daemon], tmp_path: Path
 ) -> None:

@@ -159,6 +159,11 @@ def run(args: argparse.Namespace) -> int:
         view.finish()
     if result.source_error is not None:
         problems.append(f"the frame source failed: {result.source_error}")
+    if result.analysis_failures:
+        problems.append(
+            f"analysis failed on {result.analysis_failures} frame(s); the first: "
+            f"{result.first_analysis_failure}"
+        )
     sim_problem = simulator.problem()
     if sim_problem:
         problems.append(sim_problem)
