@@ -51,12 +51,20 @@ def run(args: argparse.Namespace) -> int:
 
     from livecell.engine.explain import explain_image, overlay_png
     from livecell.training.datasets import DataError, read_frame, read_image
-    from livecell.training.train import card_normalisation, load_model
+    from livecell.training.train import card_normalisation, load_patch_model
 
     if not (args.model_dir / "model_card.json").is_file():
         print(f"livecell explain: no model_card.json in {args.model_dir}", file=sys.stderr)
         return EXIT_USAGE
-    model, card = load_model(args.model_dir)
+    if args.out is not None and args.out.is_dir():
+        print(f"livecell explain: --out {args.out} is a folder; give the PNG to write",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    try:
+        model, card = load_patch_model(args.model_dir)
+    except ValueError as exc:
+        print(f"livecell explain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     names: list[str] = list(card["classes"])
     class_index = None
     if args.class_name is not None:

@@ -55,22 +55,49 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    out = args.out or args.model_dir / "model.onnx"
+    problem = _argument_problem(args, out)
+    if problem is not None:
+        print(f"livecell export: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        return _export(args)
+        return _export(args, out)
     except MissingExtra as exc:
         print(f"livecell export: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 
-def _export(args: argparse.Namespace) -> int:
-    from livecell.engine.export import PARITY_TOLERANCE, check_parity, export_onnx, onnx_opset
-    from livecell.training.train import load_model
+def _argument_problem(args: argparse.Namespace, out: Path) -> str | None:
+    """What is wrong with the command line, in words; None if nothing."""
+    from livecell.engine.export import MAX_OPSET, MIN_OPSET
 
-    model, card = load_model(args.model_dir)
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        return f"--opset must be {MIN_OPSET} to {MAX_OPSET}, got {args.opset}"
+    if args.max_batch < 1:
+        return f"--max-batch must be 1 or more, got {args.max_batch}"
+    if out.is_dir():
+        return f"--out {out} is a folder; give the ONNX file to write"
+    if not out.parent.is_dir():
+        return f"--out {out}: the folder {out.parent} is not there"
+    return None
+
+
+def _export(args: argparse.Namespace, out: Path) -> int:
+    from livecell.engine.export import PARITY_TOLERANCE, check_parity, export_onnx, onnx_opset
+    from livecell.training.train import load_patch_model
+
+    try:
+        model, card = load_patch_model(args.model_dir)
+    except ValueError as exc:
+        print(f"livecell export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     channels = int(card["input"]["channels"])
     height, width = int(card["input"]["height"]), int(card["input"]["width"])
-    out = args.out or args.model_dir / "model.onnx"
-    export_onnx(model, out, in_channels=channels, input_size=(height, width), opset=args.opset)
+    try:
+        export_onnx(model, out, in_channels=channels, input_size=(height, width), opset=args.opset)
+    except OSError as exc:
+        print(f"livecell export: cannot write {out}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     worst = check_parity(model, out, parity_inputs(channels, height, width))
     verdict = "ok" if worst < PARITY_TOLERANCE else f"OVER the {PARITY_TOLERANCE:g} fp32 tolerance"
     print(

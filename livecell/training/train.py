@@ -50,6 +50,7 @@ from livecell.training.splits import grouped_split
 CARD_SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
+PATCH_TASK = "patch classification"
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFUSION_FILE = "confusion_test.png"
 ONNX_FILE = "model.onnx"
@@ -444,7 +445,7 @@ def model_card(
 
     height, width = data.patch_size
     return {
-        **card_header("patch classification"),
+        **card_header(PATCH_TASK),
         "classes": list(data.classes),
         "arch": config.arch,
         "input": {
@@ -520,6 +521,28 @@ def load_model(
     model.load_state_dict(torch.load(out_dir / MODEL_FILE, weights_only=True))
     model.eval()
     return model, card
+
+
+def load_patch_model(out_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """:func:`load_model` for the commands that take a patch classifier's folder
+    (``export``, ``explain``): ``ValueError``, in words, for a folder that holds none."""
+    card_path = Path(out_dir) / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{card_path} is not a readable model card: {exc}") from None
+    task = card.get("task", PATCH_TASK) if isinstance(card, dict) else None
+    if task != PATCH_TASK:
+        raise ValueError(
+            f"{out_dir} holds a {task!r} model, not a {PATCH_TASK!r} one (livecell train "
+            "--task patches); the nanowell models are exported to ONNX by livecell train"
+        )
+    try:
+        return load_model(out_dir)
+    except Exception as exc:  # a torn or foreign model.pt: torch raises many kinds
+        raise ValueError(
+            f"cannot load {Path(out_dir) / MODEL_FILE}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def card_normalisation(card: Mapping[str, Any]) -> Normalisation:

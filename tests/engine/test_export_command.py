@@ -43,6 +43,43 @@ def test_export_without_a_model_card_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_export_of_another_kind_of_model_exits_2_naming_it() -> None:
+    from livecell.engine.bundled import bundled_model_dir
+
+    result = export(str(bundled_model_dir("nanowell_death")))
+    assert result.returncode == 2
+    assert "'sequence death' model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("breakage", "says"),
+    [
+        ("card", "is not a readable model card"),
+        ("weights", "cannot load"),
+        ("--opset 999", "--opset must be"),
+        ("--max-batch 0", "--max-batch must be"),
+        ("--out folder", "is a folder"),
+    ],
+)
+def test_export_refuses_a_broken_folder_or_bad_options_in_words(
+    model_dir: Path, tmp_path: Path, breakage: str, says: str
+) -> None:
+    options: list[str] = []
+    if breakage == "card":
+        (model_dir / "model_card.json").write_text("{")
+    elif breakage == "weights":
+        (model_dir / "model.pt").write_bytes(b"not torch weights")
+    elif breakage == "--out folder":
+        options = ["--out", str(tmp_path)]
+    else:
+        options = breakage.split()
+    result = export(str(model_dir), *options)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None,
     reason="tensorrt is installed: the GPU tests cover this path",
