@@ -122,6 +122,21 @@ def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None
     assert_user_error(livecell("run", "-c", config_file), "source.path", "incomming")
 
 
+@pytest.mark.parametrize(
+    ("bench", "named"),
+    [
+        (["simulate", "--frames", "0"], "--frames"),
+        (["nanowell", "--size", "-5"], "--size"),
+        (["engine", "--batches", "8,0"], "--batches"),
+        (["engine", "--models", "nosuch"], "nosuch"),
+        (["tracking", "--truth-masks", "/nonexistent"], "--truth-masks"),
+        (["ingest", "--interval", "nan"], "--interval"),
+    ],
+)
+def test_bench_refuses_bad_options_naming_them(bench: list[str], named: str) -> None:
+    assert_user_error(livecell("bench", *bench), named)
+
+
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("check-config", tmp_path / "nope.toml"), "nope.toml")
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from livecell.bench._args import at_least_one, non_negative, non_negative_s
 from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
@@ -61,10 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Frame latency with the dashboard off, on with no page, and on with "
         "N headless Chromium tabs open on it for the whole run.",
     )
-    parser.add_argument("--frames", type=int, default=30, help="frames per run (30)")
-    parser.add_argument("--interval-s", type=float, default=1.0, help="microscope pace (1.0)")
-    parser.add_argument("--tabs", type=int, default=10, help="browser tabs (10)")
-    parser.add_argument("--seed", type=int, default=2, help="simulator seed (2)")
+    parser.add_argument("--frames", type=at_least_one, default=30, help="frames per run (30)")
+    parser.add_argument(
+        "--interval-s", type=non_negative_s, default=1.0, help="microscope pace (1.0)"
+    )
+    parser.add_argument("--tabs", type=at_least_one, default=10, help="browser tabs (10)")
+    parser.add_argument("--seed", type=non_negative, default=2, help="simulator seed (2)")
     return parser
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livecell.bench._args import at_least_one, non_negative, positive_s
+
 RATIO_TARGET = 1.5
 
 
@@ -53,16 +55,37 @@ class Row:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livecell bench engine", description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="compact,resnet18,resnet101")
-    p.add_argument("--batches", default="1,8,64")
-    p.add_argument("--size", type=int, default=160)
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--classes", type=int, default=5)
-    p.add_argument("--frames", type=int, default=None, help="timed batches per cell")
-    p.add_argument("--seconds", type=float, default=3.0, help="time budget per cell")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all)")
+    p.add_argument(
+        "--models", type=_models, default="compact,resnet18,resnet101", help="comma-separated"
+    )
+    p.add_argument("--batches", type=_batches, default="1,8,64", help="comma-separated sizes")
+    p.add_argument("--size", type=at_least_one, default=160)
+    p.add_argument("--channels", type=at_least_one, default=1)
+    p.add_argument("--classes", type=at_least_one, default=5)
+    p.add_argument("--frames", type=at_least_one, default=None, help="timed batches per cell")
+    p.add_argument("--seconds", type=positive_s, default=3.0, help="time budget per cell")
+    p.add_argument("--threads", type=non_negative, default=0, help="intra-op threads (0: all)")
     p.add_argument("--quick", action="store_true", help="short run: ~0.6 s per cell")
     return p
+
+
+def _models(text: str) -> list[str]:
+    from livecell.engine.models.registry import ARCHITECTURES
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ARCHITECTURES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {unknown or text!r}; one or more of {', '.join(ARCHITECTURES)}"
+        )
+    return names
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        return [at_least_one(size) for size in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"batch sizes {text!r}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from livecell.engine.models.registry import build_model, count_flops
 
     budget = 0.6 if args.quick else args.seconds
-    batches = [int(b) for b in args.batches.split(",")]
+    batches: list[int] = args.batches
     gpu = torch.cuda.is_available()
     rows: list[Row] = []
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="livecell-bench-engine-") as tmp:
-        for arch in args.models.split(","):
+        for arch in args.models:
             torch.manual_seed(0)
             model = build_model(arch, in_channels=args.channels, num_classes=args.classes).eval()
             flops = count_flops(model, (1, args.channels, args.size, args.size))

@@ -44,6 +44,7 @@ from typing import IO, Any
 import numpy as np
 import zmq
 
+from livecell.bench._args import at_least_one, non_negative, non_negative_s
 from livecell.bench._live import free_port
 from livecell.config import SourceConfig
 
@@ -86,28 +87,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="ZeroMQ ingest throughput (livecell vs a bare pyzmq loop) and watch "
         "latency (file close to frame event), through real `livecell run` processes.",
     )
-    parser.add_argument("--frames", type=int, default=300, help="timed ZMQ frames per round")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed ZMQ frames per round")
+    parser.add_argument(
+        "--frames", type=at_least_one, default=300, help="timed ZMQ frames per round"
+    )
+    parser.add_argument(
+        "--warmup", type=non_negative, default=20, help="untimed ZMQ frames per round"
+    )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=at_least_one,
         default=5,
         help="ZMQ rounds, bare and livecell alternating; medians reported",
     )
-    parser.add_argument("--size", type=int, default=2048, help="frames are SIZE x SIZE uint16")
-    parser.add_argument("--files", type=int, default=100, help="files per watch mode")
     parser.add_argument(
-        "--interval", type=float, default=0.25, help="seconds between files (the microscope's pace)"
+        "--size", type=at_least_one, default=2048, help="frames are SIZE x SIZE uint16"
+    )
+    parser.add_argument("--files", type=at_least_one, default=100, help="files per watch mode")
+    parser.add_argument(
+        "--interval",
+        type=non_negative_s,
+        default=0.25,
+        help="seconds between files (the microscope's pace)",
     )
     parser.add_argument(
         "--settle-s",
-        type=float,
+        type=non_negative_s,
         default=SourceConfig().settle_s,
         help="source.settle_s for the watch runs",
     )
     parser.add_argument(
         "--poll-interval-s",
-        type=float,
+        type=non_negative_s,
         default=SourceConfig().poll_interval_s,
         help="source.poll_interval_s for the polling run",
     )
@@ -128,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bare-pull", metavar="ENDPOINT", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--hwm", type=int, default=SourceConfig().receive_hwm, help=argparse.SUPPRESS
+        "--hwm", type=at_least_one, default=SourceConfig().receive_hwm, help=argparse.SUPPRESS
     )
     return parser
 

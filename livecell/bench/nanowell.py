@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from livecell.analysis.nanowell import open_nanowell_stage
+from livecell.bench._args import at_least_one, non_negative, non_negative_s
 from livecell.config import config_from_dict
 from livecell.frames import Frame, FrameKey
 from livecell.simulation.nanowell import NanowellSimulator
@@ -30,9 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/nanowell.py", description="Nanowell stage time per frame."
     )
-    parser.add_argument("--frames", type=int, default=12, help="frames timed (default 12)")
-    parser.add_argument("--size", type=int, default=2048, help="frame side in px")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed")
+    parser.add_argument("--frames", type=at_least_one, default=12, help="frames timed (default 12)")
+    parser.add_argument("--size", type=at_least_one, default=2048, help="frame side in px")
+    parser.add_argument("--seed", type=non_negative, default=3, help="simulator seed")
     parser.add_argument(
         "--segmenter", choices=["unet", "classical"], default="unet", help="as nanowell.segmenter"
     )
@@ -42,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="net",
         help="as nanowell.contact_rule",
     )
-    parser.add_argument("--interval-s", type=float, default=300.0, help="acquisition interval")
+    parser.add_argument(
+        "--interval-s", type=non_negative_s, default=300.0, help="acquisition interval"
+    )
     args = parser.parse_args(argv)
 
     config = config_from_dict(

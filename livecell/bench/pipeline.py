@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livecell.bench._args import at_least_one, non_negative, non_negative_s
 from livecell.bench._live import live_config, run_live
 from livecell.logs import configure_logging
 
@@ -61,15 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
         "and replay throughput with 1 and 2 workers.",
     )
     parser.add_argument("--sections", nargs="+", choices=[*SECTIONS, "all"], default=["all"])
-    parser.add_argument("--frames", type=int, default=12, help="frames per live run")
+    parser.add_argument("--frames", type=at_least_one, default=12, help="frames per live run")
     parser.add_argument(
-        "--nanowell-interval-s", type=float, default=4.0, help="the microscope's pace, nanowell"
+        "--nanowell-interval-s",
+        type=non_negative_s,
+        default=4.0,
+        help="the microscope's pace, nanowell",
     )
     parser.add_argument(
-        "--holotomo-interval-s", type=float, default=3.0, help="the microscope's pace, holotomo"
+        "--holotomo-interval-s",
+        type=non_negative_s,
+        default=3.0,
+        help="the microscope's pace, holotomo",
     )
-    parser.add_argument("--replay-frames", type=int, default=8, help="frames per position")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed")
+    parser.add_argument("--replay-frames", type=at_least_one, default=8, help="frames per position")
+    parser.add_argument("--seed", type=non_negative, default=3, help="simulator seed")
     return parser
 
 

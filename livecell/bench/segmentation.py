@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from livecell.bench._args import at_least_one, existing_dir, non_negative
 from livecell.segmentation._protocol import Segmenter
 from livecell.segmentation.classical import ClassicalSegmenter
 from livecell.segmentation.scoring import SegmentationScore
@@ -34,18 +35,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="benchmarks/segmentation.py",
         description="Per-well cell segmentation of nanowell frames: U-Net vs classical.",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[71, 72], help="held-out seeds")
-    parser.add_argument("--frames", type=int, default=24, help="frames simulated per seed")
     parser.add_argument(
-        "--frame-stride", type=int, default=8, help="score every Nth frame (default: 8)"
+        "--seeds", type=non_negative, nargs="+", default=[71, 72], help="held-out seeds"
+    )
+    parser.add_argument("--frames", type=at_least_one, default=24, help="frames simulated per seed")
+    parser.add_argument(
+        "--frame-stride", type=at_least_one, default=8, help="score every Nth frame (default: 8)"
     )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep simulations here (default: a temp dir)"
     )
     parser.add_argument(
-        "--model-dir", type=Path, default=None, help="U-Net folder (default: the bundled one)"
+        "--model-dir",
+        type=existing_dir,
+        default=None,
+        help="U-Net folder (default: the bundled one)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    parser.add_argument("--threads", type=non_negative, default=1, help="ONNX Runtime threads")
     return parser
 
 

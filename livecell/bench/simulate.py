@@ -19,15 +19,16 @@ from collections.abc import Callable, Sequence
 
 import cv2
 
+from livecell.bench._args import at_least_one
 from livecell.simulation._protocol import Simulator
 from livecell.simulation.output import ome_tiff_bytes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--frames", type=int, default=10, help="timed steps per simulator")
-    parser.add_argument("--size", type=int, default=2048, help="frame side in pixels")
-    parser.add_argument("--z", type=int, default=32, help="holotomo z slices")
+    parser.add_argument("--frames", type=at_least_one, default=10, help="timed steps per simulator")
+    parser.add_argument("--size", type=at_least_one, default=2048, help="frame side in pixels")
+    parser.add_argument("--z", type=at_least_one, default=32, help="holotomo z slices")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     from livecell.simulation.holotomo import HolotomoParams, HolotomoSimulator

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from livecell.bench._args import at_least_one, existing_dir, non_negative, non_negative_s
 from livecell.bench._timing import call_seconds
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
 from livecell.tracking.nanowell import NanowellTracker, TrackerParams, track_rows
@@ -75,31 +76,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to run (default: smoothing)",
     )
     parser.add_argument(
-        "--lengths", type=int, nargs="+", default=[72, 288, 1000], help="track lengths (frames)"
+        "--lengths",
+        type=at_least_one,
+        nargs="+",
+        default=[72, 288, 1000],
+        help="track lengths (frames)",
     )
-    parser.add_argument("--lam", type=float, default=10.0, help="curvature weight")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per cell (median)")
+    parser.add_argument("--lam", type=non_negative_s, default=10.0, help="curvature weight")
+    parser.add_argument(
+        "--repeats", type=at_least_one, default=5, help="timed calls per cell (median)"
+    )
     parser.add_argument(
         "--truth-masks",
-        type=Path,
+        type=existing_dir,
         nargs="+",
         default=None,
         metavar="OUT",
         help="simulated nanowell folders (OUT/ground_truth) for truth and laptrack",
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[81, 82, 83], help="seeds to simulate"
+        "--seeds", type=non_negative, nargs="+", default=[81, 82, 83], help="seeds to simulate"
     )
-    parser.add_argument("--frames", type=int, default=40, help="frames to simulate")
+    parser.add_argument("--frames", type=at_least_one, default=40, help="frames to simulate")
     parser.add_argument(
         "--wells",
-        type=int,
+        type=at_least_one,
         nargs="+",
         default=[500, 5000, 50000],
         help="chip sizes for the scale section",
     )
     parser.add_argument(
-        "--scale-frames", type=int, default=5, help="timed frames per chip size (median)"
+        "--scale-frames", type=at_least_one, default=5, help="timed frames per chip size (median)"
     )
     return parser
 

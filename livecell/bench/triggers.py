@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from livecell.bench._args import at_least_one, non_negative, non_negative_s
 from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
@@ -61,11 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         "actions to hanging peers (acceptance: p99 within 10 % of no actions).",
     )
     parser.add_argument("--mode", choices=["nanowell", "none"], default="nanowell")
-    parser.add_argument("--frames", type=int, default=12, help="frames per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each variant, alternating")
+    parser.add_argument("--frames", type=at_least_one, default=12, help="frames per run")
+    parser.add_argument(
+        "--rounds", type=at_least_one, default=3, help="runs of each variant, alternating"
+    )
     parser.add_argument(
         "--skip-first",
-        type=int,
+        type=non_negative,
         default=1,
         help="frames at the start of each run left out of the statistics (the first "
         "nanowell frame finds the well lattice: the same work in every variant, and the "
@@ -73,14 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--interval-s",
-        type=float,
+        type=non_negative_s,
         default=2.5,
         help="the microscope's pace (keep it above the frame latency: a backlog measures "
         "the queue, not the analysis)",
     )
-    parser.add_argument("--size", type=int, default=1024, help="frame side in pixels")
-    parser.add_argument("--wells", type=int, default=4, help="nanowell: wells per side")
-    parser.add_argument("--seed", type=int, default=3, help="simulator seed")
+    parser.add_argument("--size", type=at_least_one, default=1024, help="frame side in pixels")
+    parser.add_argument("--wells", type=at_least_one, default=4, help="nanowell: wells per side")
+    parser.add_argument("--seed", type=non_negative, default=3, help="simulator seed")
     parser.add_argument("--check", action="store_true", help="exit 1 if a p99 ratio > 1.10")
     return parser
 

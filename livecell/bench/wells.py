@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from livecell.analysis.wells import WellLattice, fit_lattice, lattice_offset, track_drift
+from livecell.bench._args import at_least_one, non_negative
 from livecell.bench._timing import call_seconds
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams
@@ -31,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/wells.py", description="Well lattice fit and drift speed."
     )
-    parser.add_argument("--size", type=int, default=2048, help="frame side in px")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls per stage")
-    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads")
+    parser.add_argument("--size", type=at_least_one, default=2048, help="frame side in px")
+    parser.add_argument("--repeats", type=at_least_one, default=10, help="timed calls per stage")
+    parser.add_argument("--threads", type=non_negative, default=1, help="OpenCV threads")
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
 
