@@ -138,7 +138,7 @@ class AnalysisConfig(_Section):
     )
 
 
-_MODEL_FOLDERS = ("segmentation_model", "cell_type_model", "death_model", "contact_model")
+NANOWELL_MODEL_KEYS = ("segmentation_model", "cell_type_model", "death_model", "contact_model")
 """The nanowell keys that name a model folder (empty: the bundled model)."""
 
 
@@ -282,12 +282,12 @@ class NanowellConfig(_Section):
         3, ge=1, le=100, description="frames the cell type must stay the same before its event"
     )
 
-    @field_validator(*_MODEL_FOLDERS, mode="before")
+    @field_validator(*NANOWELL_MODEL_KEYS, mode="before")
     @classmethod
     def _empty_is_bundled(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_serializer(*_MODEL_FOLDERS)
+    @field_serializer(*NANOWELL_MODEL_KEYS)
     def _bundled_is_empty(self, value: Path | None) -> str:
         return "" if value is None else str(value)
 
@@ -360,6 +360,13 @@ class SinksConfig(_Section):
         Path("tracks.csv"), strict=False, description="nanowell mode; empty: off"
     )
     zmq_pub: str = Field("", description="ZMQ PUB endpoint for events; empty: off")
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events_named(cls, value: Any) -> Any:
+        if value == "":
+            raise ValueError("needs a file name: the events file cannot be turned off")
+        return value
 
     @field_validator("tracks", mode="before")
     @classmethod
@@ -565,7 +572,7 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     nanowell = models.model_copy(
         update={
             name: resolve(path)
-            for name in _MODEL_FOLDERS
+            for name in NANOWELL_MODEL_KEYS
             if (path := getattr(models, name)) is not None
         }
     )

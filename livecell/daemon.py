@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import structlog
 
@@ -32,6 +33,7 @@ from livecell.stream import FrameSource
 from livecell.stream.watch import WatchSource
 from livecell.stream.zmq_source import ZmqSource
 
+T = TypeVar("T")
 log = structlog.get_logger("livecell.daemon")
 
 
@@ -151,6 +153,15 @@ def replay(
         return pipeline.run(stop)
 
 
+def _listening(key: str, start: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``start(*args, **kwargs)``, a server; an address it cannot listen on is a
+    configuration error naming ``key`` (taken by another program, or not this host's)."""
+    try:
+        return start(*args, **kwargs)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot listen there: {exc.strerror or exc}") from None
+
+
 def _build(
     config: Config,
     source: FrameSource,
@@ -168,7 +179,7 @@ def _build(
     stage = build_stage(config, metrics)
     event_log = EventLog(events_path)
     if live and config.metrics.address:
-        server = serve_metrics(metrics, config.metrics.address)
+        server = _listening("metrics.address", serve_metrics, metrics, config.metrics.address)
         stack.callback(server.shutdown)
         stack.callback(server.server_close)
     sinks: list[EventSink] = []
@@ -184,7 +195,9 @@ def _build(
         from livecell.dashboard import open_dashboard
         from livecell.dashboard.service import backend_name
 
-        dashboard = open_dashboard(
+        dashboard = _listening(
+            "dashboard.address",
+            open_dashboard,
             config.dashboard.address,
             mode=config.analysis.mode,
             backend=backend_name(stage, config.analysis.mode, config.engine.backend),

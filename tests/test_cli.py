@@ -5,12 +5,15 @@ Every command runs as a real subprocess, as a user or systemd would run it.
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemons import Daemon, free_port, read_events, wait_for, write_config
@@ -113,6 +116,30 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, content: str, names: 
     config_file.write_text(content)
     assert_user_error(livecell("check-config", config_file), *names)
     assert_user_error(livecell("run", "-c", config_file), *names)
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"analysis": {"mode": "nanowell"}, "nanowell": {"death_model": "nowhere"}},
+         "nanowell.death_model"),
+        ({"analysis": {"mode": "patches"}, "engine": {"model": "nowhere"}}, "engine.model"),
+        ({"metrics": {"address": "127.0.0.1:{taken}"}}, "metrics.address"),
+        ({"dashboard": {"address": "127.0.0.1:{taken}"}}, "dashboard.address"),
+    ],
+)  # fmt: skip
+def test_run_with_a_model_or_address_it_cannot_use_exits_2(
+    tmp_path: Path, section: dict[str, Any], named: str
+) -> None:
+    (tmp_path / "incoming").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        filled = json.loads(json.dumps(section).replace("{taken}", str(port)))
+        config = {"source": {"path": "incoming"}, "metrics": {"address": ""}, **filled}
+        config_file = write_config(tmp_path / "c.toml", config)
+        assert_user_error(livecell("run", "-c", config_file), named)
 
 
 def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str) -> Non
         ({"source": {"kind": "zmq", "endpoint": "garbage"}}, "source.endpoint", "garbage"),
         ({"source": {"kind": "zmq", "endpoint": "tcp://h"}}, "source.endpoint", "tcp://h"),
         ({**WATCH, "sinks": {"zmq_pub": "127.0.0.1:5556"}}, "sinks.zmq_pub", "ZeroMQ endpoint"),
+        ({**WATCH, "sinks": {"events": ""}}, "sinks.events", "file name"),
     ],
 )
 def test_bad_values_are_rejected_by_name(raw: dict[str, Any], key: str, says: str) -> None:

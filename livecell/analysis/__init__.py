@@ -7,9 +7,12 @@ nanowell mode (``nanowell.py``) and patch mode plug in here, behind the same pro
 the sources or sinks knowing.
 """
 
+from pathlib import Path
+
 from livecell.analysis._protocol import Stage, StageMeters
 from livecell.analysis.frames_only import FramesOnly
-from livecell.config import Config
+from livecell.config import NANOWELL_MODEL_KEYS, Config
+from livecell.errors import ConfigError
 
 __all__ = ["FramesOnly", "Stage", "StageMeters", "build_stage"]
 
@@ -19,8 +22,11 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
 
     ``meters`` (the daemon's ``Metrics``) receives sub-stage times and engine item counts.
     """
-    from livecell.errors import ConfigError
-
+    for key, folder in configured_models(config):
+        if not (folder / "model_card.json").is_file():
+            raise ConfigError(
+                key, f"{folder} is no model folder (no model_card.json: livecell train --out)"
+            )
     mode = config.analysis.mode
     if mode == "none":
         return FramesOnly()
@@ -33,3 +39,17 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
 
         return open_patch_stage(config, meters)
     raise ConfigError("analysis.mode", f"{mode!r} is not one of 'none', 'nanowell' and 'patches'")
+
+
+def configured_models(config: Config) -> list[tuple[str, Path]]:
+    """``(key, folder)`` of each model folder the config names for its mode (empty keys
+    are the bundled models)."""
+    if config.analysis.mode == "nanowell":
+        named = [(k, getattr(config.nanowell, k)) for k in NANOWELL_MODEL_KEYS]
+        return [(f"nanowell.{k}", folder) for k, folder in named if folder is not None]
+    if config.analysis.mode == "patches":
+        if config.patches.model is not None:
+            return [("patches.model", config.patches.model)]
+        if config.engine.model:
+            return [("engine.model", Path(config.engine.model))]
+    return []
