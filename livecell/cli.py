@@ -275,6 +275,11 @@ def _replay(args: argparse.Namespace) -> int:
     overrides = {"source": {"kind": "watch", "path": str(args.folder.resolve())}}
     config = load_config(args.config, overrides=overrides)
     events = args.events.resolve() if args.events else config.sinks.events
+    where = "--events" if args.events else "sinks.events"
+    if events.is_dir():
+        raise ConfigError(where, f"{events} is a folder; give the events file")
+    if any(folder.exists() and not folder.is_dir() for folder in events.parents):
+        raise ConfigError(where, f"{events}: a folder on its path is a file")
 
     if args.workers < 1:
         raise ConfigError("--workers", f"must be 1 or more, not {args.workers}")

@@ -168,6 +168,15 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("check-config", tmp_path / "nope.toml"), "nope.toml")
 
 
+def test_replay_into_an_events_path_it_cannot_write_exits_2(tmp_path: Path) -> None:
+    acquisition(tmp_path / "archive", positions=1, time_points=1)
+    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "archive"}})
+    (tmp_path / "a_file").write_text("")
+    for events in (tmp_path, tmp_path / "a_file" / "events.jsonl"):
+        result = livecell("replay", tmp_path / "archive", "-c", config_file, "--events", events)
+        assert_user_error(result, "--events")
+
+
 def test_replay_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     config_file = write_config(tmp_path / "c.toml", {"source": {"path": "incoming"}})
     assert_user_error(livecell("replay", tmp_path / "nowhere", "-c", config_file), "nowhere")
