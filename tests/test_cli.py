@@ -164,6 +164,15 @@ def test_bench_refuses_bad_options_naming_them(bench: list[str], named: str) -> 
     assert_user_error(livecell("bench", *bench), named)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--frame-stride", "0"), ("--window-px", "-3"), ("--lr", "-1"), ("--epochs", "inf")],
+)
+def test_train_refuses_bad_numbers_naming_them(tmp_path: Path, option: str, value: str) -> None:
+    result = livecell("train", tmp_path, "--out", tmp_path / "m", option, value)
+    assert_user_error(result, option)
+
+
 def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("check-config", tmp_path / "nope.toml"), "nope.toml")
 

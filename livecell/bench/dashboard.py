@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from livecell.bench._args import at_least_one, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, non_negative, non_negative_float
 from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames", type=at_least_one, default=30, help="frames per run (30)")
     parser.add_argument(
-        "--interval-s", type=non_negative_s, default=1.0, help="microscope pace (1.0)"
+        "--interval-s", type=non_negative_float, default=1.0, help="microscope pace (1.0)"
     )
     parser.add_argument("--tabs", type=at_least_one, default=10, help="browser tabs (10)")
     parser.add_argument("--seed", type=non_negative, default=2, help="simulator seed (2)")

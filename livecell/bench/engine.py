@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecell.bench._args import at_least_one, non_negative, positive_s
+from livecell.argtypes import at_least_one, non_negative, positive_float
 
 RATIO_TARGET = 1.5
 
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=at_least_one, default=1)
     p.add_argument("--classes", type=at_least_one, default=5)
     p.add_argument("--frames", type=at_least_one, default=None, help="timed batches per cell")
-    p.add_argument("--seconds", type=positive_s, default=3.0, help="time budget per cell")
+    p.add_argument("--seconds", type=positive_float, default=3.0, help="time budget per cell")
     p.add_argument("--threads", type=non_negative, default=0, help="intra-op threads (0: all)")
     p.add_argument("--quick", action="store_true", help="short run: ~0.6 s per cell")
     return p

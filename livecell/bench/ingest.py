@@ -44,7 +44,7 @@ from typing import IO, Any
 import numpy as np
 import zmq
 
-from livecell.bench._args import at_least_one, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, non_negative, non_negative_float
 from livecell.bench._live import free_port
 from livecell.config import SourceConfig
 
@@ -105,19 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--files", type=at_least_one, default=100, help="files per watch mode")
     parser.add_argument(
         "--interval",
-        type=non_negative_s,
+        type=non_negative_float,
         default=0.25,
         help="seconds between files (the microscope's pace)",
     )
     parser.add_argument(
         "--settle-s",
-        type=non_negative_s,
+        type=non_negative_float,
         default=SourceConfig().settle_s,
         help="source.settle_s for the watch runs",
     )
     parser.add_argument(
         "--poll-interval-s",
-        type=non_negative_s,
+        type=non_negative_float,
         default=SourceConfig().poll_interval_s,
         help="source.poll_interval_s for the polling run",
     )

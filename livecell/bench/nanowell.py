@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from livecell.analysis.nanowell import open_nanowell_stage
-from livecell.bench._args import at_least_one, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, non_negative, non_negative_float
 from livecell.config import config_from_dict
 from livecell.frames import Frame, FrameKey
 from livecell.simulation.nanowell import NanowellSimulator
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="as nanowell.contact_rule",
     )
     parser.add_argument(
-        "--interval-s", type=non_negative_s, default=300.0, help="acquisition interval"
+        "--interval-s", type=non_negative_float, default=300.0, help="acquisition interval"
     )
     args = parser.parse_args(argv)
 

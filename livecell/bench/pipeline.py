@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecell.bench._args import at_least_one, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, non_negative, non_negative_float
 from livecell.bench._live import live_config, run_live
 from livecell.logs import configure_logging
 
@@ -65,13 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=at_least_one, default=12, help="frames per live run")
     parser.add_argument(
         "--nanowell-interval-s",
-        type=non_negative_s,
+        type=non_negative_float,
         default=4.0,
         help="the microscope's pace, nanowell",
     )
     parser.add_argument(
         "--holotomo-interval-s",
-        type=non_negative_s,
+        type=non_negative_float,
         default=3.0,
         help="the microscope's pace, holotomo",
     )

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from livecell.bench._args import at_least_one, existing_dir, non_negative
+from livecell.argtypes import at_least_one, existing_dir, non_negative
 from livecell.segmentation._protocol import Segmenter
 from livecell.segmentation.classical import ClassicalSegmenter
 from livecell.segmentation.scoring import SegmentationScore

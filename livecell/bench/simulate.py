@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import cv2
 
-from livecell.bench._args import at_least_one
+from livecell.argtypes import at_least_one
 from livecell.simulation._protocol import Simulator
 from livecell.simulation.output import ome_tiff_bytes
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from livecell.bench._args import at_least_one, existing_dir, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, existing_dir, non_negative, non_negative_float
 from livecell.bench._timing import call_seconds
 from livecell.sinks.tracks_csv import TrackRow, TracksFile
 from livecell.tracking.nanowell import NanowellTracker, TrackerParams, track_rows
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[72, 288, 1000],
         help="track lengths (frames)",
     )
-    parser.add_argument("--lam", type=non_negative_s, default=10.0, help="curvature weight")
+    parser.add_argument("--lam", type=non_negative_float, default=10.0, help="curvature weight")
     parser.add_argument(
         "--repeats", type=at_least_one, default=5, help="timed calls per cell (median)"
     )

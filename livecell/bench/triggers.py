@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from livecell.bench._args import at_least_one, non_negative, non_negative_s
+from livecell.argtypes import at_least_one, non_negative, non_negative_float
 from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--interval-s",
-        type=non_negative_s,
+        type=non_negative_float,
         default=2.5,
         help="the microscope's pace (keep it above the frame latency: a backlog measures "
         "the queue, not the analysis)",

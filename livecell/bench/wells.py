@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from livecell.analysis.wells import WellLattice, fit_lattice, lattice_offset, track_drift
-from livecell.bench._args import at_least_one, non_negative
+from livecell.argtypes import at_least_one, non_negative
 from livecell.bench._timing import call_seconds
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams

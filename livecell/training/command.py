@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from livecell.argtypes import at_least_one, non_negative, non_negative_float, positive_float
 from livecell.simulation.scene import DEFAULT_PATCH_SIZE_PX
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="compact", help="network (default: compact)")
     parser.add_argument(
         "--patch-size",
-        type=int,
+        type=at_least_one,
         default=DEFAULT_PATCH_SIZE_PX,
         metavar="PX",
         help=f"patch side in pixels (default: {DEFAULT_PATCH_SIZE_PX})",
@@ -74,15 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="simulated data: keep empty patches as a class (default: left out)",
     )
-    parser.add_argument("--epochs", type=int, default=10, help="most epochs (default: 10)")
-    parser.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
+    parser.add_argument("--epochs", type=at_least_one, default=10, help="most epochs (default: 10)")
+    parser.add_argument("--batch-size", type=at_least_one, default=64, help="(default: 64)")
     parser.add_argument(
-        "--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)"
+        "--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default: 1e-3)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="split, init and augmentation seed")
+    parser.add_argument(
+        "--seed", type=non_negative, default=0, help="split, init and augmentation seed"
+    )
     parser.add_argument(
         "--patience",
-        type=int,
+        type=non_negative,
         default=3,
         help="stop after this many epochs without a better validation balanced accuracy "
         "(default: 3)",
@@ -90,12 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     parser.add_argument(
         "--max-patches",
-        type=int,
+        type=at_least_one,
         default=None,
         metavar="N",
         help="use at most N patches, drawn at random (for quick runs)",
     )
-    parser.add_argument("--workers", type=int, default=0, help="data loader processes (default: 0)")
+    parser.add_argument(
+        "--workers", type=non_negative, default=0, help="data loader processes (default: 0)"
+    )
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument(
         "--no-intensity-jitter",
@@ -106,14 +111,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", action="store_true", help="also export DIR/model.onnx")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     sequences = parser.add_argument_group("sequence tasks (cell_type, death)")
-    sequences.add_argument("--crop-px", type=int, default=64, help="crop side (default: 64)")
-    sequences.add_argument("--window", type=int, default=8, help="frames per window (default: 8)")
     sequences.add_argument(
-        "--stride", type=int, default=4, help="frames between window starts (default: 4)"
+        "--crop-px", type=at_least_one, default=64, help="crop side (default: 64)"
+    )
+    sequences.add_argument(
+        "--window", type=at_least_one, default=8, help="frames per window (default: 8)"
+    )
+    sequences.add_argument(
+        "--stride", type=at_least_one, default=4, help="frames between window starts (default: 4)"
     )
     sequences.add_argument(
         "--monotone-weight",
-        type=float,
+        type=non_negative_float,
         default=0.1,
         help="death: weight of the penalty on downward steps of p(dead) (default: 0.1)",
     )
@@ -128,14 +137,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     segmentation = parser.add_argument_group("segmentation task (nanowell U-Net)")
     segmentation.add_argument(
-        "--steps", type=int, default=2500, help="optimiser steps (default: 2500)"
+        "--steps", type=at_least_one, default=2500, help="optimiser steps (default: 2500)"
     )
     segmentation.add_argument(
-        "--window-px", type=int, default=96, help="training window side (default: 96)"
+        "--window-px", type=at_least_one, default=96, help="training window side (default: 96)"
     )
     segmentation.add_argument(
         "--frame-stride",
-        type=int,
+        type=at_least_one,
         default=4,
         help="use every Nth frame of each acquisition (default: 4)",
     )

@@ -1,4 +1,4 @@
-"""Argument types for the benchmarks' command lines: a bad value is a usage error
+"""Argument types for command lines (bench, train): a bad value is a usage error
 (argparse names the option and exits 2), never a traceback from deep in a run."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["at_least_one", "existing_dir", "non_negative", "non_negative_s", "positive_s"]
+__all__ = ["at_least_one", "existing_dir", "non_negative", "non_negative_float", "positive_float"]
 
 
 def _number(text: str, kind: type[int] | type[float]) -> int | float:
@@ -36,16 +36,16 @@ def non_negative(text: str) -> int:
     return value
 
 
-def positive_s(text: str) -> float:
-    """A time budget or length: more than 0."""
+def positive_float(text: str) -> float:
+    """A time, length or rate: more than 0."""
     value = float(_number(text, float))
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
     return value
 
 
-def non_negative_s(text: str) -> float:
-    """A pace or a wait: 0 or more."""
+def non_negative_float(text: str) -> float:
+    """A pace, a wait or a weight: 0 or more."""
     value = float(_number(text, float))
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
