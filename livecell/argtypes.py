@@ -20,36 +20,33 @@ def _number(text: str, kind: type[int] | type[float]) -> int | float:
     return value
 
 
+def _bounded(text: str, kind: type[int] | type[float], low: float, *, above: bool) -> float:
+    """``text`` as a ``kind``, at least ``low`` (more than ``low`` if ``above``)."""
+    value = _number(text, kind)
+    if value < low or (above and value == low):
+        bound = f"more than {low:g}" if above else f"{low:g} or more"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+    return value
+
+
 def at_least_one(text: str) -> int:
     """A count: 1 or more."""
-    value = int(_number(text, int))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+    return int(_bounded(text, int, 1, above=False))
 
 
 def non_negative(text: str) -> int:
     """A seed, or a count where 0 means none (or, for threads, all)."""
-    value = int(_number(text, int))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return int(_bounded(text, int, 0, above=False))
 
 
 def positive_float(text: str) -> float:
     """A time, length or rate: more than 0."""
-    value = float(_number(text, float))
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
-    return value
+    return float(_bounded(text, float, 0, above=True))
 
 
 def non_negative_float(text: str) -> float:
     """A pace, a wait or a weight: 0 or more."""
-    value = float(_number(text, float))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
-    return value
+    return float(_bounded(text, float, 0, above=False))
 
 
 def existing_dir(text: str) -> Path:
