@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import structlog
+import zmq
 
 from livecell.analysis import build_stage
 from livecell.config import Config
@@ -92,7 +93,7 @@ def run_daemon(
         if config.source.kind == "watch":
             source = WatchSource(config.source, journal, ignore_under=config.state_dir)
         else:
-            source = ZmqSource(config.source)
+            source = _listening("source.endpoint", ZmqSource, config.source)
         heartbeat = ServiceHeartbeat(notifier) if notifier.enabled else None
         pipeline = _build(
             config,
@@ -154,12 +155,13 @@ def replay(
 
 
 def _listening(key: str, start: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``start(*args, **kwargs)``, a server; an address it cannot listen on is a
-    configuration error naming ``key`` (taken by another program, or not this host's)."""
+    """``start(*args, **kwargs)``, something that binds (or connects) a socket; an
+    address it cannot use is a configuration error naming ``key`` (taken by another
+    program, or not this host's)."""
     try:
         return start(*args, **kwargs)
-    except OSError as exc:
-        raise ConfigError(key, f"cannot listen there: {exc.strerror or exc}") from None
+    except (OSError, zmq.ZMQError) as exc:
+        raise ConfigError(key, f"cannot use that address: {exc.strerror or exc}") from None
 
 
 def _build(
@@ -184,7 +186,7 @@ def _build(
         stack.callback(server.server_close)
     sinks: list[EventSink] = []
     if live and config.sinks.zmq_pub:
-        sinks.append(ZmqPublisher(config.sinks.zmq_pub))
+        sinks.append(_listening("sinks.zmq_pub", ZmqPublisher, config.sinks.zmq_pub))
     if live and config.actions:  # a replay of an archive fires no triggers
         from livecell.actions import ActionSink
 

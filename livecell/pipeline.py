@@ -118,12 +118,23 @@ class Pipeline:
         self._observers = list(observers)
 
     def recover(self) -> int:
-        """Record the events written after the journal's last commit; return how many."""
-        ids = list(self._event_log.ids_after(self._journal.events_offset()))
-        self._journal.record(event_ids=ids, events_offset=self._event_log.size())
-        if ids or self._event_log.repaired_bytes:
-            log.info("recovered", events=len(ids), torn_bytes_cut=self._event_log.repaired_bytes)
-        return len(ids)
+        """Record the events written after the journal's last commit, and the frames their
+        ``frame`` events say were done (a crash between the two); return how many events."""
+        records = list(self._event_log.records_after(self._journal.events_offset()))
+        frames = [done for record in records if (done := _done_frame(record)) is not None]
+        self._journal.record(
+            frames=frames,
+            event_ids=[record["event_id"] for record in records],
+            events_offset=self._event_log.size(),
+        )
+        if records or self._event_log.repaired_bytes:
+            log.info(
+                "recovered",
+                events=len(records),
+                frames=len(frames),
+                torn_bytes_cut=self._event_log.repaired_bytes,
+            )
+        return len(records)
 
     def run(self, stop: threading.Event) -> RunSummary:
         """Run until ``stop`` is set or a finite source is exhausted; always close sinks."""
@@ -363,6 +374,22 @@ class Pipeline:
                 close()
             except Exception:
                 log.exception("close failed", what=name)
+
+
+def _done_frame(record: dict[str, Any]) -> DoneFrame | None:
+    """The frame a ``frame`` event in the events file says was done; None otherwise."""
+    acquisition, position, t = record.get("acquisition"), record.get("position"), record.get("t")
+    if record.get("kind") != FRAME or not isinstance(t, int):
+        return None
+    if not isinstance(acquisition, str) or not isinstance(position, str):
+        return None
+    path, done_at = record.get("path"), record.get("emitted_at")
+    return DoneFrame(
+        FrameKey(acquisition, position, t),
+        str(record.get("source", "")),
+        path if isinstance(path, str) else None,
+        float(done_at) if isinstance(done_at, int | float) else 0.0,
+    )
 
 
 def _duplicate(frame: Frame) -> Rejection:

@@ -3,7 +3,8 @@
 One writer at a time: the file is locked (``flock``) while open, so a replay
 cannot interleave its lines with a running daemon's. A torn last line left by
 a crash is cut off on open; the events after the journal's offset are read
-back by ``ids_after`` so that the pipeline never writes an ``event_id`` twice.
+back (``records_after``) so that the pipeline never writes an ``event_id`` twice
+nor analyses again a frame whose events were written.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from livecell.events import to_json_line
 
@@ -58,8 +60,9 @@ class EventLog:
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
-    def ids_after(self, offset: int) -> Iterator[str]:
-        """Event ids of the lines from byte ``offset`` on (all of them if the file shrank)."""
+    def records_after(self, offset: int) -> Iterator[dict[str, Any]]:
+        """The events (with an id) of the lines from byte ``offset`` on (all of them if the
+        file shrank)."""
         if offset > self.size():
             offset = 0
         with open(self.path, "rb") as f:
@@ -70,7 +73,11 @@ class EventLog:
                 except ValueError:
                     continue
                 if isinstance(record, dict) and isinstance(record.get("event_id"), str):
-                    yield record["event_id"]
+                    yield record
+
+    def ids_after(self, offset: int) -> Iterator[str]:
+        """Event ids of the lines from byte ``offset`` on (all of them if the file shrank)."""
+        return (record["event_id"] for record in self.records_after(offset))
 
     def append(self, records: list[dict[str, object]]) -> None:
         if records:

@@ -22,7 +22,11 @@ class ZmqPublisher:
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.LINGER, 1000)
         self._socket.setsockopt(zmq.SNDHWM, 10_000)
-        self._socket.bind(endpoint)
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError:
+            self._socket.close(linger=0)
+            raise
         self.dropped = 0
 
     def publish(self, records: Sequence[Mapping[str, Any]]) -> None:

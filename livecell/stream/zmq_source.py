@@ -4,7 +4,12 @@ Back-pressure: the socket's receive high-water mark is small and the source
 blocks on the pipeline's bounded queue, so a slow analysis stops reading,
 the socket fills, and ZeroMQ pushes back on the sender (PUSH blocks; PUB, by
 ZeroMQ's design, drops at its own high-water mark) instead of memory growing.
-``MAXMSGSIZE`` bounds what one message may allocate.
+``MAXMSGSIZE`` bounds what one message part may allocate, at twice
+``max_frame_mib``: a message over ``max_frame_mib`` but under that is received and
+rejected by name (``shape_too_large``, ``buffer_size_mismatch``); one over it is refused
+by ZeroMQ itself, which drops the sender's connection and what was in flight on it
+(docs/ingest.md). The socket is bound (or connected) when the source is made, so an
+address that cannot be used stops the start-up, not the running daemon.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class ZmqSource:
         self._config = config
         self._context = context or zmq.Context.instance()
         self.max_frame_bytes = int(config.max_frame_mib * 1024 * 1024)
+        self._socket = self._open()
 
     def _open(self) -> zmq.Socket[Any]:
         config = self._config
@@ -39,18 +45,22 @@ class ZmqSource:
             zmq.PULL if config.socket == "pull" else zmq.SUB
         )
         socket.setsockopt(zmq.RCVHWM, config.receive_hwm)
-        socket.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes + MAX_HEADER_BYTES)
+        socket.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_frame_bytes + MAX_HEADER_BYTES)
         socket.setsockopt(zmq.LINGER, 0)
         if config.socket == "sub":
             socket.setsockopt(zmq.SUBSCRIBE, b"")
-        if config.bind:
-            socket.bind(config.endpoint)
-        else:
-            socket.connect(config.endpoint)
+        try:
+            if config.bind:
+                socket.bind(config.endpoint)
+            else:
+                socket.connect(config.endpoint)
+        except zmq.ZMQError:
+            socket.close(linger=0)
+            raise
         return socket
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        socket = self._open()
+        socket = self._socket
         log.info(
             "listening",
             endpoint=self._config.endpoint,

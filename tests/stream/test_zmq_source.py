@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -86,10 +88,17 @@ def sender(kind: int, endpoint: str, *, bind: bool) -> Iterator[zmq.Socket[Any]]
 
 
 def zmq_daemon(
-    make_daemon: MakeDaemon, *, socket: str = "pull", bind: bool = True, **sections: Any
+    make_daemon: MakeDaemon,
+    *,
+    socket: str = "pull",
+    bind: bool = True,
+    source_extra: dict[str, Any] | None = None,
+    **sections: Any,
 ) -> tuple[Daemon, str]:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     source = {"kind": "zmq", "endpoint": endpoint, "socket": socket, "bind": bind}
+    source |= source_extra or {}
+    source |= sections.pop("source", {})
     daemon = make_daemon(source=source, **sections)
     return daemon, endpoint
 
@@ -262,6 +271,51 @@ def test_a_duplicate_after_a_restart_is_analysed_once(make_daemon: MakeDaemon) -
     assert [e["reason"] for e in daemon.events("rejected")] == ["duplicate"]
     assert_clean_events_file(daemon)
     stop_cleanly(daemon)
+
+
+def test_a_message_over_the_frame_limit_is_rejected_and_the_ones_behind_it_arrive(
+    make_daemon: MakeDaemon,
+) -> None:
+    """With max_frame_mib = 1, a 1.5 MiB buffer behind a small header reaches livecell
+    (ZeroMQ lets a part through up to twice the limit) and is rejected by name; the
+    frames sent after it on the same connection are all analysed."""
+    daemon, endpoint = zmq_daemon(make_daemon, source_extra={"max_frame_mib": 1.0})
+    daemon.start().wait_started()
+    with sender(zmq.PUSH, endpoint, bind=False) as push:
+        push.send_multipart(frame_message(0))
+        push.send_multipart([frame_message(1)[0], bytes(3 * 512 * 1024)])
+        for t in range(2, 12):
+            push.send_multipart(frame_message(t))
+    assert wait_for(lambda: len(daemon.events()) == 12, timeout_s=20), daemon.log_text()[-3000:]
+    assert sorted(frames_by_t(daemon)) == [0, *range(2, 12)]
+    assert [e["reason"] for e in daemon.events("rejected")] == ["buffer_size_mismatch"]
+    stop_cleanly(daemon)
+
+
+def test_an_address_already_taken_is_a_configuration_error(make_daemon: MakeDaemon) -> None:
+    """The source and the PUB sink bind before the daemon says it started: exit 2,
+    naming the key, and no traceback."""
+    context: zmq.Context[Any] = zmq.Context()
+    taken = context.socket(zmq.PULL)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        for key, sections in (
+            ("source.endpoint", {"source": {"endpoint": f"tcp://127.0.0.1:{port}"}}),
+            ("sinks.zmq_pub", {"sinks": {"zmq_pub": f"tcp://127.0.0.1:{port}"}}),
+        ):
+            daemon, _ = zmq_daemon(make_daemon, **sections)
+            result = subprocess.run(
+                [sys.executable, "-m", "livecell", "run", "-c", str(daemon.config)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2, result.stderr
+            assert key in result.stderr
+            assert "Traceback" not in result.stderr
+    finally:
+        taken.close(linger=0)
+        context.term()
 
 
 # --------------------------------------------------------------------------- socket kinds
