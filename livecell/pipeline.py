@@ -376,6 +376,11 @@ class Pipeline:
                 log.exception("close failed", what=name)
 
 
+def _key_parts(key: FrameKey | None) -> tuple[object, ...]:
+    """A key as separate id parts: ``("a/b", "c")`` and ``("a", "b/c")`` never meet."""
+    return (None,) if key is None else (key.acquisition, key.position, key.t)
+
+
 def _done_frame(record: dict[str, Any]) -> DoneFrame | None:
     """The frame a ``frame`` event in the events file says was done; None otherwise."""
     acquisition, position, t = record.get("acquisition"), record.get("position"), record.get("t")
@@ -397,7 +402,7 @@ def _duplicate(frame: Frame) -> Rejection:
         reason="duplicate",
         detail=f"frame {frame.key} was already analysed",
         completed_at=frame.completed_at,
-        fingerprint=stable_id(str(frame.key), frame.path or frame.source),
+        fingerprint=stable_id(*_key_parts(frame.key), frame.path or frame.source),
         key=frame.key,
         path=frame.path,
         header=frame.header,
@@ -411,7 +416,7 @@ def _internal_error(item: Item, exc: Exception) -> Rejection:
         reason="internal_error",
         detail=f"{type(exc).__name__}: {exc}",
         completed_at=item.completed_at,
-        fingerprint=stable_id("internal_error", str(key), item.path),
+        fingerprint=stable_id("internal_error", *_key_parts(key), item.path),
         key=key,
         path=item.path,
         header=item.header,

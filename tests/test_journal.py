@@ -249,3 +249,15 @@ def test_a_file_emitted_twice_is_analysed_once_and_kept(tmp_path: Path) -> None:
     run_pipeline(state, events, [seen])  # and after a restart: nothing
     assert event_lines(events) == [frame_event(seen).event_id]
     assert path.exists()
+
+
+def test_duplicates_of_keys_that_print_alike_are_each_reported(tmp_path: Path) -> None:
+    """("a/b", "c", 1) and ("a", "b/c", 1) print as the same "a/b/c/t=1": their duplicate
+    events must still have their own ids."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    one = dataclasses.replace(frame(1), key=FrameKey("a/b", "c", 1))
+    other = dataclasses.replace(frame(1), key=FrameKey("a", "b/c", 1))
+    run_pipeline(state, events, [one, other, one, other])
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    rejected = [(r["acquisition"], r["position"]) for r in records if r["kind"] == "rejected"]
+    assert sorted(rejected) == [("a", "b/c"), ("a/b", "c")]

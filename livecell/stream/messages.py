@@ -37,9 +37,17 @@ _REQUIRED = ("v", "acquisition", "position", "t", "dtype", "shape", "axes", "tim
 def parse_message(
     parts: Sequence[memoryview | bytes], *, received_at: float, max_frame_bytes: int
 ) -> Frame | Rejection:
-    """Turn a received multipart message into a ``Frame`` or a ``Rejection``."""
+    """Turn a received multipart message into a ``Frame`` or a ``Rejection`` (with the
+    frame's acquisition, position and t where its header was readable)."""
+    key: FrameKey | None = None
     try:
-        return _parse(parts, received_at=received_at, max_frame_bytes=max_frame_bytes)
+        if len(parts) != 2:
+            raise RejectedFrame(
+                "bad_frame_count", f"expected 2 message frames (header, pixels), got {len(parts)}"
+            )
+        header = parse_header(parts[0])
+        key = FrameKey(header["acquisition"], header["position"], header["t"])
+        return _frame(header, key, parts, received_at=received_at, max_frame_bytes=max_frame_bytes)
     except RejectedFrame as problem:
         lengths = [len(p) for p in parts]
         return Rejection(
@@ -49,6 +57,7 @@ def parse_message(
             fingerprint=stable_id(
                 bytes(parts[0][:MAX_HEADER_BYTES]).hex() if parts else "", lengths
             ),
+            key=key,
             header=_echo(parts[0]) if parts else "",
             quarantine=False,
         )
@@ -59,14 +68,14 @@ def _echo(raw: memoryview | bytes) -> str:
     return bytes(raw[:HEADER_ECHO_CHARS]).decode("utf-8", errors="replace")
 
 
-def _parse(
-    parts: Sequence[memoryview | bytes], *, received_at: float, max_frame_bytes: int
+def _frame(
+    header: dict[str, Any],
+    key: FrameKey,
+    parts: Sequence[memoryview | bytes],
+    *,
+    received_at: float,
+    max_frame_bytes: int,
 ) -> Frame:
-    if len(parts) != 2:
-        raise RejectedFrame(
-            "bad_frame_count", f"expected 2 message frames (header, pixels), got {len(parts)}"
-        )
-    header = parse_header(parts[0])
     dtype = np.dtype(header["dtype"]).newbyteorder("<")
     shape: list[int] = header["shape"]
     expected = math.prod(shape) * dtype.itemsize
@@ -87,7 +96,7 @@ def _parse(
     check_pixels(pixels, header["axes"])
     channels = header.get("channels")
     return Frame(
-        key=FrameKey(header["acquisition"], header["position"], header["t"]),
+        key=key,
         pixels=pixels,
         axes=header["axes"],
         source="zmq",

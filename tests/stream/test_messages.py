@@ -477,3 +477,16 @@ def _expected_bytes(fields: dict[str, Any]) -> int | None:
     if not all(type(n) is int and 0 < n <= 3 for n in shape):
         return None
     return math.prod(shape) * np.dtype(dtype).itemsize
+
+
+def test_a_rejection_after_a_readable_header_names_its_frame() -> None:
+    fields = header()
+    short = parse([encode(fields), pixel_bytes(fields)[:-1]])
+    assert isinstance(short, Rejection)
+    assert short.reason == "buffer_size_mismatch"
+    assert short.key == FrameKey("acq-1", "A01", 7)
+    event = rejected_event(short)
+    assert (event.acquisition, event.position, event.t) == ("acq-1", "A01", 7)
+    unreadable = parse([b"{not json", pixel_bytes(fields)])
+    assert isinstance(unreadable, Rejection)
+    assert unreadable.key is None
