@@ -119,7 +119,11 @@ class PipelineConfig(_Section):
         description="frames waiting for analysis, at most (memory: this many frames)",
     )
     commit_batch: int = Field(
-        32, ge=1, le=4096, description="frames whose events share one fsync, at most"
+        32,
+        ge=1,
+        le=4096,
+        description="frames whose events share one fsync, at most (a batch also closes "
+        "after 0.2 s of analysis, so slow frames are committed one by one)",
     )
     journal_commit_interval_s: float = Field(
         1.0,

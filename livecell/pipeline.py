@@ -36,6 +36,10 @@ from livecell.sinks import EventLog, EventSink
 from livecell.stream import FrameSource
 from livecell.stream.quarantine import quarantine_file
 
+BATCH_WINDOW_S = 0.2
+"""Work one commit may gather before it is fsynced: fast frames share an fsync, slow ones
+do not wait for each other."""
+
 log = structlog.get_logger("livecell.pipeline")
 
 Item = Frame | Rejection
@@ -108,6 +112,7 @@ class Pipeline:
         self._settings = settings
         self._queue: queue.Queue[Item] = queue.Queue(maxsize=settings.queue_size)
         self._source_stop = threading.Event()
+        self._stop = threading.Event()  # run()'s: a stop request closes the batch in hand
         self.summary = RunSummary()
         # called from the analysis loop on every iteration and after every item, so
         # a stage.update that hangs stops it (systemd's watchdog: livecell.service)
@@ -138,6 +143,7 @@ class Pipeline:
 
     def run(self, stop: threading.Event) -> RunSummary:
         """Run until ``stop`` is set or a finite source is exhausted; always close sinks."""
+        self._stop = stop
         self.recover()
         thread = threading.Thread(target=self._run_source, name="livecell-source", daemon=True)
         thread.start()
@@ -194,12 +200,18 @@ class Pipeline:
 
         Each item is analysed as soon as it is taken and let go before the
         next, so a frame's pixels are freed before the commit's fsync and a
-        commit never holds more than one frame in memory. Idle, the journal
-        is flushed.
+        commit never holds more than one frame in memory. A batch closes at
+        ``commit_batch`` items, after ``BATCH_WINDOW_S`` of work (so a backlog of
+        slow frames commits each frame as it is done, and a stop request waits for
+        the frame in hand only), or when a stop is asked for. Idle, the journal is
+        flushed.
         """
         work = _Batch()
         taken = 0
+        closes_at = time.monotonic() + BATCH_WINDOW_S
         while taken < self._settings.commit_batch:
+            if taken and (time.monotonic() >= closes_at or self._stop.is_set()):
+                break
             try:
                 item = self._queue.get(timeout=timeout_s if taken == 0 else 0)
             except queue.Empty:

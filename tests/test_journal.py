@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +19,11 @@ import numpy as np
 import pytest
 
 from livecell.analysis import FramesOnly
-from livecell.events import frame_event
+from livecell.events import Event, frame_event
 from livecell.frames import Frame, FrameKey, Rejection
 from livecell.journal import DoneFrame, Journal
 from livecell.metrics import Metrics
-from livecell.pipeline import Pipeline, PipelineSettings
+from livecell.pipeline import BATCH_WINDOW_S, Pipeline, PipelineSettings
 from livecell.sinks import EventLog
 from livecell.stream import Emit
 
@@ -166,12 +167,18 @@ def frame(t: int, position: str = "Pos0") -> Frame:
     )
 
 
-def run_pipeline(state: Path, events: Path, items: Sequence[Frame | Rejection]) -> None:
+def run_pipeline(
+    state: Path,
+    events: Path,
+    items: Sequence[Frame | Rejection],
+    stage: FramesOnly | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     journal = Journal.in_state_dir(state)
     try:
         pipeline = Pipeline(
             source=ListSource(items),
-            stage=FramesOnly(),
+            stage=stage or FramesOnly(),
             journal=journal,
             event_log=EventLog(events),
             sinks=[],
@@ -183,7 +190,7 @@ def run_pipeline(state: Path, events: Path, items: Sequence[Frame | Rejection]) 
                 quarantine_dir=state / "quarantine",
             ),
         )
-        pipeline.run(threading.Event())
+        pipeline.run(stop or threading.Event())
     finally:
         journal.close()
 
@@ -261,3 +268,41 @@ def test_duplicates_of_keys_that_print_alike_are_each_reported(tmp_path: Path) -
     records = [json.loads(line) for line in events.read_text().splitlines()]
     rejected = [(r["acquisition"], r["position"]) for r in records if r["kind"] == "rejected"]
     assert sorted(rejected) == [("a", "b/c"), ("a/b", "c")]
+
+
+class SlowStage(FramesOnly):
+    """Frames that take longer than a commit's window to analyse, as full nanowell
+    frames do; it notes which frame events were on disk as each frame began, and can
+    ask the pipeline to stop while a frame is in hand."""
+
+    def __init__(self, events: Path, seconds: float, stop_at_t: int | None = None) -> None:
+        self.events, self.seconds, self.stop_at_t = events, seconds, stop_at_t
+        self.on_disk_at_start: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    def update(self, frame: Frame) -> list[Event]:
+        text = self.events.read_text() if self.events.exists() else ""
+        self.on_disk_at_start[frame.key.t] = text.count('"kind":"frame"')
+        if frame.key.t == self.stop_at_t:
+            self.stop.set()
+        time.sleep(self.seconds)
+        return []
+
+
+def test_slow_frames_are_committed_one_by_one(tmp_path: Path) -> None:
+    """A backlog of frames slower than the batch window: each frame's events are on
+    disk before the next frame's analysis begins, not after a batch of 32."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    stage = SlowStage(events, seconds=BATCH_WINDOW_S + 0.05)
+    run_pipeline(state, events, [frame(t) for t in range(4)], stage=stage)
+    assert stage.on_disk_at_start == {0: 0, 1: 1, 2: 2, 3: 3}
+
+
+def test_a_stop_waits_for_the_frame_in_hand_and_the_queue_only(tmp_path: Path) -> None:
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    stage = SlowStage(events, seconds=0.05, stop_at_t=1)
+    run_pipeline(state, events, [frame(t) for t in range(40)], stage=stage, stop=stage.stop)
+    analysed = sorted(stage.on_disk_at_start)
+    assert analysed[:2] == [0, 1]
+    assert len(analysed) <= 2 + 4  # the frame in hand, then the queue (queue_size 4)
+    assert event_lines(events) == [frame_event(frame(t)).event_id for t in analysed]
