@@ -72,6 +72,15 @@ class Journal:
             self._commit_open()
             self._db.close()
 
+    def forget_all(self) -> None:
+        """Forget every frame, file and event (the events file they index is gone)."""
+        with self._lock:
+            self._commit_open()
+            self._db.execute("BEGIN IMMEDIATE")
+            for table in ("frames", "files", "events", "meta"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("COMMIT")
+
     def events_offset(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE name='events_offset'").fetchone()

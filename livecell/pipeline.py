@@ -125,7 +125,19 @@ class Pipeline:
     def recover(self) -> int:
         """Record the events written after the journal's last commit, and the frames their
         ``frame`` events say were done (a crash between the two); return how many events."""
-        records = list(self._event_log.records_after(self._journal.events_offset()))
+        offset = self._journal.events_offset()
+        if self._event_log.size() < offset:
+            log.warning(
+                "the events file is shorter than the journal says it was: the journal is "
+                "rebuilt from it, and frames whose events are gone are analysed again when "
+                "they come again (files still in the watched folder do)",
+                events_file=str(self._event_log.path),
+                size=self._event_log.size(),
+                journal_size=offset,
+            )
+            self._journal.forget_all()
+            offset = 0
+        records = list(self._event_log.records_after(offset))
         frames = [done for record in records if (done := _done_frame(record)) is not None]
         self._journal.record(
             frames=frames,

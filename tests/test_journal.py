@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import resource
+import signal
 import sqlite3
 import threading
 import time
@@ -306,3 +308,49 @@ def test_a_stop_waits_for_the_frame_in_hand_and_the_queue_only(tmp_path: Path) -
     assert analysed[:2] == [0, 1]
     assert len(analysed) <= 2 + 4  # the frame in hand, then the queue (queue_size 4)
     assert event_lines(events) == [frame_event(frame(t)).event_id for t in analysed]
+
+
+@pytest.mark.parametrize("loss", ["deleted", "truncated"])
+def test_an_events_file_lost_while_stopped_is_refilled_by_frames_that_come_again(
+    tmp_path: Path, loss: str
+) -> None:
+    """The journal indexes the events file; when the file is shorter than the journal
+    knew, the journal is rebuilt from it, so frames sent again (or files still in the
+    watched folder) get their frame events back instead of being taken as done."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(t) for t in range(6)])
+    if loss == "deleted":
+        events.unlink()
+        kept: list[int] = []
+    else:
+        lines = events.read_text().splitlines(keepends=True)
+        events.write_text("".join(lines[:2]))
+        kept = [0, 1]
+    run_pipeline(state, events, [frame(t) for t in range(6)])
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert sorted(r["t"] for r in records if r["kind"] == "frame") == list(range(6))
+    assert sorted(r["t"] for r in records if r["kind"] == "rejected") == kept
+    ids = [r["event_id"] for r in records]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
+    """A write that fails mid-way (a full disk; here the file-size limit) is cut back,
+    so the next append starts on a line of its own."""
+    events = tmp_path / "events.jsonl"
+    log = EventLog(events)
+    log.append([{"event_id": "a", "n": 1}])
+    log.sync()
+    limit = log.size() + 40
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        with pytest.raises(OSError, match="too large"):
+            log.append([{"event_id": "b", "padding": "x" * 200}])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    log.append([{"event_id": "c"}])
+    log.close()
+    assert [json.loads(line)["event_id"] for line in events.read_text().splitlines()] == ["a", "c"]

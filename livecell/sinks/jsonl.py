@@ -80,12 +80,20 @@ class EventLog:
         return (record["event_id"] for record in self.records_after(offset))
 
     def append(self, records: list[dict[str, object]]) -> None:
-        if records:
-            data = "".join(to_json_line(r) for r in records).encode()
-            view = memoryview(data)
+        """Append whole lines; on a failed write (a full disk) cut back to where the
+        append began, so no partial line is left for the next one to join, and raise."""
+        if not records:
+            return
+        data = "".join(to_json_line(r) for r in records).encode()
+        start = self.size()
+        view = memoryview(data)
+        try:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+        except OSError:
+            os.ftruncate(self._fd, start)
+            raise
 
     def sync(self) -> int:
         """Make the appended lines durable; return the offset up to which events are durable."""
