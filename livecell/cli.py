@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from livecell import __version__
 from livecell.errors import ConfigError
@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="events file to write (default: the config's sinks.events); "
         "events already in it are not written again",
+    )
+    replay.add_argument(
+        "--tracks",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="nanowell tracks file to write (default: the config's sinks.tracks; give "
+        "another to replay beside a daemon writing that one)",
     )
     replay.add_argument(
         "--workers",
@@ -272,7 +280,9 @@ def _replay(args: argparse.Namespace) -> int:
 
     if not args.folder.is_dir():
         raise ConfigError("DIR", f"{args.folder} is not a folder")
-    overrides = {"source": {"kind": "watch", "path": str(args.folder.resolve())}}
+    overrides: dict[str, Any] = {"source": {"kind": "watch", "path": str(args.folder.resolve())}}
+    if args.tracks is not None:
+        overrides["sinks"] = {"tracks": str(args.tracks.resolve())}
     config = load_config(args.config, overrides=overrides)
     events = args.events.resolve() if args.events else config.sinks.events
     where = "--events" if args.events else "sinks.events"

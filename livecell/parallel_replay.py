@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -160,12 +159,10 @@ def _merge_tracks(parts: list[Path], tracks_path: Path) -> None:
     """Append the workers' tracks rows (their headers dropped) to ``tracks_path``."""
     from livecell.sinks.tracks_csv import TracksFile
 
-    TracksFile(tracks_path).close()  # the header, if the file is new
-    with tracks_path.open("a", encoding="utf-8") as out:
+    tracks = TracksFile(tracks_path)  # locked while open; the header, if the file is new
+    try:
         for part in parts:
             if part.exists():
-                with part.open(encoding="utf-8") as f:
-                    next(f, None)
-                    out.writelines(f)
-        out.flush()
-        os.fsync(out.fileno())
+                tracks.append_rows_of(part)
+    finally:
+        tracks.close()

@@ -4,16 +4,21 @@ Columns as the simulator's ``tracks.csv``, so users load both the same way and
 ``livecell evaluate --tracks`` scores it. Rows arrive from the nanowell stage once a
 frame's smoothing lag has passed; each batch is flushed, so a reader tailing the
 file never sees half a row. A restart appends to the same file (the header is
-written only to an empty file).
+written only to an empty file). One writer at a time: the file is locked while open, so
+a replay cannot interleave its rows with a running daemon's (``replay --tracks``).
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+
+from livecell.sinks.jsonl import EventLogLocked
 
 __all__ = ["TrackRow", "TracksFile"]
 
@@ -41,12 +46,26 @@ class TracksFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise EventLogLocked(f"{path} is being written by another livecell process") from None
         if self._file.tell() == 0:
             self._write([COLUMNS])
 
     def write(self, rows: Sequence[TrackRow]) -> None:
         if rows:
             self._write(_formatted(r) for r in rows)
+
+    def append_rows_of(self, other: Path) -> None:
+        """Append the rows of another tracks file (its header left out), as written."""
+        with other.open(encoding="utf-8", newline="") as f:
+            next(f, None)
+            for line in f:
+                self._file.write(line)
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def _write(self, rows: Iterable[Sequence[object]]) -> None:
         buffer = io.StringIO()

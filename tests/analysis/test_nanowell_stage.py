@@ -94,6 +94,25 @@ def test_replay_tracks_every_cell_in_its_well(
             assert well_of_track[str(a)] == well_of_track[str(b)] == {e["well"]}
 
 
+def test_replay_writes_tracks_where_told(acquisition: Path, tmp_path: Path) -> None:
+    """--tracks sends the rows elsewhere, so a replay can run beside a daemon that
+    writes the config's tracks file."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    config = nanowell_config(folder, acquisition / "frames", "classical")
+    other = tmp_path / "elsewhere" / "replayed_tracks.csv"
+    done = livecell("replay", acquisition / "frames", "-c", config, "--events", "events.jsonl",
+                    "--tracks", other, cwd=folder)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (folder / "tracks.csv").exists()
+    assert {int(r["t"]) for r in load_rows(other)} == set(range(FRAMES))
+
+
+def load_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_replay_gives_the_same_event_ids_twice(acquisition: Path, tmp_path: Path) -> None:
     first = replay(acquisition, tmp_path / "first")
     second = replay(acquisition, tmp_path / "second")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from livecell.evaluation.loaders import load_tracks
+from livecell.sinks import EventLogLocked
 from livecell.sinks.tracks_csv import COLUMNS, TrackRow, TracksFile
 
 
@@ -42,3 +45,12 @@ def test_a_restart_appends_without_a_second_header(tmp_path: Path) -> None:
     assert lines[0] == ",".join(COLUMNS)
     assert len(lines) == 3
     assert lines.count(lines[0]) == 1
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tracks.csv"
+    first = TracksFile(path)
+    with pytest.raises(EventLogLocked, match="another livecell process"):
+        TracksFile(path)
+    first.close()
+    TracksFile(path).close()  # free again once the first is closed
