@@ -1,11 +1,15 @@
 """Run a command with the event JSON on its standard input; exit status 0 is success.
 
-The command is an argv list, run without a shell; it is killed when it runs
-past the action's timeout.
+The command is an argv list, run without a shell, in a session of its own; when it
+runs past the action's timeout the whole session is killed, so a program it started
+(``sh -c "sleep 30"``) does not outlive it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 
 from livecell.actions._protocol import ActionFailed
@@ -20,22 +24,32 @@ class CommandSender:
 
     def send(self, payload: bytes) -> None:
         try:
-            done = subprocess.run(
+            process = subprocess.Popen(
                 self._argv,
-                input=payload,
-                capture_output=True,
-                timeout=self._timeout_s,
-                check=False,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
+        except OSError as exc:
+            raise ActionFailed(f"cannot run {self._argv[0]}: {exc}") from None
+        try:
+            _, stderr_bytes = process.communicate(payload, timeout=self._timeout_s)
         except subprocess.TimeoutExpired:
+            _kill_session(process)
             raise ActionFailed(
                 f"{self._argv[0]} ran past {self._timeout_s} s and was killed"
             ) from None
-        except OSError as exc:
-            raise ActionFailed(f"cannot run {self._argv[0]}: {exc}") from None
-        if done.returncode != 0:
-            stderr = done.stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
-            raise ActionFailed(f"{self._argv[0]} exited {done.returncode}: {stderr}")
+        if process.returncode != 0:
+            stderr = stderr_bytes.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
+            raise ActionFailed(f"{self._argv[0]} exited {process.returncode}: {stderr}")
 
     def close(self) -> None:
         """Nothing held between runs."""
+
+
+def _kill_session(process: subprocess.Popen[bytes]) -> None:
+    """Kill the command and everything it started (its session), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()

@@ -128,6 +128,17 @@ def test_command_killed_after_timeout(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5.0
 
 
+def test_a_command_past_its_timeout_takes_what_it_started_with_it(tmp_path: Path) -> None:
+    """A command that starts a program of its own: killing only the command would leave
+    that program running (here it would write a file once the command is gone)."""
+    marker = tmp_path / "outlived"
+    command = ("sh", "-c", f"sh -c 'sleep 2; touch {marker}' & wait")
+    with pytest.raises(ActionFailed, match="killed"):
+        CommandSender(command, 0.5).send(PAYLOAD)
+    time.sleep(3.0)
+    assert not marker.exists(), "a program the command started outlived it"
+
+
 def test_command_missing_program_fails(tmp_path: Path) -> None:
     with pytest.raises(ActionFailed, match="cannot run"):
         CommandSender((str(tmp_path / "no-such-program"),), 1.0).send(PAYLOAD)
