@@ -14,6 +14,8 @@ Every function takes and returns numpy arrays (no clocks, files or sockets):
   histogram between its finite minimum and maximum), and :func:`foreground_ratio`
   the fraction of each patch's pixels above it; patches under a minimum ratio are
   skipped as empty (seed 004: a global Otsu threshold plus a foreground-ratio cut).
+- :func:`finite_patches` says which patches hold only finite pixels: a NaN or an
+  infinity turns every class probability into NaN, so such a patch is not classified.
 - :func:`tile` cuts the kept patches out as one ``[N, 1, patch_px, patch_px]``
   float32 batch.
 """
@@ -27,6 +29,7 @@ import numpy.typing as npt
 
 __all__ = [
     "Grid",
+    "finite_patches",
     "foreground_ratio",
     "otsu_threshold",
     "patch_grid",
@@ -124,6 +127,16 @@ def foreground_ratio(image: FloatArray, grid: Grid, threshold: float) -> FloatAr
     per_patch = above.reshape(grid.rows, p, grid.cols, p).sum(axis=(1, 3), dtype=np.int64)
     ratios: FloatArray = (per_patch / float(p * p)).astype(np.float32)
     return ratios
+
+
+def finite_patches(image: FloatArray, grid: Grid) -> BoolArray:
+    """Per patch, ``rows`` x ``cols``: whether every one of its pixels is finite."""
+    if grid.rows == 0 or grid.cols == 0:
+        return np.zeros(grid.shape, dtype=np.bool_)
+    h, w = grid.covered
+    p = grid.patch_px
+    finite = np.isfinite(image[:h, :w]).reshape(grid.rows, p, grid.cols, p)
+    return np.asarray(finite.all(axis=(1, 3)), dtype=np.bool_)
 
 
 def tile(image: FloatArray, grid: Grid, keep: BoolArray) -> FloatArray:

@@ -6,7 +6,8 @@ Per frame of a position (``docs/patches.md``):
 2. the grid: ``H // patch_size_px`` x ``W // patch_size_px`` patches from pixel 0, the
    right and bottom remainder left out, as the simulator's ``patches.csv``;
 3. empty patches: the frame's global Otsu threshold, then each patch's fraction of
-   pixels above it; under ``foreground_ratio_min`` the patch is skipped (state -1);
+   pixels above it; under ``foreground_ratio_min`` the patch is skipped (state -1), and
+   so is a patch with a NaN or infinite pixel (the model would answer NaN);
 4. the kept patches, resized to the model's input if the patch size differs and
    normalised with the model card's mean and std exactly as in training, go through
    the engine in one batched call;
@@ -36,6 +37,7 @@ from livecell.analysis._protocol import StageMeters
 from livecell.analysis.overlay import PatchOverlay, latest_overlay
 from livecell.analysis.patch_grid import (
     Grid,
+    finite_patches,
     foreground_ratio,
     otsu_threshold,
     patch_grid,
@@ -139,7 +141,7 @@ class PatchStage:
         grid = patch_grid(image.shape[0], image.shape[1], self.config.patch_size_px)
         threshold = otsu_threshold(image)
         keep = foreground_ratio(image, grid, threshold) >= self.config.foreground_ratio_min
-        keep &= np.isfinite(threshold)
+        keep &= np.isfinite(threshold) & finite_patches(image, grid)
         patches = tile(image, grid, keep)
         clock.lap("tiling")
         probabilities = self.model.predict(patches)

@@ -344,6 +344,8 @@ def _patch_states(record: Mapping[str, Any], position: str, t: int, where: str) 
     except (TypeError, ValueError):
         raise InputError(where, "states is not a rows x cols grid of integers") from None
     grid = _pair(_field(record, "grid", where), "grid", where)
+    if grid == (0, 0) and states.size == 0:  # a frame smaller than one patch: []
+        states = states.reshape(0, 0)
     if states.ndim != 2 or states.shape != grid:
         raise InputError(where, f"states has shape {states.shape}, grid says {list(grid)}")
     if states.size and (states.min() < -1 or states.max() >= len(classes)):

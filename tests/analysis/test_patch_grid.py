@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livecell.analysis.patch_grid import (
+    finite_patches,
     foreground_ratio,
     otsu_threshold,
     patch_grid,
@@ -110,3 +111,24 @@ def test_a_constant_or_non_finite_image_has_no_threshold() -> None:
     grid = patch_grid(32, 32, 16)
     ratios = foreground_ratio(np.zeros((32, 32), np.float32), grid, float("inf"))
     assert (ratios == 0).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.integers(1, 3),
+    cols=st.integers(1, 3),
+    bad=st.sets(st.tuples(st.integers(0, 2), st.integers(0, 2)), max_size=4),
+    value=st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+def test_a_patch_with_a_non_finite_pixel_is_marked_and_only_that_patch(
+    rows: int, cols: int, bad: set[tuple[int, int]], value: float
+) -> None:
+    grid = patch_grid(rows * 8, cols * 8 + 3, 8)
+    image = np.ones((rows * 8, cols * 8 + 3), np.float32)
+    image[:, -1] = value  # the remainder column is no patch: it does not count
+    marked = {(r, c) for r, c in bad if r < rows and c < cols}
+    for r, c in marked:
+        image[r * 8 + 3, c * 8 + 5] = value
+    finite = finite_patches(image, grid)
+    assert finite.shape == (rows, cols)
+    assert {(int(r), int(c)) for r, c in zip(*np.nonzero(~finite), strict=True)} == marked

@@ -72,6 +72,31 @@ def test_stage_skips_empty_patches_and_classifies_the_rest(tmp_path: Path) -> No
     assert {"mip", "tiling", "engine", "patch_states"} <= set(meters.stages)
 
 
+def test_a_patch_with_non_finite_pixels_is_skipped_not_called_the_first_class(
+    tmp_path: Path,
+) -> None:
+    """A dead pixel (NaN) in one cell's patch and an infinite one in an empty patch:
+    neither is classified; the other cell's patch still is."""
+    config = config_from_dict(
+        {"source": {"path": str(tmp_path)}, "analysis": {"mode": "patches"}}, base_dir=tmp_path
+    )
+    stage = build_stage(config, Meters())
+    try:
+        rng = np.random.default_rng(0)
+        image = (1.337 + 0.001 * rng.standard_normal((330, 500))).astype(np.float32)
+        image[20:140, 180:300] += 0.03  # a "cell" in patch (0, 1)
+        image[180:300, 340:470] += 0.02  # and one in patch (1, 2)
+        image[50, 200] = np.nan  # a dead pixel in the first cell's patch
+        image[250, 50] = np.inf  # and an infinite one in the empty patch (1, 0)
+        frame = Frame(FrameKey("acq", "Pos0", 0), image, "YX", "zmq", completed_at=0.0)
+        events = stage.update(frame)
+    finally:
+        stage.close()
+    [states] = [e for e in events if e.kind == "patch_states"]
+    grid = np.array(states.fields["states"])
+    assert (grid >= 0).tolist() == [[False, False, False], [False, False, True]]
+
+
 @pytest.fixture(scope="module")
 def acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("holotomo")

@@ -248,6 +248,23 @@ def test_event_file_errors_name_the_line(tmp_path: Path) -> None:
         load_events(_events_file(tmp_path, [bad_grid + "\n"]))
 
 
+def test_a_frame_smaller_than_one_patch_is_read_as_an_empty_grid(tmp_path: Path) -> None:
+    """The daemon writes ``grid [0, 0], states []`` for such a frame (docs/patches.md)."""
+    record = {
+        "kind": "patch_states",
+        "position": "0",
+        "t": 0,
+        "classes": ["a"],
+        "patch_size": 160,
+        "grid": [0, 0],
+        "states": [],
+        "counts": {"a": 0},
+    }
+    events = load_events(_events_file(tmp_path, [json.dumps(record) + "\n"]))
+    (states,) = events.patch_states
+    assert states.states.shape == (0, 0)
+
+
 def test_event_file_tolerates_a_cut_last_line_and_duplicates(tmp_path: Path) -> None:
     first = _death(well="a", track=1, event_id="x1")
     events = load_events(_events_file(tmp_path, [first, first, '{"kind": "dea']))
