@@ -45,6 +45,12 @@ _CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _ALLOWED = "GET, HEAD"
+MAX_CONNECTIONS = 64
+"""Open connections at once: pages (each holds an event stream and a few image loads)
+for a handful of viewers, far under the daemon's file-descriptor limit."""
+CONNECTION_TIMEOUT_S = 30.0
+"""A connection with no request, or not reading, for this long is dropped (event
+streams write a keep-alive every 15 s, so a live page never waits this long)."""
 
 
 class _PngCache:
@@ -89,24 +95,58 @@ class _PngCache:
 
 
 class DashboardServer(ThreadingHTTPServer):
-    """``ThreadingHTTPServer`` holding what the handlers read: the store and the hub."""
+    """``ThreadingHTTPServer`` holding what the handlers read: the store and the hub.
+
+    Bounded: at most ``max_connections`` connections at once (more are closed at once),
+    and a connection that sends no request, or does not read what it is sent, for
+    ``connection_timeout_s`` is dropped; idle or stalled clients cannot take the file
+    descriptors the daemon needs for frames.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64
 
     def __init__(
-        self, address: tuple[str, int], store: Store, hub: Hub, *, keepalive_s: float = 15.0
+        self,
+        address: tuple[str, int],
+        store: Store,
+        hub: Hub,
+        *,
+        keepalive_s: float = 15.0,
+        max_connections: int = MAX_CONNECTIONS,
+        connection_timeout_s: float = CONNECTION_TIMEOUT_S,
     ) -> None:
         super().__init__(address, _Handler)
+        self.max_connections = max_connections
+        self.connection_timeout_s = connection_timeout_s
         self.store = store
         self.hub = hub
         self.boot = uuid.uuid4().hex
         self.keepalive_s = keepalive_s
         self.pngs = _PngCache(16 * 2**20)
+        self._connections = threading.BoundedSemaphore(max_connections)
         self.static = {
             name: resources.files("livecell.dashboard").joinpath("static", name).read_bytes()
             for name in STATIC_FILES
         }
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connections.acquire(blocking=False):
+            log.warning("dashboard connection refused: too many open", limit=self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
 
     @property
     def url(self) -> str:
@@ -117,6 +157,10 @@ class DashboardServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "livecell-dashboard"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.connection_timeout_s)  # each read and write
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http", client=self.address_string(), request=format % args)
@@ -133,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Any method without a ``do_`` (POST, PUT, DELETE, PATCH, ...) is 405, not 501."""
         if code == HTTPStatus.NOT_IMPLEMENTED:
             code, message = HTTPStatus.METHOD_NOT_ALLOWED, "the dashboard is read-only"
+        if message is not None:  # the status line is Latin-1: escape what a query brought
+            message = message.encode("ascii", "backslashreplace").decode("ascii")
         super().send_error(code, message, explain)
 
     def end_headers(self) -> None:
@@ -246,7 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
             tuple(sorted(tracks.items())),
             None if patch_states is None else tuple(map(tuple, patch_states)),
         )  # one encoding per frame and colouring, however often states are asked for
-        data = self.server.pngs.get_or_make(("frame", position, view.t, hash(colours)), make)
+        key = ("frame", view.acquisition, position, view.t, hash(colours))
+        data = self.server.pngs.get_or_make(key, make)
         self._png(data, head, immutable=False)
 
     def _crop_png(self, query: Mapping[str, str], head: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,6 +144,47 @@ def test_bad_requests_are_named(dashboard: Dashboard) -> None:
     assert _request(dashboard, "GET", "/img/frame.png?position=Nope")[0] == 404
     assert _request(dashboard, "GET", "/etc/passwd")[0] == 404
     assert _request(dashboard, "GET", "/static/../server.py")[0] == 404
+
+
+def test_a_query_value_outside_latin_1_is_a_400_not_a_dropped_connection(
+    dashboard: Dashboard,
+) -> None:
+    status, _, body = _request(dashboard, "GET", "/img/crop.png?position=p&track=%E2%82%AC&t=1")
+    assert status == 400
+    assert b"track" in body
+
+
+def test_idle_and_surplus_connections_cannot_hold_the_server() -> None:
+    """Connections that never send a request are dropped after the timeout, and those
+    over the limit are closed at once: the file descriptors the daemon needs for frames
+    stay free, and a real request is answered once the idle ones are gone."""
+    server = DashboardServer(
+        ("127.0.0.1", 0),
+        Store(Limits(), mode="none", backend="x"),
+        Hub(),
+        max_connections=4,
+        connection_timeout_s=0.5,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    idle = [socket.create_connection((str(host), int(port)), timeout=5) for _ in range(6)]
+    try:
+        closed_at_once = 0
+        for sock in idle[4:]:
+            closed_at_once += sock.recv(1) == b""  # over the limit: closed without a word
+        assert closed_at_once == 2
+        for sock in idle[:4]:  # the idle ones: dropped once the timeout passes
+            assert sock.recv(65536) == b""
+        conn = http.client.HTTPConnection(str(host), int(port), timeout=5)
+        conn.request("GET", "/api/state")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        for sock in idle:
+            sock.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_page_that_connects_gets_hello_then_history_then_live_events(
