@@ -80,13 +80,22 @@ WARM_UP_WELL_PX = 192
 
 
 def phase_image(frame: Frame) -> FloatArray:
-    """The 2D image the nanowell stage reads: channel 0, maximum over Z."""
+    """The 2D image the nanowell stage reads: channel 0, maximum over Z.
+
+    NaN or infinite pixels (dead camera pixels, a failed reconstruction) take the median
+    of the finite ones, so a few bad pixels cost their own area, not the whole frame's
+    wells (a frame with no finite pixel never gets here: the sources reject it).
+    """
     pixels = np.asarray(frame.pixels)
     if "C" in frame.axes:
         pixels = np.take(pixels, 0, axis=frame.axes.index("C"))
     if "Z" in frame.axes:
         pixels = pixels.max(axis=0)
-    return pixels.astype(np.float32, copy=False)
+    image = pixels.astype(np.float32, copy=False)
+    finite = np.isfinite(image)
+    if not finite.all():
+        image = np.where(finite, image, np.median(image[finite])).astype(np.float32)
+    return image
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import tifffile
 from daemons import livecell, read_events, write_config
 from microscope import simulate_nanowell
 
-from livecell.analysis.nanowell import TRACK_ID_BLOCK, open_nanowell_stage
+from livecell.analysis.nanowell import TRACK_ID_BLOCK, open_nanowell_stage, phase_image
 from livecell.config import config_from_dict
 from livecell.errors import ConfigError
 from livecell.evaluation.loaders import load_tracks
@@ -247,3 +248,18 @@ def test_a_position_the_acquisitions_moved_on_from_is_finished(
     assert stage.overlay(FrameKey("first", "A", FRAMES - 1)) is None
     stage.close()
     assert frames_written("B") == set(range(5))
+
+
+def test_bad_pixels_take_the_median_and_leave_the_rest_of_the_frame_alone() -> None:
+    """A few NaN or infinite pixels must not void a whole frame of wells: the well fit
+    refuses any non-finite pixel."""
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(100, 200, (2, 64, 64)).astype(np.float32)  # ZYX
+    pixels[0, 5:8, 5:8] = np.nan
+    pixels[:, 40, 40] = np.inf
+    image = phase_image(Frame(FrameKey("a", "P", 0), pixels, "ZYX", "zmq", completed_at=0.0))
+    assert np.isfinite(image).all()
+    clean = pixels.max(axis=0)
+    bad = ~np.isfinite(clean)
+    assert np.array_equal(image[~bad], clean[~bad])
+    assert np.all(image[bad] == np.median(clean[~bad]))
