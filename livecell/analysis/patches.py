@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from livecell.analysis._protocol import StageMeters
 from livecell.analysis.overlay import PatchOverlay, latest_overlay
@@ -54,6 +55,11 @@ __all__ = ["BUNDLED_NAME", "PatchModel", "PatchStage", "open_patch_stage"]
 
 FloatArray = npt.NDArray[np.float32]
 BUNDLED_NAME = "holotomo_states"
+RANGE_WARNING_STDS = 20.0
+"""A position whose first frame's median is further than this many training standard
+deviations from the training mean gets a warning in the log."""
+
+log = structlog.get_logger("livecell.analysis.patches")
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ class PatchStage:
         clock.lap("engine")
         position = self._positions.get((key.acquisition, key.position))
         if position is None or position.grid != grid:
+            self._check_range(image, key)
             position = _Position(
                 grid, [PatchTrack(self._params) for _ in range(grid.rows * grid.cols)]
             )
@@ -159,6 +166,25 @@ class PatchStage:
         )
         clock.lap("patch_states")
         return events
+
+    def _check_range(self, image: FloatArray, key: FrameKey) -> None:
+        """Warn, once per position, when its frames read far from what the model was
+        trained on (raw camera counts for a refractive-index model, say): its calls would
+        then mean little. Derives nothing; the events are the same either way."""
+        finite = image[np.isfinite(image)]
+        if finite.size == 0:
+            return
+        median = float(np.median(finite))
+        if abs(median - self.model.mean) > RANGE_WARNING_STDS * self.model.std:
+            log.warning(
+                "frames far from the model's training range: check the model and the units",
+                acquisition=key.acquisition,
+                position=key.position,
+                frame_median=round(median, 4),
+                model_mean=round(self.model.mean, 4),
+                model_std=round(self.model.std, 4),
+                model=self.model.name,
+            )
 
     def overlay(self, key: FrameKey) -> PatchOverlay | None:
         """The grid and probabilities of ``key`` if it is its position's latest frame

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import structlog
+import structlog.testing
 from daemons import livecell, read_events, write_config
 
 from livecell.analysis import build_stage
@@ -95,6 +97,31 @@ def test_a_patch_with_non_finite_pixels_is_skipped_not_called_the_first_class(
     [states] = [e for e in events if e.kind == "patch_states"]
     grid = np.array(states.fields["states"])
     assert (grid >= 0).tolist() == [[False, False, False], [False, False, True]]
+
+
+def test_frames_far_from_the_training_range_are_warned_about_once_per_position(
+    tmp_path: Path,
+) -> None:
+    """Raw uint16 counts fed to the refractive-index model: a warning names the
+    position and both ranges, once; refractive-index frames get none."""
+    config = config_from_dict(
+        {"source": {"path": str(tmp_path)}, "analysis": {"mode": "patches"}}, base_dir=tmp_path
+    )
+    stage = build_stage(config, Meters())
+    rng = np.random.default_rng(0)
+    counts = rng.integers(900, 1100, (320, 320)).astype(np.uint16)
+    index = (1.337 + 0.001 * rng.standard_normal((320, 320))).astype(np.float32)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for t in range(3):
+                stage.update(Frame(FrameKey("a", "Raw", t), counts, "YX", "zmq", completed_at=0.0))
+                stage.update(Frame(FrameKey("a", "RI", t), index, "YX", "zmq", completed_at=0.0))
+    finally:
+        stage.close()
+    warnings = [entry for entry in logs if "training range" in entry["event"]]
+    assert [w["position"] for w in warnings] == ["Raw"]
+    assert warnings[0]["frame_median"] > 800
+    assert warnings[0]["model_mean"] == pytest.approx(1.35, abs=0.05)
 
 
 @pytest.fixture(scope="module")
