@@ -331,6 +331,14 @@ class Pipeline:
         emitted_at = time.time()
         records = [e.to_record(emitted_at) for e in fresh]
         started = time.perf_counter()
+        if self._event_log.reopen_if_deleted():
+            log.error(
+                "the events file was deleted while the daemon ran: a new one is started, and "
+                "the journal is emptied so that a restart analyses again the files still in "
+                "the watched folder; what was written since the last batch is lost",
+                events_file=str(self._event_log.path),
+            )
+            self._journal.forget_all()
         self._event_log.append(records)
         offset = self._event_log.sync()
         synced = time.perf_counter()

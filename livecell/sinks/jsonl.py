@@ -25,15 +25,32 @@ class EventLogLocked(Exception):
 
 class EventLog:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise EventLogLocked(f"{path} is being written by another livecell process") from None
+        self._fd = self._open()
         self.repaired_bytes = self._cut_torn_tail()
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EventLogLocked(
+                f"{self.path} is being written by another livecell process"
+            ) from None
+        return fd
+
+    def reopen_if_deleted(self) -> bool:
+        """If the file was deleted while open, start a new one at its path; True if so.
+
+        What was written to the deleted file since its last check is gone with it.
+        """
+        if os.fstat(self._fd).st_nlink > 0:
+            return False
+        os.close(self._fd)
+        self._fd = self._open()
+        return True
 
     def _cut_torn_tail(self) -> int:
         """Drop a partial last line (a crash mid-write); return how many bytes went."""

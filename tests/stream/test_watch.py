@@ -461,6 +461,33 @@ def test_an_entry_that_cannot_be_read_at_all_is_rejected_and_the_daemon_goes_on(
     stop_cleanly(daemon)
 
 
+def test_an_events_file_deleted_while_running_is_started_again_and_refilled(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """Someone deletes events.jsonl under a running daemon: later frames go to a new file
+    at the same path, and after a restart the frames whose events went with the old file
+    (their files still in the folder) get them back: every frame has its event."""
+    daemon = watch_daemon(make_daemon, polling=False)
+    (incoming(daemon) / "Pos0").mkdir(parents=True)
+    start(daemon)
+    for t in range(2):
+        write_file(incoming(daemon) / "Pos0" / f"img_{t:03d}.tif", tiff_bytes(image(t)))
+    daemon.wait_events("frame", 2, timeout_s=15)
+    daemon.events_path.unlink()
+    for t in range(2, 4):
+        write_file(incoming(daemon) / "Pos0" / f"img_{t:03d}.tif", tiff_bytes(image(t)))
+    assert wait_for(lambda: daemon.events_path.exists() and len(daemon.events("frame")) >= 1)
+    assert "events file was deleted" in daemon.log_text()
+    stop_cleanly(daemon)
+
+    start(daemon)
+    assert wait_for(lambda: len(daemon.events("frame")) >= 4, timeout_s=20), daemon.events()
+    time.sleep(QUIET_S)
+    stop_cleanly(daemon)
+    assert sorted(t for _, t in frame_keys(daemon.events())) == [0, 1, 2, 3]
+    assert_unique_ids(daemon)
+
+
 def test_a_bad_file_with_a_name_near_the_limit_is_still_quarantined(
     make_daemon: Callable[..., Daemon],
 ) -> None:
