@@ -7,7 +7,6 @@ the key or argument; 1 any other failure. A user error never prints a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from livecell import __version__
+from livecell.argtypes import non_negative, non_negative_float
 from livecell.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -140,12 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--frames", type=int, default=24, help="time points (default: 24)")
     simulate.add_argument(
         "--interval",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="S",
         help="seconds between time points, in real time (default 0: as fast as possible)",
     )
-    simulate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    simulate.add_argument("--seed", type=non_negative, default=0, help="random seed (default: 0)")
     simulate.add_argument(
         "--zmq",
         metavar="ENDPOINT",
@@ -326,10 +326,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise ConfigError("--frames", "must be at least 1")
-    if not 0 <= args.interval < math.inf:
-        raise ConfigError("--interval", "must be 0 or more seconds")
-    if args.seed < 0:
-        raise ConfigError("--seed", "must be 0 or more")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError("OUT", f"{args.out} is a file, not a folder")
     if args.params is not None and args.params.exists() and not args.params.is_file():

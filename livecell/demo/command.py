@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import queue
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from livecell.argtypes import non_negative, non_negative_float
 from livecell.demo.sink import QueueSink
 from livecell.demo.view import (
     DemoSummary,
@@ -60,12 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=40, metavar="N", help="time points (40)")
     parser.add_argument(
         "--interval",
-        type=float,
+        type=non_negative_float,
         default=0.5,
         metavar="S",
         help="seconds between time points, in real time (0.5)",
     )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulator seed (2)")
+    parser.add_argument(
+        "--seed", type=non_negative, default=DEFAULT_SEED, help="simulator seed (2)"
+    )
     parser.add_argument(
         "--wells",
         type=int,
@@ -192,10 +194,6 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     if args.frames < 1:
         raise ConfigError("--frames", "must be at least 1")
-    if not 0 <= args.interval < math.inf:
-        raise ConfigError("--interval", "must be 0 or more seconds")
-    if args.seed < 0:
-        raise ConfigError("--seed", "must be 0 or more")
     if not 3 <= args.wells <= 8:  # 2 x 2 or fewer: every well is an edge well, left out
         raise ConfigError("--wells", "must be 3 to 8")
     if not 1 <= args.port <= 65535:

@@ -23,6 +23,15 @@ class EventLogLocked(Exception):
     """Another livecell process is writing this events file."""
 
 
+def lock_for_writing(fd: int, path: Path) -> None:
+    """Hold ``path`` (open as ``fd``) as its one writer; ``EventLogLocked`` if another
+    livecell process does."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise EventLogLocked(f"{path} is being written by another livecell process") from None
+
+
 class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -33,12 +42,10 @@ class EventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock_for_writing(fd, self.path)
+        except EventLogLocked:
             os.close(fd)
-            raise EventLogLocked(
-                f"{self.path} is being written by another livecell process"
-            ) from None
+            raise
         return fd
 
     def reopen_if_deleted(self) -> bool:

@@ -11,14 +11,13 @@ a replay cannot interleave its rows with a running daemon's (``replay --tracks``
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from livecell.sinks.jsonl import EventLogLocked
+from livecell.sinks.jsonl import EventLogLocked, lock_for_writing
 
 __all__ = ["TrackRow", "TracksFile"]
 
@@ -47,10 +46,10 @@ class TracksFile:
         self.path = path
         self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock_for_writing(self._file.fileno(), path)
+        except EventLogLocked:
             self._file.close()
-            raise EventLogLocked(f"{path} is being written by another livecell process") from None
+            raise
         if self._file.tell() == 0:
             self._write([COLUMNS])
 
