@@ -62,6 +62,13 @@ class SourceConfig(_Section):
     settle_s: float = Field(
         1.0, ge=0, le=3600, description="watch: how long a file must be unchanged and parsable"
     )
+    open_wait_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="watch, inotify: a parsable file seen being written is read at its close, "
+        "or once unchanged this long if no close comes (a missed close); 0: once settled",
+    )
     axes: Literal["YX", "ZYX", "CYX", "ZCYX"] = Field(
         "YX", description="axes of files without OME metadata"
     )

@@ -6,6 +6,12 @@ it (inotify's close-after-write, seen through watchdog) or it has not changed
 for ``settle_s`` (polling, files moved in, the backlog at start-up). A file that
 stays unusable for ``settle_s`` is rejected with the reason it failed.
 
+A file inotify has seen written and not yet closed waits for its close even when
+it parses: tifffile, for one, writes an OME-TIFF's OME-XML only as it closes the
+file, so a stack whose writer pauses before closing reads meanwhile as a finished
+one-plane TIFF. Should no close come (one the watcher missed), the file is read
+once unchanged for ``open_wait_s``, with a warning.
+
 Ready files leave in acquisition order: by ``t``, and never ahead of an
 earlier ``t`` of the same position that is still being written. Two files of the
 same position and ``t`` leave oldest first (by their modification time when first
@@ -73,6 +79,7 @@ class _Pending:
     changed_at: float
     first_mtime_ns: int = 0  # when first noticed: copies of one t leave oldest first
     close_seen_at: float | None = None
+    writing: bool = False  # inotify saw it written and not closed since
     inspected_state: tuple[int, int] | None = None
     layout: TiffLayout | None = None
     problem: RejectedFrame | None = None
@@ -237,8 +244,10 @@ class WatchSource:
             self._pending[path] = pending
         if what == "closed":
             pending.close_seen_at = at
-        elif what == "changed":
+            pending.writing = False
+        elif what in ("changed", "written"):
             pending.close_seen_at = None
+            pending.writing |= what == "written" and not self._config.polling
 
     def _key(self, path: Path) -> FrameKey | None:
         try:
@@ -301,7 +310,25 @@ class WatchSource:
                 del self._pending[pending.path]
                 return False
             self._inspect(pending)
-        return pending.layout is not None or settled
+        if pending.layout is None:
+            return settled
+        if pending.writing:
+            return self._waited_for_close(pending, now)
+        return True
+
+    def _waited_for_close(self, pending: _Pending, now: float) -> bool:
+        """A parsable file still open for writing: True once ``open_wait_s`` have passed
+        without a change or a close (then it is read, as it stands)."""
+        if now - pending.changed_at < max(self._config.open_wait_s, self._config.settle_s):
+            return False
+        log.warning(
+            "reading a file its writer has not closed",
+            path=str(pending.path),
+            unchanged_s=round(now - pending.changed_at, 1),
+            **_key_fields(pending),
+        )
+        pending.writing = False
+        return True
 
     def _inspect(self, pending: _Pending) -> None:
         pending.inspected_state = pending.state
@@ -388,7 +415,9 @@ class _NoticeHandler(FileSystemEventHandler):
             self._notices.put(("closed", Path(os.fsdecode(event.dest_path)), now))
         elif isinstance(event, FileClosedEvent):
             self._notices.put(("closed", src, now))
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+        elif isinstance(event, FileModifiedEvent):
+            self._notices.put(("written", src, now))
+        elif isinstance(event, FileCreatedEvent):  # also made up for files in a new folder
             self._notices.put(("changed", src, now))
         elif isinstance(event, FileDeletedEvent):
             self._notices.put(("deleted", src, now))

@@ -640,6 +640,58 @@ def test_multipage_stacks_with_config_axes_zyx(make_daemon: Callable[..., Daemon
     stop_cleanly(daemon)
 
 
+def write_ome_stack_pausing_before_close(path: Path, stack: np.ndarray, pause_s: float) -> float:
+    """tifffile's OME-TIFF writer, its pixels all written, pausing before it closes the
+    file (the OME-XML goes in at the close); return when the file was closed."""
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        writer.write(stack, metadata={"axes": "CYX"}, photometric="minisblack")
+        writer.filehandle.flush()
+        time.sleep(pause_s)  # meanwhile the file parses as a one-plane plain TIFF
+    return time.time()
+
+
+def test_an_ome_stack_paused_before_its_close_is_read_whole_at_the_close(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    settle_s = 0.3
+    daemon = start(watch_daemon(make_daemon, polling=False, settle_s=settle_s))
+    path = incoming(daemon) / "Pos0" / "img_0001.ome.tif"
+    make_folder(path.parent)
+    stack = image(1, (4, 32, 32))
+
+    closed_at = write_ome_stack_pausing_before_close(path, stack, pause_s=6 * settle_s)
+
+    frames = daemon.wait_events("frame", 1, timeout_s=15)
+    time.sleep(QUIET_S)
+    assert len(daemon.events("frame")) == 1, daemon.events()
+    assert daemon.events("rejected") == []
+    frame = frames[0]
+    assert (frame["axes"], frame["shape"]) == ("CYX", [4, 32, 32]), "read before its close"
+    assert frame["emitted_at"] >= closed_at - 0.05
+    stop_cleanly(daemon)
+
+
+def test_a_file_whose_close_never_comes_is_read_after_open_wait_s_with_a_warning(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    open_wait_s = 1.5
+    daemon = start(watch_daemon(make_daemon, polling=False, open_wait_s=open_wait_s))
+    path = incoming(daemon) / "Pos0" / "img_0001.tif"
+    make_folder(path.parent)
+    with open(path, "wb") as f:  # a writer that keeps its file open
+        f.write(tiff_bytes(image(1)))
+        f.flush()
+        written_at = time.time()
+        frames = daemon.wait_events("frame", 1, timeout_s=open_wait_s + 10)
+        assert frames, daemon.log_text()
+        assert frames[0]["emitted_at"] >= written_at + open_wait_s - 0.1
+        assert frames[0]["shape"] == [16, 16]
+    assert "reading a file its writer has not closed" in daemon.log_text()
+    time.sleep(QUIET_S)
+    assert len(daemon.events("frame")) == 1, "the close after the read gave a second frame"
+    stop_cleanly(daemon)
+
+
 def test_file_still_being_written_holds_back_later_t_of_its_position_only(
     make_daemon: Callable[..., Daemon],
 ) -> None:
