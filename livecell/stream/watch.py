@@ -66,6 +66,7 @@ from livecell.stream.tiff import FileIncomplete, TiffLayout, inspect_tiff, load_
 log = structlog.get_logger("livecell.stream.watch")
 
 _INOTIFY_WAKE_S = 0.1
+_WARNED_PATHS_MAX = 10_000
 
 
 @dataclass(slots=True)
@@ -126,6 +127,7 @@ class WatchSource:
         self._patterns = tuple(p.lower() for p in config.patterns)
         self._notices: queue.Queue[tuple[str, Path, float]] = queue.Queue()
         self._pending: dict[Path, _Pending] = {}
+        self._warned_written_again: set[Path] = set()
         self._datasets = DatasetFollower(config, self.root, is_done=journal.is_file_done, owns=owns)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
@@ -225,6 +227,8 @@ class WatchSource:
         pending = self._pending.get(path)
         if pending is None:
             if self._journal.is_file_done(str(path)):
+                if what == "closed":
+                    self._warn_written_again(path)
                 return
             try:
                 st = os.stat(path)
@@ -248,6 +252,20 @@ class WatchSource:
         elif what in ("changed", "written"):
             pending.close_seen_at = None
             pending.writing |= what == "written" and not self._config.polling
+
+    def _warn_written_again(self, path: Path) -> None:
+        """A file closed after writing at a path the journal has done: its pixels are not
+        analysed (a path is read once); say so, once per path while the set stays small."""
+        if path in self._warned_written_again:
+            return
+        if len(self._warned_written_again) >= _WARNED_PATHS_MAX:
+            self._warned_written_again.clear()
+        self._warned_written_again.add(path)
+        log.warning(
+            "a file was written at a path already analysed; it is not analysed again "
+            "(give each run its own folder)",
+            path=str(path),
+        )
 
     def _key(self, path: Path) -> FrameKey | None:
         try:

@@ -692,6 +692,25 @@ def test_a_file_whose_close_never_comes_is_read_after_open_wait_s_with_a_warning
     stop_cleanly(daemon)
 
 
+def test_a_file_written_again_at_an_analysed_path_is_not_analysed_and_the_log_says_so(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = start(watch_daemon(make_daemon, polling=False))
+    path = incoming(daemon) / "Pos0" / "img_0001.tif"
+    make_folder(path.parent)
+    write_file(path, tiff_bytes(image(1)))
+    daemon.wait_events("frame", 1)
+    for t in (2, 3):  # a folder reused for a new run
+        write_file(path, tiff_bytes(image(t)))
+    warning = "a file was written at a path already analysed"
+    assert wait_for(lambda: warning in daemon.log_text(), timeout_s=10), daemon.log_text()
+    time.sleep(QUIET_S)
+    assert len(daemon.events("frame")) == 1
+    assert daemon.events("rejected") == []
+    assert daemon.log_text().count(warning) == 1, "warned more than once for one path"
+    stop_cleanly(daemon)
+
+
 def test_file_still_being_written_holds_back_later_t_of_its_position_only(
     make_daemon: Callable[..., Daemon],
 ) -> None:
