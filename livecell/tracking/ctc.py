@@ -21,6 +21,8 @@ from livecell.tracking.nanowell import WellUpdate
 
 __all__ = ["CtcResult", "CtcTrack", "ctc_result", "format_res_track", "relabel"]
 
+_LOOKUP_LABELS_MAX = 1 << 20  # label values past this are relabelled without a lookup table
+
 
 @dataclass(frozen=True, slots=True)
 class CtcTrack:
@@ -81,8 +83,12 @@ def relabel(labels: npt.NDArray[np.integer], mapping: Mapping[int, int]) -> npt.
         return np.zeros(image.shape, np.uint16)
     if mapping and max(mapping.values()) > np.iinfo(np.uint16).max:
         raise ValueError("more than 65535 result labels do not fit a 16-bit mask")
-    size = max(int(image.max()), max(mapping, default=0)) + 1
-    lookup = np.zeros(size, np.uint16)
+    largest = max(int(image.max()), max(mapping, default=0))
+    if largest >= _LOOKUP_LABELS_MAX:  # sparse huge labels: no table indexed by label
+        present, inverse = np.unique(image, return_inverse=True)
+        results = np.array([mapping.get(int(label), 0) for label in present], np.uint16)
+        return results[inverse].reshape(image.shape)
+    lookup = np.zeros(largest + 1, np.uint16)
     for label, result in mapping.items():
         lookup[label] = result
     return lookup[image]

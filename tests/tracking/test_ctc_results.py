@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from livecell.tracking.ctc import CtcTrack, ctc_result, format_res_track, relabel
@@ -37,3 +39,16 @@ def test_relabel_maps_instances_and_clears_the_unmapped() -> None:
     out = relabel(labels, {4: 1, 9: 300})
     assert out.dtype == np.uint16
     assert out.tolist() == [[0, 1, 1], [300, 300, 0]]
+
+
+def test_relabel_of_huge_sparse_labels_needs_no_table_the_size_of_the_largest() -> None:
+    labels = np.array([[0, 2**31 - 1, 5], [5, 2**31 - 1, 7]], np.int64)
+    tracemalloc.start()
+    try:
+        out = relabel(labels, {2**31 - 1: 1, 5: 2})
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 1 << 20, f"{peak_bytes} bytes to relabel 6 pixels"
+    assert out.dtype == np.uint16
+    assert out.tolist() == [[0, 1, 2], [2, 1, 0]]

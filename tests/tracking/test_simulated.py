@@ -78,6 +78,69 @@ def test_track_refuses_bad_masks_and_options_naming_them(
     assert not (tmp_path / "res").exists()
 
 
+def _disc(t: int, label: int = 5) -> np.ndarray:
+    """A 48 x 48 mask with one disc that moves 2 px per frame."""
+    rows, cols = np.mgrid[:48, :48]
+    labels = np.zeros((48, 48), np.uint16)
+    labels[(rows - 24) ** 2 + (cols - 10 - 2 * (t % 10)) ** 2 <= 16] = label
+    return labels
+
+
+def test_track_orders_frames_by_number_and_names_results_past_999_with_four_digits(
+    tmp_path: Path,
+) -> None:
+    from livecell.tracking.command import main
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for t in (998, 999, 1000, 1001):  # by name, mask1000.tif sorts before mask998.tif
+        tifffile.imwrite(masks / f"mask{t}.tif", _disc(t))
+    res = tmp_path / "res"
+    assert main([str(masks), "--out", str(res)]) == 0
+    names = sorted(p.name for p in res.glob("mask*.tif"))
+    assert names == ["mask0998.tif", "mask0999.tif", "mask1000.tif", "mask1001.tif"]
+    assert (res / "res_track.txt").read_text() == "1 998 1001 0\n", "one track, in frame order"
+    for t in (998, 1001):
+        assert np.array_equal(tifffile.imread(res / f"mask{t:04d}.tif") > 0, _disc(t) > 0)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["man_seg000.tif", "man_seg005.tif"], "frame(s) 1-4 missing"),
+        (["man_seg000.tif", "man_seg002.tif"], "frame(s) 1 missing"),
+        (["man_seg1.tif", "man_seg001.tif"], "are both frame 1"),
+    ],
+)
+def test_track_refuses_frame_numbers_with_gaps_or_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], names: list[str], message: str
+) -> None:
+    from livecell.tracking.command import main
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for t, name in enumerate(names):
+        tifffile.imwrite(masks / name, _disc(t))
+    assert main([str(masks), "--out", str(tmp_path / "res")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
+def test_track_into_a_used_result_folder_leaves_no_mask_of_the_earlier_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livecell.tracking.command import main
+
+    long, short, res = tmp_path / "long", tmp_path / "short", tmp_path / "res"
+    _masks(long, *[_disc(t) for t in range(12)])
+    _masks(short, *[_disc(t, label=9) for t in range(10)])
+    assert main([str(long), "--out", str(res)]) == 0
+    assert main([str(short), "--out", str(res)]) == 0
+    assert "removed 13 file(s) of an earlier result" in capsys.readouterr().out
+    assert sorted(p.name for p in res.glob("mask*.tif")) == [f"mask{t:03d}.tif" for t in range(10)]
+    assert (res / "res_track.txt").read_text() == "1 0 9 0\n"
+
+
 def test_tracker_on_ground_truth_masks_tracks_small_wells_almost_perfectly(
     acquisition: Path, tmp_path: Path
 ) -> None:
