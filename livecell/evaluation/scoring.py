@@ -43,12 +43,15 @@ from livecell.evaluation.patches import align_patches, score_patches
 from livecell.evaluation.report import Report
 from livecell.evaluation.tables import EventSet, GroundTruth, TrackTable
 from livecell.evaluation.tracking import (
+    MotScores,
     SameIds,
     TrackMap,
     TrackResolver,
     score_tracking,
 )
 from livecell.simulation.scene import CELL_TYPES, DEFAULT_PATCH_SIZE_PX
+
+FEW_MATCHES_SHARE = 0.5  # fewer ground-truth cells matched than this: a note asks why
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,26 @@ def _positions_note(what: str, predicted: set[str], truth: set[str]) -> list[str
     return []
 
 
+def _few_matches_note(overall: MotScores) -> list[str]:
+    """A tracks file whose cells mostly match no true cell is likely of another acquisition."""
+    if overall.num_objects and overall.num_matches < FEW_MATCHES_SHARE * overall.num_objects:
+        return [
+            f"--tracks: only {overall.num_matches} of {overall.num_objects} ground-truth "
+            "cells matched a tracked cell; are these the tracks of this acquisition?"
+        ]
+    return []
+
+
+def _nothing_to_score_note(events: EventSet) -> list[str]:
+    scorable = events.patch_states or events.deaths or events.contacts or events.cell_types
+    if scorable:
+        return []
+    if not events.kinds_seen:
+        return ["--events: the file holds no events"]
+    held = ", ".join(f"{kind} {count}" for kind, count in sorted(events.kinds_seen.items()))
+    return [f"--events: no patch_states, death, contact or cell_type events (it holds {held})"]
+
+
 def score(
     truth: GroundTruth,
     *,
@@ -123,6 +146,7 @@ def score(
             tracking, track_map = score_tracking(
                 truth.tracks, tracks, max_distance_px=options.max_distance_px
             )
+            notes += _few_matches_note(tracking.overall)
     resolver: TrackResolver
     if track_map is not None:
         resolver = track_map
@@ -136,6 +160,7 @@ def score(
         event_positions |= {e.position for e in events.contacts}
         event_positions |= {e.position for e in events.cell_types}
         notes += _positions_note("--events", event_positions, truth_positions)
+        notes += _nothing_to_score_note(events)
         if track_map is None and any(e.track is not None for e in events.deaths):
             notes.append("no tracks file: deaths are matched by well and onset")
         if track_map is None and (events.contacts or events.cell_types):

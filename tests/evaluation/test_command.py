@@ -80,6 +80,42 @@ def test_undefined_ratios_are_null_in_json(acquisition: dict[str, Path], tmp_pat
     assert data["deaths"]["recall"] == 0.0
     assert data["patches"] is None
     assert any("no patch_states events" in n for n in data["notes"])
+    assert "--events: the file holds no events" in data["notes"]
+
+
+def test_events_with_nothing_to_score_say_what_they_hold(
+    acquisition: dict[str, Path], tmp_path: Path
+) -> None:
+    frame = {"kind": "frame", "event_id": "f1", "position": "0", "t": 0}
+    only_frames = write_events(tmp_path / "frames.jsonl", [frame])
+    report = evaluate(acquisition["ground_truth"], events=only_frames)
+    expected = "--events: no patch_states, death, contact or cell_type events (it holds frame 1)"
+    assert expected in report.notes
+    assert not any(
+        "--events: no" in n
+        for n in evaluate(acquisition["ground_truth"], events=acquisition["events"]).notes
+    )
+
+
+def test_tracks_that_mostly_match_no_true_cell_are_questioned(
+    acquisition: dict[str, Path], tmp_path: Path
+) -> None:
+    rows = (acquisition["tracks"]).read_text().splitlines()
+    header = rows[0].split(",")
+    x, y = header.index("x"), header.index("y")
+    moved = [rows[0]]
+    for row in rows[1:]:  # every cell 100 px away: another acquisition's tracks
+        cols = row.split(",")
+        cols[x], cols[y] = str(float(cols[x]) + 100), str(float(cols[y]) + 100)
+        moved.append(",".join(cols))
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_text("\n".join(moved) + "\n")
+    questioned = evaluate(acquisition["ground_truth"], tracks=elsewhere).notes
+    assert any("are these the tracks of this acquisition?" in n for n in questioned)
+    assert not any(
+        "are these the tracks" in n
+        for n in evaluate(acquisition["ground_truth"], tracks=acquisition["tracks"]).notes
+    )
 
 
 def test_holotomography_ground_truth_with_events_only(tmp_path: Path) -> None:
