@@ -153,6 +153,7 @@ def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None
     ("bench", "named"),
     [
         (["simulate", "--frames", "0"], "--frames"),
+        (["simulate", "--frames", "1", "--size", "512"], "--size 512"),
         (["nanowell", "--size", "-5"], "--size"),
         (["engine", "--batches", "8,0"], "--batches"),
         (["engine", "--models", "nosuch"], "nosuch"),

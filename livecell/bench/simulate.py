@@ -34,16 +34,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from livecell.simulation.holotomo import HolotomoParams, HolotomoSimulator
     from livecell.simulation.nanowell import NanowellParams, NanowellSimulator
 
+    try:  # the simulators' own checks, before anything is timed
+        nanowell = NanowellParams(frame_size_px=args.size)
+        holotomo = HolotomoParams(size_px=args.size, z_slices=args.z)
+    except ValueError as exc:
+        parser.error(f"--size {args.size} / --z {args.z}: {exc}")
     cases: list[tuple[str, float, Callable[[], Simulator]]] = [
         (
             f"nanowell {args.size} x {args.size} uint16",
             0.5,
-            lambda: NanowellSimulator(NanowellParams(frame_size_px=args.size), seed=1),
+            lambda: NanowellSimulator(nanowell, seed=1),
         ),
         (
             f"holotomo {args.size} x {args.size} x {args.z} float32",
             2.0,
-            lambda: HolotomoSimulator(HolotomoParams(size_px=args.size, z_slices=args.z), seed=1),
+            lambda: HolotomoSimulator(holotomo, seed=1),
         ),
     ]
     print(
