@@ -136,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-params prints them all with their values.",
     )
     simulate.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    simulate.add_argument("--kind", required=True, choices=["nanowell", "holotomo"])
+    simulate.add_argument(
+        "--kind",
+        required=True,
+        choices=["nanowell", "holotomo"],
+        help="nanowell: a TIMING chip in phase contrast; holotomo: refractive-index "
+        "holotomography with death states per patch",
+    )
     simulate.add_argument("--frames", type=int, default=24, help="time points (default: 24)")
     simulate.add_argument(
         "--interval",
@@ -202,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate a config and print it with every default filled in",
     )
-    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("file", type=Path, metavar="FILE", help="the TOML config to check")
     check.set_defaults(handler=_check_config)
 
     bench = commands.add_parser(
@@ -303,7 +309,7 @@ def _replay(args: argparse.Namespace) -> int:
 
             summary = replay_in_workers(config, args.folder.resolve(), events, args.workers)
         else:
-            summary = replay(config, args.folder.resolve(), events)
+            summary = replay(config, args.folder.resolve(), events, events_key=where)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
         if summary.analysis_failures:

@@ -590,6 +590,9 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     patches = config.patches
     if patches.model is not None:
         patches = patches.model_copy(update={"model": resolve(patches.model)})
+    engine = config.engine
+    if engine.model:
+        engine = engine.model_copy(update={"model": str(resolve(Path(engine.model)))})
     return config.model_copy(
         update={
             "state_dir": resolve(config.state_dir),
@@ -597,6 +600,7 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             "sinks": sinks,
             "nanowell": nanowell,
             "patches": patches,
+            "engine": engine,
         }
     )
 

@@ -56,6 +56,18 @@ def _locked_state_dir(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def _configured_path(key: str) -> Iterator[None]:
+    """An OSError while making or opening what config ``key`` names is a configuration
+    error naming the key (a state_dir that is a file, an events file in a folder that
+    cannot be made), not a failure without one."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ConfigError(key, f"cannot use {where}{exc.strerror or exc}") from None
+
+
 def run_daemon(
     config: Config,
     stop: threading.Event | None = None,
@@ -84,10 +96,11 @@ def run_daemon(
         )
         stack.callback(notifier.close)
         stack.callback(notifier.stopping)  # also when the run ends without a signal
-        stack.enter_context(_locked_state_dir(config.state_dir))
-        journal = Journal.in_state_dir(
-            config.state_dir, commit_interval_s=config.pipeline.journal_commit_interval_s
-        )
+        with _configured_path("state_dir"):
+            stack.enter_context(_locked_state_dir(config.state_dir))
+            journal = Journal.in_state_dir(
+                config.state_dir, commit_interval_s=config.pipeline.journal_commit_interval_s
+            )
         stack.callback(journal.close)
         source: FrameSource
         if config.source.kind == "watch":
@@ -127,11 +140,13 @@ def replay(
     events_path: Path,
     *,
     owns: Callable[[FrameKey | None], bool] | None = None,
+    events_key: str = "sinks.events",
 ) -> RunSummary:
     """``livecell replay``: every frame in ``folder`` once, as fast as possible, then return.
 
     ``owns`` limits it to some positions (``livecell.parallel_replay`` gives each
-    worker process its share).
+    worker process its share); ``events_key`` is what an unusable ``events_path`` is
+    reported as (the command line's ``--events``, or the config's key).
 
     A private journal, so everything is analysed; events whose ids are already
     in ``events_path`` are not written again. Archives are read-only: rejected
@@ -148,7 +163,9 @@ def replay(
         source = WatchSource(
             source_config, journal, ignore_under=config.state_dir, follow=False, owns=owns
         )
-        pipeline = _build(config, source, journal, events_path, stack, live=False)
+        pipeline = _build(
+            config, source, journal, events_path, stack, live=False, events_key=events_key
+        )
         stop = threading.Event()
         _stop_on_signals(stop)
         return pipeline.run(stop)
@@ -174,12 +191,14 @@ def _build(
     live: bool = True,
     heartbeat: Callable[[PipelineProgress], None] | None = None,
     extra_sinks: tuple[EventSink, ...] = (),
+    events_key: str = "sinks.events",
 ) -> Pipeline:
     """The pipeline; ``live=False`` (replay) leaves out the metrics server, the PUB sink
     and the triggers, and moves no file to quarantine."""
     metrics = Metrics()
     stage = build_stage(config, metrics)
-    event_log = EventLog(events_path)
+    with _configured_path(events_key):
+        event_log = EventLog(events_path)
     if live and config.metrics.address:
         server = _listening("metrics.address", serve_metrics, metrics, config.metrics.address)
         stack.callback(server.shutdown)

@@ -68,6 +68,19 @@ def test_every_subcommand_has_help(command: str) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", subcommands())
+def test_every_argument_of_every_subcommand_says_what_it_is(command: str) -> None:
+    (action,) = [a for a in build_parser()._actions if a.dest == "command"]
+    assert action.choices is not None
+    sub = action.choices[command]
+    undescribed = [
+        a.option_strings[0] if a.option_strings else a.dest
+        for a in sub._actions
+        if not a.help and a.dest != "help"
+    ]
+    assert undescribed == [], f"livecell {command}: no help text for {undescribed}"
+
+
 def test_no_command_is_a_usage_error() -> None:
     assert_user_error(livecell(), "command")
     assert_user_error(livecell("frobnicate"), "frobnicate")
@@ -140,6 +153,29 @@ def test_run_with_a_model_or_address_it_cannot_use_exits_2(
         config = {"source": {"path": "incoming"}, "metrics": {"address": ""}, **filled}
         config_file = write_config(tmp_path / "c.toml", config)
         assert_user_error(livecell("run", "-c", config_file), named)
+
+
+@pytest.mark.parametrize(
+    ("sections", "named"),
+    [
+        ({"state_dir": "c.toml"}, ["state_dir", "File exists"]),
+        ({"state_dir": "/proc/livecell-nowhere"}, ["state_dir", "/proc/livecell-nowhere"]),
+        ({"sinks": {"events": "a-folder"}}, ["sinks.events", "a-folder"]),
+        ({"sinks": {"events": "/proc/livecell-nowhere/e.jsonl"}}, ["sinks.events"]),
+    ],
+)
+def test_run_with_a_state_dir_or_events_file_it_cannot_make_exits_2(
+    tmp_path: Path, sections: dict[str, Any], named: list[str]
+) -> None:
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "a-folder").mkdir()
+    config = {"source": {"path": "incoming"}, "metrics": {"address": ""}}
+    config_file = write_config(tmp_path / "c.toml", {**sections, **config})
+    assert_user_error(livecell("run", "-c", config_file), *named)
+    if "sinks" in sections:
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        assert_user_error(livecell("replay", folder, "-c", config_file), *named)
 
 
 def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None:

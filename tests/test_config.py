@@ -132,9 +132,11 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> Non
         '[sinks]\nevents = "out/events.jsonl"\ntracks = "/abs/tracks.csv"\n'
         '[patches]\nmodel = "models/holotomo"\n'
         '[nanowell]\ncontact_model = "models/contact"\n'
+        '[engine]\nmodel = "models/engine"\n'
     )
     config = load_config(config_file)
     assert config.patches.model == folder / "models" / "holotomo"
+    assert config.engine.model == str(folder / "models" / "engine")
     assert config.nanowell.contact_model == folder / "models" / "contact"
     assert config.state_dir == folder / "var" / "state"
     assert config.source.path == tmp_path / "incoming"
