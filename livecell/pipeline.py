@@ -323,11 +323,14 @@ class Pipeline:
 
     def _commit(self, events: list[Event], done: list[DoneFrame]) -> None:
         fresh: list[Event] = []
+        repeated: list[Event] = []
         seen: set[str] = set()
         for event in events:
             if event.event_id not in seen and not self._journal.has_event(event.event_id):
                 seen.add(event.event_id)
                 fresh.append(event)
+            else:
+                repeated.append(event)
         emitted_at = time.time()
         records = [e.to_record(emitted_at) for e in fresh]
         started = time.perf_counter()
@@ -346,6 +349,7 @@ class Pipeline:
         self._metrics.stage_seconds.labels("events_file").observe(synced - started)
         self._metrics.stage_seconds.labels("journal").observe(time.perf_counter() - synced)
         self._count(fresh, records)
+        self._count_repeated_rejections(repeated)
         for sink in self._sinks:
             try:
                 sink.publish(records)
@@ -376,6 +380,14 @@ class Pipeline:
             self._metrics.frame_latency.observe(latency)
             if len(self.summary.frame_latencies_s) < self._settings.keep_latencies:
                 self.summary.frame_latencies_s.append(latency)
+
+    def _count_repeated_rejections(self, repeated: list[Event]) -> None:
+        """A bad input received again (a ZeroMQ sender re-sending it) has its event written
+        once, under the same id, but is counted each time: a sender stuck on a bad
+        message shows as a rising rejection rate, not as one rejection."""
+        for event in repeated:
+            if event.kind == REJECTED:
+                self._metrics.rejected.labels(str(event.fields["reason"])).inc()
 
     def _quarantine(self, rejection: Rejection) -> None:
         if rejection.path is None or self._settings.quarantine_dir is None:

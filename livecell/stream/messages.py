@@ -57,10 +57,29 @@ def parse_message(
             fingerprint=stable_id(
                 bytes(parts[0][:MAX_HEADER_BYTES]).hex() if parts else "", lengths
             ),
-            key=key,
+            key=key or (_readable_key(parts[0]) if parts else None),
             header=_echo(parts[0]) if parts else "",
             quarantine=False,
         )
+
+
+def _readable_key(raw: memoryview | bytes) -> FrameKey | None:
+    """The frame a rejected header names, where its acquisition, position and t are
+    themselves well formed (another field made it fail), else None."""
+    try:
+        header = json.loads(bytes(raw[:MAX_HEADER_BYTES]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    acquisition, position, t = header.get("acquisition"), header.get("position"), header.get("t")
+    if not (isinstance(acquisition, str) and _is_text(acquisition) and acquisition):
+        return None
+    if not (isinstance(position, str) and _is_text(position) and position):
+        return None
+    if not (isinstance(t, int) and _is_int(t) and 0 <= t <= MAX_T):
+        return None
+    return FrameKey(acquisition, position, t)
 
 
 def _echo(raw: memoryview | bytes) -> str:

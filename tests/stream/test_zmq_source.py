@@ -208,12 +208,10 @@ def test_each_malformed_message_is_rejected_and_the_daemon_goes_on(
         assert event["header"], "a rejected message echoes its header"
         assert event["detail"]
         assert "path" not in event
-    duplicate = rejected[-1]
-    assert (duplicate["acquisition"], duplicate["position"], duplicate["t"]) == (
-        ACQUISITION,
-        "P1",
-        0,
-    )
+    named = {(e["reason"], e["acquisition"], e["position"], e["t"]) for e in rejected}
+    for reason, t in [("duplicate", 0), ("missing_field", 901), ("bad_dtype", 903)]:
+        assert (reason, ACQUISITION, "P1", t) in named, "a readable header names its frame"
+    assert ("bad_json", None, None, None) in named
     assert daemon.proc is not None
     assert daemon.proc.poll() is None, "the daemon must keep running"
     assert not (daemon.state_dir / "quarantine").exists(), "messages are never quarantined"
@@ -221,6 +219,24 @@ def test_each_malformed_message_is_rejected_and_the_daemon_goes_on(
     assert_metrics_match_events(daemon)
     _, rejected_metric = counts_from_metrics(daemon)
     assert rejected_metric == Counter(expected)
+    stop_cleanly(daemon)
+
+
+def test_a_bad_message_sent_again_is_counted_again_under_one_event(
+    make_daemon: MakeDaemon,
+) -> None:
+    daemon, endpoint = zmq_daemon(make_daemon)
+    daemon.start().wait_started()
+    with sender(zmq.PUSH, endpoint, bind=False) as push:
+        for _ in range(3):  # a sender stuck on one bad message
+            push.send_multipart([b"{this is not json", bytes(4)])
+        push.send_multipart(frame_message(1))
+    assert wait_for(lambda: 1 in frames_by_t(daemon), timeout_s=20), daemon.log_text()[-3000:]
+    assert wait_for(lambda: counts_from_metrics(daemon)[1]["bad_json"] == 3, timeout_s=5), (
+        counts_from_metrics(daemon)
+    )
+    assert [e["reason"] for e in daemon.events("rejected")] == ["bad_json"]
+    assert_clean_events_file(daemon)
     stop_cleanly(daemon)
 
 
