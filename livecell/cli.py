@@ -380,6 +380,14 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.show_params:
         sys.stdout.write(describe(params))
         return EXIT_OK
+    earlier = [args.out / n for n in ("frames", "ground_truth") if _holds_files(args.out / n)]
+    if earlier:
+        names = " and ".join(f"{p.name}/" for p in earlier)
+        raise ConfigError(
+            "OUT",
+            f"{args.out} already holds a simulation ({names}); a new one would leave its "
+            "frames and truth mixed in: give a new folder or remove them",
+        )
     options = RunOptions(
         frames=args.frames, interval_s=args.interval, zmq_endpoint=args.zmq, preview=args.preview
     )
@@ -398,6 +406,10 @@ def _simulate(args: argparse.Namespace) -> int:
         f"truth in {args.out / 'ground_truth'} ({deaths} deaths, {contacts} contacts)"
     )
     return EXIT_OK
+
+
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
 
 
 def _refuse(args: argparse.Namespace, *names: str, given: tuple[object, ...], kind: str) -> None:

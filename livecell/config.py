@@ -93,6 +93,13 @@ class SourceConfig(_Section):
         4, ge=1, description="zmq: messages buffered in the socket before the sender is pushed back"
     )
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_named(cls, value: Any) -> Any:
+        if value == "":
+            raise ValueError("needs a folder name (empty would watch the config's own folder)")
+        return value
+
     @field_validator("path_regex")
     @classmethod
     def _regex_has_groups(cls, value: str) -> str:
@@ -497,6 +504,13 @@ class Config(_Section):
     actions: tuple[ActionConfig, ...] = Field(
         (), strict=False, description="acquisition triggers, one [[actions]] table each"
     )
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _state_dir_named(cls, value: Any) -> Any:
+        if value == "":
+            raise ValueError("needs a folder name (empty would be the config's own folder)")
+        return value
 
     @model_validator(mode="after")
     def _source_complete(self) -> Config:

@@ -121,6 +121,8 @@ def test_check_config_of_a_zmq_config_round_trips(tmp_path: Path) -> None:
         ('[source]\npath = "x"\nsettle_s = -2\n', ["source.settle_s", "-2"]),
         ('[source]\nkind = "ftp"\n', ["source.kind", "ftp"]),
         ("[source]\npolling = true\n", ["source.path"]),
+        ('[source]\npath = ""\n', ["source.path", "needs a folder name"]),
+        ('state_dir = ""\n[source]\npath = "in"\n', ["state_dir", "needs a folder name"]),
         ("[source\n", ["not valid TOML"]),
     ],
 )

@@ -255,6 +255,17 @@ def test_bad_arguments_exit_2_naming_them(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
+def test_a_folder_that_already_holds_a_simulation_is_refused_and_left_alone(
+    nanowell: Path,
+) -> None:
+    before = sorted(p.relative_to(nanowell) for p in nanowell.rglob("*"))
+    result = livecell("simulate", nanowell, "--kind", "nanowell", "--frames", "2")
+    assert result.returncode == 2
+    assert "OUT: " in result.stderr
+    assert "already holds a simulation (frames/ and ground_truth/)" in result.stderr
+    assert sorted(p.relative_to(nanowell) for p in nanowell.rglob("*")) == before
+
+
 def test_params_file_sets_knobs_and_rejects_unknown_ones(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text("max_cells_per_well = 2\n")
