@@ -326,7 +326,7 @@ def test_a_rejection_echoes_a_bounded_header_and_has_a_stable_fingerprint() -> N
     assert first.header is not None
     assert first.header == encode(fields)[:HEADER_ECHO_CHARS].decode()
     assert first.completed_at == 123.5
-    assert first.key is None
+    assert first.key == FrameKey(long_name, "A01", 7), "its frame, though the dtype is bad"
     assert first.fingerprint == again.fingerprint != other.fingerprint
     assert rejected_event(first).event_id == rejected_event(again).event_id
 
