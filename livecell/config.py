@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -607,6 +608,12 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     engine = config.engine
     if engine.model:
         engine = engine.model_copy(update={"model": str(resolve(Path(engine.model)))})
+    actions = tuple(
+        action.model_copy(update={"command": _command_resolved(action.command, resolve)})
+        if action.command
+        else action
+        for action in config.actions
+    )
     return config.model_copy(
         update={
             "state_dir": resolve(config.state_dir),
@@ -615,8 +622,19 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
             "nanowell": nanowell,
             "patches": patches,
             "engine": engine,
+            "actions": actions,
         }
     )
+
+
+def _command_resolved(command: tuple[str, ...], resolve: Callable[[Path], Path]) -> tuple[str, ...]:
+    """A command action's program given as a relative path (``./hook.sh``,
+    ``hooks/notify``) is the config folder's, as every path in the config; a bare name
+    (``python3``) is still looked up on PATH."""
+    program, *arguments = command
+    if "/" not in program or Path(program).is_absolute():
+        return command
+    return (str(resolve(Path(program))), *arguments)
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -122,6 +122,20 @@ def test_zmq_endpoints_in_their_usual_forms_are_accepted(endpoint: str) -> None:
     assert config.source.endpoint == config.sinks.zmq_pub == endpoint
 
 
+def test_a_command_action_given_by_relative_path_is_the_config_folders(tmp_path: Path) -> None:
+    config_file = tmp_path / "livecell.toml"
+    config_file.write_text(
+        '[source]\npath = "incoming"\n'
+        '[[actions]]\nkind = "death"\ncommand = ["./hooks/notify.sh", "--loud"]\n'
+        '[[actions]]\nkind = "death"\ncommand = ["python3", "-c", "pass"]\n'
+        '[[actions]]\nkind = "death"\ncommand = ["/usr/bin/env", "true"]\n'
+    )
+    relative, bare, absolute = (a.command for a in load_config(config_file).actions)
+    assert relative == (str(tmp_path / "hooks" / "notify.sh"), "--loud")
+    assert bare == ("python3", "-c", "pass"), "a bare name is still looked up on PATH"
+    assert absolute == ("/usr/bin/env", "true")
+
+
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     folder = tmp_path / "configs"
     folder.mkdir()
