@@ -41,7 +41,6 @@ SENT: Final = "sent"
 FAILED: Final = "failed"
 RETRIED: Final = "retried"
 DROPPED: Final = "dropped"
-OUTCOMES: Final = (SENT, FAILED, RETRIED, DROPPED)
 
 CountOutcome = Callable[[str, str], None]
 """``count(action_name, outcome)``, called from the publishing and the worker threads."""

@@ -34,11 +34,9 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
         from livecell.analysis.nanowell import open_nanowell_stage
 
         return open_nanowell_stage(config, meters)
-    if mode == "patches":
-        from livecell.analysis.patches import open_patch_stage
+    from livecell.analysis.patches import open_patch_stage  # mode "patches", as validated
 
-        return open_patch_stage(config, meters)
-    raise ConfigError("analysis.mode", f"{mode!r} is not one of 'none', 'nanowell' and 'patches'")
+    return open_patch_stage(config, meters)
 
 
 def configured_models(config: Config) -> list[tuple[str, Path]]:

@@ -9,6 +9,7 @@ them only from the frames it was given (no clocks, files or sockets), so that
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from livecell.events import Event
@@ -40,3 +41,17 @@ class StageMeters(Protocol):
     def observe_stage(self, stage: str, seconds: float) -> None: ...
 
     def count_engine_items(self, model: str, backend: str, items: int) -> None: ...
+
+
+class StageClock:
+    """Seconds per sub-stage of one frame, reported to ``livecell_stage_seconds``
+    through ``meters``: a measurement only, never part of an event."""
+
+    def __init__(self, meters: StageMeters) -> None:
+        self._meters = meters
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._meters.observe_stage(stage, now - self._last)
+        self._last = now

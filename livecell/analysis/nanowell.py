@@ -26,15 +26,15 @@ of a finished position starts it afresh, like a restart.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from livecell.analysis._protocol import StageMeters
+from livecell.analysis._protocol import StageClock, StageMeters
 from livecell.analysis.fates import CellTypeVote, DeathDecision, DeathWatch
 from livecell.analysis.overlay import CellMark, NanowellOverlay, WellCells, latest_overlay
 from livecell.analysis.track_state import TrackState
@@ -179,14 +179,16 @@ class NanowellStage:
         return None if position is None else latest_overlay(position.overlay, key)
 
     def close(self) -> None:
-        """Write the rows the smoothing lag still holds (the acquisition has ended)."""
+        """Write the rows the smoothing lag still holds (the acquisition has ended), then
+        release the models; a model that fails to close loses no row."""
         rows = [row for p in self._positions.values() for row in p.finish()]
-        self.models.segmenter.close()
-        if self.models.contact is not None:
-            self.models.contact.close()
-        if self._tracks_out is not None:
-            self._tracks_out.write(rows)
-            self._tracks_out.close()
+        with ExitStack() as stack:
+            stack.callback(self.models.segmenter.close)
+            if self.models.contact is not None:
+                stack.callback(self.models.contact.close)
+            if self._tracks_out is not None:
+                stack.callback(self._tracks_out.close)
+                self._tracks_out.write(rows)
 
 
 @dataclass
@@ -215,7 +217,7 @@ class _Position:
     def update(
         self, image: FloatArray, t: int, completed_at: float, meters: StageMeters
     ) -> tuple[list[Event], list[TrackRow]]:
-        clock = _Clock(meters)
+        clock = StageClock(meters)
         wells = self.lattice.update(image, t)
         clock.lap("wells")
         crops = [image[w.y0 : w.y1, w.x0 : w.x1] for w in wells]
@@ -541,19 +543,6 @@ class _EventMaker:
             completed_at=self.completed_at,
             fields=fields,
         )
-
-
-class _Clock:
-    """Seconds per sub-stage, reported to ``livecell_stage_seconds`` (never into events)."""
-
-    def __init__(self, meters: StageMeters) -> None:
-        self._meters = meters
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self._meters.observe_stage(stage, now - self._last)
-        self._last = now
 
 
 def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:

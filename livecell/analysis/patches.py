@@ -24,7 +24,6 @@ whose frame size changes starts a new grid and new patch states.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from livecell.analysis._protocol import StageMeters
+from livecell.analysis._protocol import StageClock, StageMeters
 from livecell.analysis.overlay import PatchOverlay, latest_overlay
 from livecell.analysis.patch_grid import (
     Grid,
@@ -140,7 +139,7 @@ class PatchStage:
         self.model.backend.predict(np.zeros((1, 1, size, size), dtype=np.float32))
 
     def update(self, frame: Frame) -> list[Event]:
-        clock = _Clock(self._meters)
+        clock = StageClock(self._meters)
         key = frame.key
         image = projection(frame.pixels, frame.axes)
         clock.lap("mip")
@@ -250,19 +249,6 @@ class _Position:
     grid: Grid
     tracks: list[PatchTrack]
     overlay: PatchOverlay | None = None  # the latest frame's, for viewers only
-
-
-class _Clock:
-    """Seconds per sub-stage, reported to ``livecell_stage_seconds`` (never into events)."""
-
-    def __init__(self, meters: StageMeters) -> None:
-        self._meters = meters
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self._meters.observe_stage(stage, now - self._last)
-        self._last = now
 
 
 def model_folder(config: Config) -> Path:

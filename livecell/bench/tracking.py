@@ -576,7 +576,7 @@ def _chip_step_labels(
     parts = split_by_box(obs, chip.boxes)
     box_of = np.full(int(image.max()) + 1, -1, np.int64)
     box_of[obs.label] = assign_to_boxes(obs.x_px, obs.y_px, chip.boxes)
-    # the pairs by the well of their first label (as split_pairs), as one list sliced per well
+    # the pairs by the well of their first label, as one list sliced per well
     which = box_of[pairs[:, 0]]
     order = np.argsort(which, kind="stable")
     bounds = np.searchsorted(which[order], np.arange(len(chip.boxes) + 1)).tolist()

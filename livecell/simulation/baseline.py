@@ -24,8 +24,6 @@ import numpy as np
 from livecell.simulation.nanowell import NanowellParams, NanowellSimulator
 from livecell.simulation.scene import LIVE
 
-FEATURES = ("mean", "std", "foreground_area")
-
 
 @dataclass(frozen=True)
 class CropTable:

@@ -1,8 +1,8 @@
 """Publish committed events on a ZeroMQ PUB socket as ``[kind, json]`` messages.
 
 PUB never blocks: a subscriber that cannot keep up loses messages at the
-socket's high-water mark (ZeroMQ's own rule), counted in ``dropped``; the
-events file remains the complete record.
+socket's high-water mark, silently (ZeroMQ's own rule: a PUB socket neither
+blocks nor reports the drop); the events file remains the complete record.
 """
 
 from __future__ import annotations
@@ -27,15 +27,11 @@ class ZmqPublisher:
         except zmq.ZMQError:
             self._socket.close(linger=0)
             raise
-        self.dropped = 0
 
     def publish(self, records: Sequence[Mapping[str, Any]]) -> None:
         for record in records:
             message = [str(record["kind"]).encode(), json.dumps(record).encode()]
-            try:
-                self._socket.send_multipart(message, flags=zmq.NOBLOCK)
-            except zmq.Again:
-                self.dropped += 1
+            self._socket.send_multipart(message, flags=zmq.NOBLOCK)
 
     def close(self) -> None:
         self._socket.close()

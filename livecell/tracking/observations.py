@@ -18,7 +18,6 @@ index (the centre of pixel ``(r, c)`` is ``(c, r)``). Boxes are ``(x0, y0, x1, y
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -356,16 +355,3 @@ def split_by_box(
         )  # fmt: skip
         parts.append(part)
     return parts
-
-
-def split_pairs(
-    pairs: IntArray, label_box: Sequence[int] | IntArray, n_boxes: int
-) -> list[IntArray]:
-    """Touching pairs ``[P, 2]`` split by the box of their first label (``label_box[label]``)."""
-    lookup = np.asarray(label_box, np.int64)
-    if len(pairs) == 0:
-        return [np.zeros((0, 2), np.int64) for _ in range(n_boxes)]
-    which = lookup[pairs[:, 0]]
-    order = np.argsort(which, kind="stable")
-    bounds = np.searchsorted(which[order], np.arange(n_boxes + 1))
-    return [pairs[order[bounds[i] : bounds[i + 1]]] for i in range(n_boxes)]

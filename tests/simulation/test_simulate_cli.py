@@ -142,7 +142,9 @@ def test_deaths_and_contacts_are_consistent_with_states(nanowell: Path) -> None:
         assert int(death["marker_t"]) > int(death["onset_t"])
         for t, state in history:
             assert state == (death["pathway"] if t >= int(death["onset_t"]) else "live")
-    for contact in rows(truth / "contacts.csv"):
+    contacts = rows(truth / "contacts.csv")
+    assert contacts, "the fixture's acquisition has contacts to check"
+    for contact in contacts:
         assert int(contact["track_a"]) < int(contact["track_b"])
         assert int(contact["start_t"]) <= int(contact["end_t"])
 

@@ -1,3 +1,5 @@
+"""Fixtures shared by the training tests: one small simulated acquisition per module."""
+
 from __future__ import annotations
 
 import subprocess

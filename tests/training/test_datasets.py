@@ -1,3 +1,5 @@
+"""Patch datasets: folder trees and simulations tiled into patches, normalisation, augmentation."""
+
 from __future__ import annotations
 
 import csv

@@ -1,3 +1,5 @@
+"""The death head trained on the daemon's windows: whole-track series, chip motion, epoch choice."""
+
 from __future__ import annotations
 
 import json

@@ -1,3 +1,5 @@
+"""Track sequences for the nanowell sequence models: crops, masks, motion, labels, training."""
+
 from __future__ import annotations
 
 import csv
@@ -84,6 +86,7 @@ def test_masks_select_the_cell_and_crops_come_from_its_frame(
     assert live.any()
     assert np.all(data.crops[:, :, -1, centre, centre][live] == 1.0)
     # the image channel is the frame cut at the track's own (x, y), window by window
+    assert len(data) > 0
     for i in range(0, len(data), 7):
         position, track = data.tracks[i].split("/")[1:]
         t = int(data.frame_t[i, -1])

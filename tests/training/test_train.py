@@ -1,3 +1,5 @@
+"""Patch classifier training: model card, confusion, weights-only reload, resume, command line."""
+
 from __future__ import annotations
 
 import json
