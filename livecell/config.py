@@ -88,7 +88,10 @@ class SourceConfig(_Section):
     socket: Literal["pull", "sub"] = Field("pull", description="zmq: socket type")
     bind: bool = Field(True, description="zmq: bind (true) or connect (false)")
     max_frame_mib: float = Field(
-        1024.0, gt=0, description="zmq: largest accepted pixel buffer; larger headers are rejected"
+        1024.0,
+        gt=0,
+        description="largest accepted frame, decoded: a ZeroMQ pixel buffer, or a file's "
+        "pixels (a small compressed TIFF can declare gigabytes); larger ones are rejected",
     )
     receive_hwm: int = Field(
         4, ge=1, description="zmq: messages buffered in the socket before the sender is pushed back"

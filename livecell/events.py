@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from livecell.frames import Frame, Rejection
+from livecell.frames import Frame, Rejection, usable_pixel_size_um
 
 SCHEMA_VERSION: Final = 1
 
@@ -85,8 +85,9 @@ def frame_event(frame: Frame) -> Event:
     }
     if frame.path is not None:
         fields["path"] = frame.path
-    if frame.pixel_size_um is not None:
-        fields["pixel_size_um"] = frame.pixel_size_um
+    pixel_size_um = usable_pixel_size_um(frame.pixel_size_um)
+    if pixel_size_um is not None:
+        fields["pixel_size_um"] = pixel_size_um
     return Event(
         event_id=stable_id(FRAME, key.acquisition, key.position, key.t),
         kind=FRAME,

@@ -5,6 +5,7 @@ Every source produces ``Frame`` objects; everything downstream consumes them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -77,6 +78,15 @@ class Rejection:
     path: str | None = None
     header: str | None = None
     quarantine: bool = True
+
+
+def usable_pixel_size_um(value: object) -> float | None:
+    """A pixel size from a file's metadata, if it is a finite positive number; None
+    otherwise (``NaN``, ``Infinity`` and ``1e999`` parse as floats but mean nothing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    size = float(value)
+    return size if math.isfinite(size) and size > 0 else None
 
 
 def check_pixels(pixels: np.ndarray, axes: str) -> None:

@@ -28,7 +28,15 @@ import structlog
 
 from livecell.analysis import Stage
 from livecell.analysis.overlay import FrameObserver, overlay_of
-from livecell.events import FRAME, REJECTED, Event, frame_event, rejected_event, stable_id
+from livecell.events import (
+    FRAME,
+    REJECTED,
+    Event,
+    frame_event,
+    rejected_event,
+    stable_id,
+    to_json_line,
+)
 from livecell.frames import Frame, FrameKey, Rejection
 from livecell.journal import DoneFrame, Journal
 from livecell.metrics import Metrics
@@ -332,7 +340,7 @@ class Pipeline:
             else:
                 repeated.append(event)
         emitted_at = time.time()
-        records = [e.to_record(emitted_at) for e in fresh]
+        fresh, records = _writable(fresh, emitted_at)
         started = time.perf_counter()
         if self._event_log.reopen_if_deleted():
             log.error(
@@ -438,6 +446,46 @@ def _done_frame(record: dict[str, Any]) -> DoneFrame | None:
         str(record.get("source", "")),
         path if isinstance(path, str) else None,
         float(done_at) if isinstance(done_at, int | float) else 0.0,
+    )
+
+
+def _writable(events: list[Event], emitted_at: float) -> tuple[list[Event], list[dict[str, Any]]]:
+    """The events and their records, where an event that cannot be written as JSON (a
+    non-finite number a bug let through) is replaced by an ``internal_error`` rejection
+    naming it: one bad value must not stop the daemon, nor, at every restart, again."""
+    kept: list[Event] = []
+    records: list[dict[str, Any]] = []
+    for event in events:
+        record = event.to_record(emitted_at)
+        try:
+            to_json_line(record)
+        except (TypeError, ValueError) as exc:
+            log.error(
+                "an event could not be written as JSON; an internal_error rejection stands for it",
+                kind=event.kind,
+                acquisition=event.acquisition,
+                position=event.position,
+                t=event.t,
+                error=str(exc),
+            )
+            event = rejected_event(_unwritable(event, exc))
+            record = event.to_record(emitted_at)
+        kept.append(event)
+        records.append(record)
+    return kept, records
+
+
+def _unwritable(event: Event, exc: Exception) -> Rejection:
+    acquisition, position, t = event.acquisition, event.position, event.t
+    return Rejection(
+        reason="internal_error",
+        detail=f"its {event.kind} event could not be written as JSON: {exc}",
+        completed_at=event.completed_at,
+        fingerprint=stable_id("unwritable", event.event_id),
+        key=FrameKey(acquisition, position, t)
+        if acquisition is not None and position is not None and t is not None
+        else None,
+        quarantine=False,
     )
 
 

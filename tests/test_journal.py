@@ -354,3 +354,35 @@ def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
     log.append([{"event_id": "c"}])
     log.close()
     assert [json.loads(line)["event_id"] for line in events.read_text().splitlines()] == ["a", "c"]
+
+
+class NotANumberStage(FramesOnly):
+    """A stage with a bug: for frame 1 it derives an event whose confidence is NaN."""
+
+    def update(self, frame: Frame) -> list[Event]:
+        if frame.key.t != 1:
+            return []
+        key = frame.key
+        odd = Event(
+            event_id=f"odd-{key.t}",
+            kind="cell_type",
+            acquisition=key.acquisition,
+            position=key.position,
+            t=key.t,
+            completed_at=frame.completed_at,
+            fields={"confidence": float("nan")},
+        )
+        return [odd]
+
+
+def test_an_event_that_cannot_be_written_as_json_becomes_a_rejection_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0), frame(1), frame(2)], stage=NotANumberStage())
+    written = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["t"] for e in written if e["kind"] == "frame"] == [0, 1, 2]
+    (rejected,) = [e for e in written if e["kind"] == "rejected"]
+    assert (rejected["reason"], rejected["t"]) == ("internal_error", 1)
+    assert "cell_type event could not be written as JSON" in rejected["detail"]
+    assert not [e for e in written if e["kind"] == "cell_type"]

@@ -28,7 +28,7 @@ import numpy as np
 import tifffile
 
 from livecell.errors import RejectedFrame
-from livecell.frames import FrameKey, check_pixels
+from livecell.frames import MAX_T, FrameKey, check_pixels, usable_pixel_size_um
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _CANONICAL_AXES = {"YX": "YX", "ZYX": "ZYX", "CYX": "CYX", "ZCYX": "ZCYX", "CZYX": "ZCYX"}
@@ -202,16 +202,18 @@ def _parse_ome(xml: str) -> OmeInfo | None:
     if channel_elements:
         samples = max(1, int(channel_elements[0].get("SamplesPerPixel", "1")))
     channels = tuple(e.get("Name", "") for e in channel_elements if e.get("Name"))
-    size_x = pixels.get("PhysicalSizeX")
+    size_x = _number(pixels.get("PhysicalSizeX"))
     unit = pixels.get("PhysicalSizeXUnit", "µm")
-    pixel_size_um = _to_um(float(size_x), unit) if size_x else None
+    pixel_size_um = usable_pixel_size_um(_to_um(size_x, unit) if size_x is not None else None)
     annotations = {
         m.get("K", ""): (m.text or "").strip() for m in root.iter() if _local(m.tag) == "M"
     }
     stage = _first(root, "StageLabel")
     position = (stage.get("Name") if stage is not None else None) or annotations.get("position")
     t_text = annotations.get("t")
-    t = int(t_text) if t_text and t_text.isdigit() else None
+    t = int(t_text) if t_text and t_text.isascii() and t_text.isdigit() else None
+    if t is not None and t > MAX_T:
+        raise RejectedFrame("bad_metadata", f"OME annotation t = {t_text} is over 2**63 - 1")
     return OmeInfo(
         planes=max(1, planes // samples),
         pixel_size_um=pixel_size_um,
@@ -220,6 +222,13 @@ def _parse_ome(xml: str) -> OmeInfo | None:
         position=position or None,
         t=t,
     )
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _to_um(value: float, unit: str) -> float | None:

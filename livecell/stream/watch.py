@@ -30,6 +30,7 @@ whose readers are polled on every wake-up and hand out each image once it is com
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import queue
 import re
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import structlog
 from watchdog.events import (
     FileClosedEvent,
@@ -371,6 +373,9 @@ class WatchSource:
         if pending.layout is None:
             unreadable = pending.problem or RejectedFrame("unreadable", "no usable TIFF")
             return self._rejection(pending, unreadable, completed_at)
+        too_large = _too_large(pending.layout, self._config.max_frame_mib)
+        if too_large is not None:
+            return self._rejection(pending, too_large, completed_at)
         try:
             pixels = load_frame_pixels(pending.layout, memmap=self._memmap)
         except FileIncomplete:
@@ -403,6 +408,20 @@ class WatchSource:
             key=pending.key,
             path=str(pending.path),
         )
+
+
+def _too_large(layout: TiffLayout, max_frame_mib: float) -> RejectedFrame | None:
+    """A file whose pixels would decode to more than ``source.max_frame_mib``: a few KB of
+    compressed strips can declare gigabytes (a decompression bomb), so the declared size
+    is checked before anything is decoded."""
+    decoded_bytes = math.prod(layout.shape) * np.dtype(layout.dtype).itemsize
+    if decoded_bytes <= max_frame_mib * 2**20:
+        return None
+    return RejectedFrame(
+        "shape_too_large",
+        f"shape {list(layout.shape)} of {layout.dtype} is {decoded_bytes} bytes, over the "
+        f"{max_frame_mib:g} MiB limit (source.max_frame_mib)",
+    )
 
 
 def _stream(key: FrameKey) -> tuple[str, str]:

@@ -381,6 +381,13 @@ def _no_digits(path: Path) -> None:
     write_file(path, tiff_bytes(image(6)))  # a good image, but no t in its name
 
 
+def _ome_t_too_large(path: Path) -> None:
+    annotation = {"t": str(2**64)}  # past SQLite's integers: once an internal error
+    write_file(
+        path, tiff_bytes(image(6), ome=True, metadata={"axes": "YX", "MapAnnotation": annotation})
+    )
+
+
 BAD_FILES = [
     BadFile("zero_bytes", "empty_file", "Pos0/empty_0001.tif", _zero_bytes),
     BadFile("text", "not_tiff", "Pos0/notes_0002.tif", _text),
@@ -389,6 +396,7 @@ BAD_FILES = [
     BadFile("all_nan", "all_nan", "Pos1/nan_0001.tif", _all_nan),
     BadFile("duplicate", "duplicate", "Pos2/b_0005.tif", _duplicate),
     BadFile("no_t_in_name", "no_position_t", "Pos3/overview.tif", _no_digits),
+    BadFile("ome_t_too_large", "bad_metadata", "Pos4/big_t_0001.ome.tif", _ome_t_too_large),
 ]
 
 
@@ -432,6 +440,44 @@ def test_bad_file_is_rejected_counted_quarantined_and_the_daemon_goes_on(
     if bad.name == "duplicate":
         kept = [e for e in daemon.events("frame") if (e["position"], e["t"]) == ("Pos2", 5)]
         assert [e["path"] for e in kept] == [str(path.with_name("a_0005.tif"))]
+    stop_cleanly(daemon)
+
+
+@pytest.mark.parametrize("size", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_pixel_size_that_is_no_number_is_left_out_and_costs_nothing(
+    make_daemon: Callable[..., Daemon], size: float
+) -> None:
+    """A non-finite PhysicalSizeX once made the frame event unwritable as JSON: the daemon
+    exited, and at every restart again on the same file."""
+    daemon = start(watch_daemon(make_daemon, polling=False))
+    folder = incoming(daemon) / "Pos0"
+    make_folder(folder)
+    odd = tiff_bytes(image(1), ome=True, metadata={"axes": "YX", "PhysicalSizeX": size})
+    write_file(folder / "odd_0001.ome.tif", odd)
+    write_file(folder / "good_0002.tif", tiff_bytes(image(2)))
+    frames = daemon.wait_events("frame", 2, timeout_s=15)
+    assert [e["t"] for e in frames] == [1, 2], daemon.log_text()[-3000:]
+    assert "pixel_size_um" not in frames[0]
+    assert daemon.events("rejected") == []
+    stop_cleanly(daemon)
+
+
+def test_a_file_that_decodes_past_max_frame_mib_is_rejected_before_it_is_decoded(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = start(watch_daemon(make_daemon, polling=False, max_frame_mib=0.01))
+    folder = incoming(daemon) / "Pos0"
+    make_folder(folder)
+    zeros = np.zeros((256, 256), np.uint16)  # 128 KiB of pixels in a file of a few hundred bytes
+    bomb = tiff_bytes(zeros, compression="zlib")
+    assert len(bomb) < 2000
+    write_file(folder / "bomb_0001.tif", bomb)
+    write_file(folder / "good_0002.tif", tiff_bytes(image(2)))  # 512 bytes of pixels
+    daemon.wait_events("frame", 1, timeout_s=15)
+    (rejected,) = daemon.wait_events("rejected", 1, timeout_s=5)
+    assert rejected["reason"] == "shape_too_large"
+    assert "source.max_frame_mib" in rejected["detail"]
+    assert [e["t"] for e in daemon.events("frame")] == [2]
     stop_cleanly(daemon)
 
 

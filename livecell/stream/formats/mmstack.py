@@ -48,6 +48,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from livecell.frames import usable_pixel_size_um
 from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem, never_done
 
 MM_METADATA_TAG = 51123
@@ -563,8 +564,7 @@ class MMStackReader:
         channel = meta.get("Channel") if isinstance(meta.get("Channel"), str) else None
         if channel is None and ome is not None and c < len(ome.channels):
             channel = ome.channels[c] or None
-        size = meta.get("PixelSizeUm")
-        pixel_size = float(size) if isinstance(size, int | float) and size > 0 else None
+        pixel_size = usable_pixel_size_um(meta.get("PixelSizeUm"))
         if pixel_size is None and ome is not None:
             pixel_size = ome.pixel_size_um
         if not has_mm and (ome is None or self._by_page_number):
@@ -777,4 +777,4 @@ def _parse_ome(root: ET.Element, position: str) -> _Ome:
         size = float(pixels.get("PhysicalSizeX", "nan")) * (scale or math.nan)
     except ValueError:
         size = math.nan
-    return _Ome(order, sizes, channels, size if size > 0 else None)
+    return _Ome(order, sizes, channels, usable_pixel_size_um(size))

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livecell.frames import usable_pixel_size_um
 from livecell.stream.formats._protocol import DatasetImage, DatasetItem, DatasetProblem, never_done
 
 INDEX_NAME = "NDTiff.index"
@@ -427,9 +428,7 @@ class NDTiffReader:
                     ch = summary.get("ChNames")
                     if isinstance(ch, list) and all(isinstance(c, str) for c in ch):
                         names = tuple(ch)
-                    size = summary.get("PixelSize_um")
-                    if isinstance(size, int | float) and not isinstance(size, bool) and size > 0:
-                        pixel_size = float(size)
+                    pixel_size = usable_pixel_size_um(summary.get("PixelSize_um"))
                 break
         opened = _StackFile(fd, big, names, pixel_size)
         self._files[filename] = opened
