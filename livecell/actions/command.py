@@ -2,7 +2,9 @@
 
 The command is an argv list, run without a shell, in a session of its own; when it
 runs past the action's timeout the whole session is killed, so a program it started
-(``sh -c "sleep 30"``) does not outlive it.
+(``sh -c "sleep 30"``) does not outlive it. Its standard output is discarded and its
+standard error goes to a temporary file of which only the end is read, so a chatty
+command costs the daemon no memory.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
+from typing import IO
 
 from livecell.actions._protocol import ActionFailed
 
@@ -23,29 +27,37 @@ class CommandSender:
         self._timeout_s = timeout_s
 
     def send(self, payload: bytes) -> None:
-        try:
-            process = subprocess.Popen(
-                self._argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ActionFailed(f"cannot run {self._argv[0]}: {exc}") from None
-        try:
-            _, stderr_bytes = process.communicate(payload, timeout=self._timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_session(process)
-            raise ActionFailed(
-                f"{self._argv[0]} ran past {self._timeout_s} s and was killed"
-            ) from None
-        if process.returncode != 0:
-            stderr = stderr_bytes.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
-            raise ActionFailed(f"{self._argv[0]} exited {process.returncode}: {stderr}")
+        with tempfile.TemporaryFile() as stderr_file:
+            try:
+                process = subprocess.Popen(
+                    self._argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr_file,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ActionFailed(f"cannot run {self._argv[0]}: {exc}") from None
+            try:
+                process.communicate(payload, timeout=self._timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_session(process)
+                raise ActionFailed(
+                    f"{self._argv[0]} ran past {self._timeout_s} s and was killed"
+                ) from None
+            if process.returncode != 0:
+                stderr = _tail(stderr_file).decode("utf-8", "replace").strip()
+                raise ActionFailed(f"{self._argv[0]} exited {process.returncode}: {stderr}")
 
     def close(self) -> None:
         """Nothing held between runs."""
+
+
+def _tail(file: IO[bytes]) -> bytes:
+    """The last ``_STDERR_TAIL`` bytes written to ``file``."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - _STDERR_TAIL))
+    return file.read()
 
 
 def _kill_session(process: subprocess.Popen[bytes]) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,6 +102,60 @@ def test_http_dead_peer_fails() -> None:
         HttpPostSender(f"http://127.0.0.1:{dead_port()}/x", 2.0).send(PAYLOAD)
 
 
+@contextmanager
+def raw_http_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A one-connection-at-a-time TCP server on 127.0.0.1 that reads a request and lets
+    ``answer`` write whatever bytes it likes; yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with client:
+                client.recv(65536)
+                with contextlib.suppress(OSError):
+                    answer(client)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/trigger"
+    finally:
+        stop.set()
+        server.join(timeout=5)
+        listener.close()
+
+
+def test_http_redirect_is_a_failure_not_followed() -> None:
+    def redirect(client: socket.socket) -> None:
+        client.sendall(
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:9/elsewhere\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+
+    with raw_http_server(redirect) as url, pytest.raises(ActionFailed, match="answered 302"):
+        HttpPostSender(url, 2.0).send(PAYLOAD)
+
+
+def test_http_server_answering_a_byte_at_a_time_is_cut_off_at_the_timeout() -> None:
+    def trickle(client: socket.socket) -> None:
+        client.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):  # 20 s of one header byte per 0.2 s
+            client.sendall(b"X")
+            time.sleep(0.2)
+
+    with raw_http_server(trickle) as url:
+        started = time.monotonic()
+        with pytest.raises(ActionFailed, match="timed out"):
+            HttpPostSender(url, 1.0).send(PAYLOAD)
+        assert time.monotonic() - started < 2.0
+
+
 def test_http_hanging_peer_times_out() -> None:
     with HttpPeer(hang_s=10).serving() as peer:
         started = time.monotonic()
@@ -117,6 +176,25 @@ def test_command_nonzero_exit_fails_with_stderr(tmp_path: Path) -> None:
     with pytest.raises(ActionFailed, match="exited 1: refused run 1"):
         CommandSender(command, 10.0).send(PAYLOAD)
     assert recorded(out) == []
+
+
+def test_a_chatty_command_costs_no_memory_and_its_failure_quotes_the_end_of_stderr() -> None:
+    chatty = (
+        "head -c 20000000 /dev/zero; "  # 20 MB on stdout
+        "head -c 100000 /dev/zero | tr '\\0' x >&2; echo ' the end' >&2; exit 3"
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(ActionFailed) as failed:
+            CommandSender(("sh", "-c", chatty), 20.0).send(PAYLOAD)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 2_000_000, f"{peak_bytes} bytes held for a command's output"
+    message = str(failed.value)
+    assert message.startswith("sh exited 3: ")
+    assert message.endswith("the end")
+    assert len(message) < 600
 
 
 def test_command_killed_after_timeout(tmp_path: Path) -> None:
