@@ -48,6 +48,10 @@ _ALLOWED = "GET, HEAD"
 MAX_CONNECTIONS = 64
 """Open connections at once: pages (each holds an event stream and a few image loads)
 for a handful of viewers, far under the daemon's file-descriptor limit."""
+MAX_EVENT_STREAMS = 32
+"""Event streams at once (each holds its connection for as long as its page is open):
+half the connections, so open pages cannot take the slots the others need."""
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 CONNECTION_TIMEOUT_S = 30.0
 """A connection with no request, or not reading, for this long is dropped (event
 streams write a keep-alive every 15 s, so a live page never waits this long)."""
@@ -126,6 +130,10 @@ class DashboardServer(ThreadingHTTPServer):
         self.keepalive_s = keepalive_s
         self.pngs = _PngCache(16 * 2**20)
         self._connections = threading.BoundedSemaphore(max_connections)
+        self.event_streams = threading.BoundedSemaphore(max(1, max_connections // 2))
+        host = str(address[0])
+        loopback = host in _LOOPBACK_NAMES or host.startswith("127.")
+        self.allowed_hosts = (_LOOPBACK_NAMES | {host}) if loopback else None
         self.static = {
             name: resources.files("livecell.dashboard").joinpath("static", name).read_bytes()
             for name in STATIC_FILES
@@ -193,7 +201,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routes
 
+    def _host_allowed(self) -> bool:
+        """A dashboard on a loopback address answers only to loopback names in ``Host``:
+        a web page elsewhere cannot point a name of its own at 127.0.0.1 (DNS rebinding)
+        and read the dashboard through the browser. Bound elsewhere, any name goes."""
+        allowed = self.server.allowed_hosts
+        if allowed is None:
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return name in allowed
+
     def _route(self, *, head: bool) -> None:
+        if not self._host_allowed():
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, "not this dashboard's host name")
+            return
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = url.path
@@ -314,6 +336,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._png(data, head, immutable=True)
 
     def _events(self, head: bool) -> None:
+        if not self.server.event_streams.acquire(blocking=False):
+            self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "too many pages open on this dashboard")
+            return
+        try:
+            self._stream_events(head)
+        finally:
+            self.server.event_streams.release()
+
+    def _stream_events(self, head: bool) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")

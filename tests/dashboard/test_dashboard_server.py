@@ -187,6 +187,54 @@ def test_idle_and_surplus_connections_cannot_hold_the_server() -> None:
         server.server_close()
 
 
+def _status_for_host(d: Dashboard, host_header: str) -> int:
+    host, port = d.server.server_address[:2]
+    conn = http.client.HTTPConnection(str(host), int(port), timeout=5)
+    try:
+        conn.putrequest("GET", "/api/state", skip_host=True)
+        conn.putheader("Host", host_header)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_loopback_dashboard_answers_only_to_loopback_host_names(dashboard: Dashboard) -> None:
+    """DNS rebinding: a page on evil.example whose name is made to point at 127.0.0.1
+    would otherwise read the dashboard through the visitor's browser."""
+    port = dashboard.server.server_address[1]
+    assert _status_for_host(dashboard, f"evil.example:{port}") == 421
+    assert _status_for_host(dashboard, "") == 421
+    for name in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert _status_for_host(dashboard, name) == 200, name
+
+
+def test_event_streams_leave_connections_for_the_rest() -> None:
+    server = DashboardServer(
+        ("127.0.0.1", 0), Store(Limits(), mode="none", backend="x"), Hub(), max_connections=4
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    streams: list[socket.socket] = []
+    try:
+        for _ in range(3):  # two may stream (half of four); the third is turned away
+            sock = socket.create_connection((str(host), int(port)), timeout=5)
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            streams.append(sock)
+        answers = [sock.recv(64).split(b"\r\n")[0].split(b" ")[1] for sock in streams]
+        assert sorted(answers) == [b"200", b"200", b"503"]
+        conn = http.client.HTTPConnection(str(host), int(port), timeout=5)
+        conn.request("GET", "/api/state")
+        assert conn.getresponse().status == 200, "a slot is left for everything else"
+        conn.close()
+    finally:
+        for sock in streams:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_page_that_connects_gets_hello_then_history_then_live_events(
     dashboard: Dashboard,
 ) -> None:
@@ -194,7 +242,7 @@ def test_a_page_that_connects_gets_hello_then_history_then_live_events(
     _wait(lambda: len(dashboard.store.history()) == 1)
     host, port = dashboard.server.server_address[:2]
     with socket.create_connection((str(host), int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         reader = sock.makefile("rb")
         _wait(lambda: dashboard.hub.clients == 1)
         dashboard.publish([_record("contact_start", 2, well="r000c000", tracks=[5, 6])])
@@ -210,7 +258,7 @@ def test_a_page_that_connects_gets_hello_then_history_then_live_events(
 def test_closing_disconnects_pages(dashboard: Dashboard) -> None:
     host, port = dashboard.server.server_address[:2]
     with socket.create_connection((str(host), int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         _wait(lambda: dashboard.hub.clients == 1)
         dashboard.close()
         data = b""
