@@ -85,7 +85,10 @@ def usable_pixel_size_um(value: object) -> float | None:
     otherwise (``NaN``, ``Infinity`` and ``1e999`` parse as floats but mean nothing)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    size = float(value)
+    try:
+        size = float(value)
+    except OverflowError:  # an integer past any float
+        return None
     return size if math.isfinite(size) and size > 0 else None
 
 
