@@ -84,6 +84,8 @@ def test_unit_promises() -> None:
         "LockPersonality": "true",
         "ProtectControlGroups": "true",
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "MemoryMax": "80%",
+        "TasksMax": "1024",
     }
     assert {key: one(key) for key in expected} == expected
     assert "@system-service" in unit["SystemCallFilter"]
