@@ -32,6 +32,11 @@ from livecell.frames import MAX_T, FrameKey, check_pixels, usable_pixel_size_um
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _CANONICAL_AXES = {"YX": "YX", "ZYX": "ZYX", "CYX": "CYX", "ZCYX": "ZCYX", "CZYX": "ZCYX"}
+MAX_PAGES = 10_000
+"""Pages of one file, at most: far more than the planes of one time point (a 2.6 s
+parse for 50,000 pages stalls every other file behind it)."""
+MAX_DESCRIPTION_BYTES = 8 * 2**20
+"""The first page's description (the OME-XML), at most: a 42 MB one took 1.1 GB."""
 _tifffile_log_lock = threading.Lock()
 
 
@@ -141,7 +146,18 @@ def _to_axes(pixels: np.ndarray, layout: TiffLayout) -> np.ndarray:
 
 
 def _layout(tif: tifffile.TiffFile, path: Path, size: int, default_axes: str) -> TiffLayout:
-    for page in tif.pages:
+    description = tif.pages.first.description
+    if len(description) > MAX_DESCRIPTION_BYTES:  # parsing costs ~27x its size, twice
+        raise RejectedFrame(
+            "bad_metadata",
+            f"its image description (OME-XML) is {len(description)} bytes, over "
+            f"{MAX_DESCRIPTION_BYTES}",
+        )
+    for index, page in enumerate(tif.pages):
+        if index == MAX_PAGES:  # each page is parsed on the watch thread, one by one
+            raise RejectedFrame(
+                "too_many_pages", f"over {MAX_PAGES} pages: not one time point of a frame"
+            )
         if not isinstance(page, tifffile.TiffPage):
             continue
         ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]

@@ -12,7 +12,13 @@ import tifffile
 
 from livecell.errors import RejectedFrame
 from livecell.frames import FrameKey
-from livecell.stream.tiff import FileIncomplete, inspect_tiff, load_frame_pixels
+from livecell.stream.tiff import (
+    MAX_DESCRIPTION_BYTES,
+    MAX_PAGES,
+    FileIncomplete,
+    inspect_tiff,
+    load_frame_pixels,
+)
 
 STACK = np.arange(3 * 2 * 8 * 8, dtype=np.uint16).reshape(3, 2, 8, 8)
 
@@ -308,3 +314,25 @@ def test_no_prefix_of_a_file_is_read_as_a_different_image(tmp_path: Path, case: 
     assert whole_prefixes < 64, "only the last few bytes of a file may be missing"
     path.write_bytes(data)
     np.testing.assert_array_equal(load(path, default_axes), expected)
+
+
+def test_a_file_of_more_pages_than_any_time_point_is_rejected_before_they_are_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pages_0001.tif"
+    with tifffile.TiffWriter(path) as writer:
+        for _ in range(MAX_PAGES + 1):
+            writer.write(np.zeros((1, 1), np.uint8), contiguous=True, photometric="minisblack")
+    with pytest.raises(RejectedFrame) as caught:
+        inspect_tiff(path, default_axes="ZYX")
+    assert caught.value.reason == "too_many_pages"
+
+
+def test_a_description_past_the_limit_is_rejected_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "huge_0001.ome.tif"
+    description = "<?xml version='1.0'?><OME>" + " " * MAX_DESCRIPTION_BYTES + "</OME>"
+    tifffile.imwrite(path, np.zeros((4, 4), np.uint16), description=description, metadata=None)
+    with pytest.raises(RejectedFrame) as caught:
+        inspect_tiff(path, default_axes="YX")
+    assert caught.value.reason == "bad_metadata"
+    assert "over 8388608" in caught.value.detail
