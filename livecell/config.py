@@ -522,6 +522,11 @@ class Config(_Section):
             raise ValueError("source.path is required when source.kind = 'watch'")
         return self
 
+    @property
+    def engine_cache_dir(self) -> Path:
+        """Where the engine keeps what it builds (TensorRT engines and timing caches)."""
+        return self.state_dir / "engine"
+
     def to_toml(self) -> str:
         """The resolved config, every default filled in, as TOML."""
         return _to_toml(self.model_dump(mode="json"))

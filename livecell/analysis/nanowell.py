@@ -559,18 +559,21 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
             "onset is placed within the window, so a longer hold would never end",
         )
     segmenter: Segmenter
+    cache = config.engine_cache_dir
     if settings.segmenter == "classical":
         segmenter = ClassicalSegmenter()
     elif settings.segmentation_model is not None:
-        segmenter = UNetSegmenter(settings.segmentation_model, _backend(config))
+        segmenter = UNetSegmenter(
+            settings.segmentation_model, _backend(config), engine_cache_dir=cache
+        )
     else:
-        segmenter = UNetSegmenter.bundled(_backend(config))
+        segmenter = UNetSegmenter.bundled(_backend(config), engine_cache_dir=cache)
     contact = None
     if settings.contact_rule == "net" and isinstance(segmenter, ForegroundSegmenter):
         contact = (
-            ContactNet(settings.contact_model, _backend(config))
+            ContactNet(settings.contact_model, _backend(config), engine_cache_dir=cache)
             if settings.contact_model is not None
-            else ContactNet.bundled(_backend(config))
+            else ContactNet.bundled(_backend(config), engine_cache_dir=cache)
         )
     models = NanowellModels(
         segmenter=segmenter,

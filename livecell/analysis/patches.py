@@ -74,7 +74,13 @@ class PatchModel:
 
     @classmethod
     def open(
-        cls, folder: Path, backend: str = "onnxruntime", *, max_batch: int = 64, threads: int = 0
+        cls,
+        folder: Path,
+        backend: str = "onnxruntime",
+        *,
+        max_batch: int = 64,
+        threads: int = 0,
+        engine_cache_dir: Path | None = None,
     ) -> PatchModel:
         """The model in ``folder`` (``model.onnx`` + ``model_card.json``)."""
         from livecell.engine.bundled import CARD_FILE
@@ -89,7 +95,13 @@ class PatchModel:
         model_file = folder / ("model_card.json" if backend == "torch" else "model.onnx")
         return cls(
             name=folder.name,
-            backend=open_backend(backend, model_file, max_batch=max_batch, threads=threads),
+            backend=open_backend(
+                backend,
+                model_file,
+                max_batch=max_batch,
+                threads=threads,
+                engine_cache_dir=engine_cache_dir,
+            ),
             classes=tuple(card["classes"]),
             input_px=int(spec["height"]),
             mean=float(spec["normalisation"]["mean"][0]),
@@ -270,5 +282,6 @@ def open_patch_stage(config: Config, meters: StageMeters) -> PatchStage:
         config.engine.backend,
         max_batch=settings.batch_size,
         threads=settings.threads,
+        engine_cache_dir=config.engine_cache_dir,
     )
     return PatchStage(settings, model, meters=meters)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pt2 = export_torch_program(
                 model, Path(tmp) / f"{arch}.pt2", in_channels=args.channels, input_size=args.size
             )
-            kinds: list[tuple[str, str, Path, dict[str, object]]] = [
+            kinds: list[tuple[str, str, Path, dict[str, Any]]] = [
                 ("onnxruntime", "onnxruntime", onnx, {"device": "cpu"}),
                 ("torch eager", "torch", pt2, {"device": "cpu"}),
             ]

@@ -42,6 +42,8 @@ def import_tensorrt() -> ModuleType:
 
 
 def default_cache_dir() -> Path:
+    """The user's cache folder, for direct uses (``livecell export --tensorrt``); the
+    daemon passes its ``state_dir/engine`` instead."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "livecell" / "tensorrt"
 

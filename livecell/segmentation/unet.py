@@ -121,6 +121,7 @@ class UNetSegmenter:
         params: WatershedParams = WatershedParams(),
         threads: int = 0,
         max_batch: int = 16,
+        engine_cache_dir: Path | None = None,
     ) -> None:
         folder = Path(model_dir)
         card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text())
@@ -133,6 +134,7 @@ class UNetSegmenter:
             self.model_path,
             max_batch=max_batch,
             threads=threads,
+            engine_cache_dir=engine_cache_dir,
         )
 
     @classmethod
@@ -143,6 +145,7 @@ class UNetSegmenter:
         params: WatershedParams = WatershedParams(),
         threads: int = 0,
         max_batch: int = 16,
+        engine_cache_dir: Path | None = None,
     ) -> UNetSegmenter:
         """The U-Net that ships with livecell (``engine/bundled/nanowell_segmentation``)."""
         return cls(
@@ -151,6 +154,7 @@ class UNetSegmenter:
             params=params,
             threads=threads,
             max_batch=max_batch,
+            engine_cache_dir=engine_cache_dir,
         )
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ class ContactNet:
         *,
         threads: int = 0,
         max_batch: int = 256,
+        engine_cache_dir: Path | None = None,
     ) -> None:
         folder = Path(model_dir)
         card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text())
@@ -65,13 +66,28 @@ class ContactNet:
         self.near_px = float(card["input"]["near_px"])
         self.max_gap_px = float(card["input"]["max_gap_px"])
         self._backend = open_backend(
-            backend, folder / "model.onnx", max_batch=max_batch, threads=threads
+            backend,
+            folder / "model.onnx",
+            max_batch=max_batch,
+            threads=threads,
+            engine_cache_dir=engine_cache_dir,
         )
 
     @classmethod
-    def bundled(cls, backend: str = "onnxruntime", *, threads: int = 0) -> ContactNet:
+    def bundled(
+        cls,
+        backend: str = "onnxruntime",
+        *,
+        threads: int = 0,
+        engine_cache_dir: Path | None = None,
+    ) -> ContactNet:
         """The contact net that ships with livecell (``engine/bundled/nanowell_contact``)."""
-        return cls(bundled_model_dir(BUNDLED_NAME), backend, threads=threads)
+        return cls(
+            bundled_model_dir(BUNDLED_NAME),
+            backend,
+            threads=threads,
+            engine_cache_dir=engine_cache_dir,
+        )
 
     def close(self) -> None:
         """Release the backend (idempotent)."""

@@ -43,3 +43,14 @@ def test_fp16_close_to_torch(
     reference = torch_probabilities(tiny.model, x)  # type: ignore[attr-defined]
     assert got.shape == (70, 5)
     assert float(np.max(np.abs(got - reference))) < 1e-2
+
+
+def test_the_daemons_engine_cache_dir_is_where_engines_are_built(
+    tiny: object, tmp_path: Path, make_patches: Callable[[int], np.ndarray]
+) -> None:
+    from livecell.engine.backends import open_backend
+
+    cache = tmp_path / "state" / "engine"
+    with open_backend("tensorrt", tiny.onnx, max_batch=8, engine_cache_dir=cache) as backend:  # type: ignore[attr-defined]
+        assert backend.predict(make_patches(3)).shape == (3, 5)
+    assert list(cache.rglob("*.engine")), "the engine was built somewhere else"

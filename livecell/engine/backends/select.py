@@ -61,12 +61,15 @@ def open_backend(
     *,
     max_batch: int = DEFAULT_MAX_BATCH,
     threads: int = 0,
+    engine_cache_dir: Path | None = None,
     **options: Any,
 ) -> Backend:
     """Open backend ``name`` over ``model_path``; ``options`` go to the backend's constructor.
 
     ``threads`` is ONNX Runtime's intra-op thread count (and torch's thread count);
     0 lets the library choose. For ``"auto"``, ``model_path`` is the exported ONNX.
+    ``engine_cache_dir`` is where TensorRT keeps the engines it builds (the daemon's
+    ``state_dir/engine``); None: the user's cache folder. Other backends build nothing.
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown engine backend {name!r}; one of {', '.join(BACKENDS)}")
@@ -97,6 +100,8 @@ def open_backend(
     if name == "tensorrt":
         from livecell.engine.backends.tensorrt_backend import TensorRTBackend
 
+        if engine_cache_dir is not None:
+            options.setdefault("cache_dir", engine_cache_dir)
         return TensorRTBackend(model_path, max_batch=max_batch, **options)
     from livecell.engine.backends.triton_backend import TritonBackend
 
