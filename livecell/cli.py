@@ -380,14 +380,9 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.show_params:
         sys.stdout.write(describe(params))
         return EXIT_OK
-    earlier = [args.out / n for n in ("frames", "ground_truth") if _holds_files(args.out / n)]
-    if earlier:
-        names = " and ".join(f"{p.name}/" for p in earlier)
-        raise ConfigError(
-            "OUT",
-            f"{args.out} already holds a simulation ({names}); a new one would leave its "
-            "frames and truth mixed in: give a new folder or remove them",
-        )
+    removed = _remove_earlier_simulation(args.out)
+    if removed:
+        print(f"removed {removed} file(s) of an earlier simulation in {args.out}")
     options = RunOptions(
         frames=args.frames, interval_s=args.interval, zmq_endpoint=args.zmq, preview=args.preview
     )
@@ -408,8 +403,25 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _holds_files(folder: Path) -> bool:
-    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
+_SIMULATION_FILES = (
+    "frames/*/t*.ome.tif",
+    "ground_truth/*.csv",
+    "ground_truth/*/TRA/man_track*",
+    "preview/*_t*.png",
+)
+
+
+def _remove_earlier_simulation(out: Path) -> int:
+    """Delete the files an earlier simulation into ``out`` wrote (by the simulator's own
+    names, nothing else): a shorter run would otherwise leave its later frames and masks
+    beside the new truth. How many were removed."""
+    removed = 0
+    for pattern in _SIMULATION_FILES:
+        for path in out.glob(pattern):
+            if path.is_file():
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _refuse(args: argparse.Namespace, *names: str, given: tuple[object, ...], kind: str) -> None:

@@ -257,15 +257,24 @@ def test_bad_arguments_exit_2_naming_them(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_a_folder_that_already_holds_a_simulation_is_refused_and_left_alone(
-    nanowell: Path,
+def test_a_shorter_simulation_into_the_same_folder_leaves_nothing_of_the_longer(
+    tmp_path: Path,
 ) -> None:
-    before = sorted(p.relative_to(nanowell) for p in nanowell.rglob("*"))
-    result = livecell("simulate", nanowell, "--kind", "nanowell", "--frames", "2")
-    assert result.returncode == 2
-    assert "OUT: " in result.stderr
-    assert "already holds a simulation (frames/ and ground_truth/)" in result.stderr
-    assert sorted(p.relative_to(nanowell) for p in nanowell.rglob("*")) == before
+    out = tmp_path / "sim"
+    args = ["--kind", "nanowell", "--size", "512", "--wells", "2", "--seed", "4"]
+    simulate(out, *args, "--frames", "4")
+    mine = out / "frames" / "notes.txt"  # not the simulator's: left alone
+    mine.write_text("kept")
+    again = simulate(out, *args, "--frames", "2")
+    assert "earlier simulation" in again.stdout
+    assert sorted(p.name for p in (out / "frames" / "Pos0").iterdir()) == [
+        "t00000.ome.tif",
+        "t00001.ome.tif",
+    ]
+    masks = sorted(p.name for p in (out / "ground_truth" / "Pos0" / "TRA").glob("*.tif"))
+    assert masks == ["man_track000.tif", "man_track001.tif"]
+    assert {int(r["t"]) for r in rows(out / "ground_truth" / "tracks.csv")} == {0, 1}
+    assert mine.read_text() == "kept"
 
 
 def test_params_file_sets_knobs_and_rejects_unknown_ones(tmp_path: Path) -> None:
