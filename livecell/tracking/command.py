@@ -1,15 +1,15 @@
 """``livecell track``: track a Cell Tracking Challenge folder of masks, write CTC results.
 
 Reads the label masks of one sequence (``man_seg*.tif``, ``mask*.tif`` or
-``man_track*.tif``; frame ``t`` is the number in the file name, and the numbers must
-run without gaps), tracks the whole field with one
+``man_track*.tif``; frame ``t`` is the number in the file name; frames the numbers
+skip are tracked across, with a warning), tracks the whole field with one
 :class:`~livecell.tracking.nanowell.NanowellTracker` without containment (cells may
 enter and leave), and writes ``RES/mask###.tif`` (one per input frame, same ``t``; four
 digits once ``t`` reaches 1000, as the Challenge names them) with each instance
 relabelled by its result track, and ``RES/res_track.txt`` (``L B E P``, with
 divisions). The masks and ``res_track.txt`` of an earlier result in ``RES`` are
 removed first, so the folder holds one consistent result. Exit status: 0 written; 2 no
-masks, frame numbers with gaps or twice, an unreadable or inconsistent mask (not 2-D
+masks, a frame number twice, an unreadable or inconsistent mask (not 2-D
 integer labels, negative labels, another shape than the first), more result tracks
 than a 16-bit mask holds, ``--out`` the masks folder itself, a bad option or an
 unwritable output (one line naming it).
@@ -81,10 +81,16 @@ def numbered_frames(files: Sequence[Path]) -> tuple[list[tuple[int, Path]], str 
     for (t_before, before), (t, path) in pairwise(numbered):
         if t == t_before:
             return [], f"{before.name} and {path.name} are both frame {t}"
-        if t != t_before + 1:
-            missing = f"{t_before + 1}" if t == t_before + 2 else f"{t_before + 1}-{t - 1}"
-            return [], f"frames must follow one another: frame(s) {missing} missing"
     return numbered, None
+
+
+def missing_frames(numbered: Sequence[tuple[int, Path]]) -> list[str]:
+    """The frame numbers the sequence skips, as ranges (``["1-4", "9"]``)."""
+    gaps = []
+    for (t_before, _), (t, _) in pairwise(numbered):
+        if t > t_before + 1:
+            gaps.append(f"{t_before + 1}" if t == t_before + 2 else f"{t_before + 1}-{t - 1}")
+    return gaps
 
 
 def result_mask_name(t: int, last_t: int) -> str:
@@ -113,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"livecell track: {args.masks}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    gaps = missing_frames(numbered)
+    if gaps:  # a Challenge SEG folder is annotated on some frames only
+        warning = f"no masks for frame(s) {', '.join(gaps)}; tracked across the gaps"
+        print(f"livecell track: warning: {warning}", file=sys.stderr)
     params = TrackerParams(
         containment=False,
         max_link_distance_px=args.max_link_distance,

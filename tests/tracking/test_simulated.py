@@ -104,26 +104,36 @@ def test_track_orders_frames_by_number_and_names_results_past_999_with_four_digi
         assert np.array_equal(tifffile.imread(res / f"mask{t:04d}.tif") > 0, _disc(t) > 0)
 
 
-@pytest.mark.parametrize(
-    ("names", "message"),
-    [
-        (["man_seg000.tif", "man_seg005.tif"], "frame(s) 1-4 missing"),
-        (["man_seg000.tif", "man_seg002.tif"], "frame(s) 1 missing"),
-        (["man_seg1.tif", "man_seg001.tif"], "are both frame 1"),
-    ],
-)
-def test_track_refuses_frame_numbers_with_gaps_or_twice(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], names: list[str], message: str
+def test_track_refuses_a_frame_number_given_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from livecell.tracking.command import main
 
     masks = tmp_path / "masks"
     masks.mkdir()
-    for t, name in enumerate(names):
+    for t, name in enumerate(["man_seg1.tif", "man_seg001.tif"]):
         tifffile.imwrite(masks / name, _disc(t))
     assert main([str(masks), "--out", str(tmp_path / "res")]) == 2
-    assert message in capsys.readouterr().err
+    assert "are both frame 1" in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
+
+
+def test_track_across_missing_frames_keeps_the_frame_numbers_and_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livecell.tracking.command import main
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for t in (0, 1, 2, 4, 5):  # frame 3 was not annotated
+        tifffile.imwrite(masks / f"man_seg{t:03d}.tif", _disc(t))
+    res = tmp_path / "res"
+    assert main([str(masks), "--out", str(res), "--max-missed-frames", "1"]) == 0
+    assert "no masks for frame(s) 3" in capsys.readouterr().err
+    names = sorted(p.name for p in res.glob("mask*.tif"))
+    assert names == ["mask000.tif", "mask001.tif", "mask002.tif", "mask004.tif", "mask005.tif"]
+    # one cell, its gap a new segment whose parent is the first (the Challenge's rule)
+    assert (res / "res_track.txt").read_text() == "1 0 2 0\n2 4 5 1\n"
 
 
 def test_track_into_a_used_result_folder_leaves_no_mask_of_the_earlier_result(
