@@ -411,11 +411,13 @@ class WatchSource:
 
 
 def _too_large(layout: TiffLayout, max_frame_mib: float) -> RejectedFrame | None:
-    """A file whose pixels would decode to more than ``source.max_frame_mib``: a few KB of
-    compressed strips can declare gigabytes (a decompression bomb), so the declared size
-    is checked before anything is decoded."""
+    """A compressed file whose pixels would decode to more than ``source.max_frame_mib``:
+    a few KB of compressed strips can declare gigabytes (a decompression bomb), so the
+    declared size is checked before anything is decoded. A file that holds its pixels
+    as they are (no larger decoded than on disk) is never refused by this: its size is
+    already there, and it is memory-mapped."""
     decoded_bytes = math.prod(layout.shape) * np.dtype(layout.dtype).itemsize
-    if decoded_bytes <= max_frame_mib * 2**20:
+    if decoded_bytes <= max(max_frame_mib * 2**20, layout.size_bytes):
         return None
     return RejectedFrame(
         "shape_too_large",

@@ -473,11 +473,13 @@ def test_a_file_that_decodes_past_max_frame_mib_is_rejected_before_it_is_decoded
     assert len(bomb) < 2000
     write_file(folder / "bomb_0001.tif", bomb)
     write_file(folder / "good_0002.tif", tiff_bytes(image(2)))  # 512 bytes of pixels
-    daemon.wait_events("frame", 1, timeout_s=15)
+    # 32 KiB as they are on disk: over the limit, but no bomb (and memory-mapped)
+    write_file(folder / "plain_0003.tif", tiff_bytes(image(3, (128, 128))))
+    daemon.wait_events("frame", 2, timeout_s=15)
     (rejected,) = daemon.wait_events("rejected", 1, timeout_s=5)
     assert rejected["reason"] == "shape_too_large"
     assert "source.max_frame_mib" in rejected["detail"]
-    assert [e["t"] for e in daemon.events("frame")] == [2]
+    assert [e["t"] for e in daemon.events("frame")] == [2, 3]
     stop_cleanly(daemon)
 
 
