@@ -90,8 +90,8 @@ class SourceConfig(_Section):
     max_frame_mib: float = Field(
         1024.0,
         gt=0,
-        description="largest accepted frame, decoded: a ZeroMQ pixel buffer, or a file's "
-        "pixels (a small compressed TIFF can declare gigabytes); larger ones are rejected",
+        description="largest accepted frame, decoded: a ZeroMQ pixel buffer, or a compressed "
+        "file's pixels (a small compressed TIFF can declare gigabytes); larger are rejected",
     )
     receive_hwm: int = Field(
         4, ge=1, description="zmq: messages buffered in the socket before the sender is pushed back"
