@@ -43,7 +43,7 @@ DEFAULT_WELLS = 3  # 3 x 3 wells, 768 x 768 px: keeps up with 0.5 s on 2 CPU cor
 DEFAULT_SEED = 2  # a chip with deaths early enough to be called within 40 frames
 DEFAULT_PORT = 9108
 DEFAULT_DASHBOARD_PORT = 8108
-_DRAIN_AFTER_SIMULATOR_S = 30.0  # frames not all analysed this long after the last one: stop
+_DRAIN_AFTER_SIMULATOR_S = 30.0  # simulator done, and no frame analysed for this long: stop
 
 DESCRIPTION = (
     "A simulated nanowell microscope writes an acquisition in real time into a folder; the "
@@ -389,7 +389,7 @@ class _View:
             self._stream.flush()
 
     def _loop(self) -> None:
-        simulator_done_at: float | None = None
+        progress_at = time.monotonic()  # the last frame analysed (or the start)
         while True:
             try:
                 record = self._sink.records.get(timeout=0.2)
@@ -399,12 +399,13 @@ class _View:
                 record = None
             if record is not None:
                 self._show(record)
+                if record.get("kind") in ("frame", "rejected"):
+                    progress_at = time.monotonic()
             if self._stop.is_set():
                 continue
             if self._simulator.finished():
-                simulator_done_at = simulator_done_at or time.monotonic()
                 all_done = self._sink.frames_seen >= self._expected
-                stalled = time.monotonic() - simulator_done_at > _DRAIN_AFTER_SIMULATOR_S
+                stalled = time.monotonic() - progress_at > _DRAIN_AFTER_SIMULATOR_S
                 if all_done or stalled or self._simulator.failed():
                     self._stop.set()
 
