@@ -100,9 +100,7 @@ class SourceConfig(_Section):
     @field_validator("path", mode="before")
     @classmethod
     def _path_named(cls, value: Any) -> Any:
-        if value == "":
-            raise ValueError("needs a folder name (empty would watch the config's own folder)")
-        return value
+        return _not_empty(value, "needs a folder name (empty would watch the config's own folder)")
 
     @field_validator("path_regex")
     @classmethod
@@ -386,9 +384,7 @@ class SinksConfig(_Section):
     @field_validator("events", mode="before")
     @classmethod
     def _events_named(cls, value: Any) -> Any:
-        if value == "":
-            raise ValueError("needs a file name: the events file cannot be turned off")
-        return value
+        return _not_empty(value, "needs a file name: the events file cannot be turned off")
 
     @field_validator("tracks", mode="before")
     @classmethod
@@ -512,9 +508,7 @@ class Config(_Section):
     @field_validator("state_dir", mode="before")
     @classmethod
     def _state_dir_named(cls, value: Any) -> Any:
-        if value == "":
-            raise ValueError("needs a folder name (empty would be the config's own folder)")
-        return value
+        return _not_empty(value, "needs a folder name (empty would be the config's own folder)")
 
     @model_validator(mode="after")
     def _source_complete(self) -> Config:
@@ -536,6 +530,13 @@ def split_address(address: str) -> tuple[str, int]:
     """``"127.0.0.1:9108"`` -> ``("127.0.0.1", 9108)``."""
     host, _, port = address.rpartition(":")
     return host, int(port)
+
+
+def _not_empty(value: Any, why: str) -> Any:
+    """``value``, unless it is the empty string: a path key that ``why`` says needs one."""
+    if value == "":
+        raise ValueError(why)
+    return value
 
 
 def _check_address(value: str) -> str:

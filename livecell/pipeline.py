@@ -340,7 +340,7 @@ class Pipeline:
             else:
                 repeated.append(event)
         emitted_at = time.time()
-        fresh, records = _writable(fresh, emitted_at)
+        fresh, records, lines = _writable(fresh, emitted_at)
         started = time.perf_counter()
         if self._event_log.reopen_if_deleted():
             log.error(
@@ -350,7 +350,7 @@ class Pipeline:
                 events_file=str(self._event_log.path),
             )
             self._journal.forget_all()
-        self._event_log.append(records)
+        self._event_log.append_lines(lines)
         offset = self._event_log.sync()
         synced = time.perf_counter()
         self._journal.record(frames=done, event_ids=seen, events_offset=offset)
@@ -449,16 +449,20 @@ def _done_frame(record: dict[str, Any]) -> DoneFrame | None:
     )
 
 
-def _writable(events: list[Event], emitted_at: float) -> tuple[list[Event], list[dict[str, Any]]]:
-    """The events and their records, where an event that cannot be written as JSON (a
-    non-finite number a bug let through) is replaced by an ``internal_error`` rejection
-    naming it: one bad value must not stop the daemon, nor, at every restart, again."""
+def _writable(
+    events: list[Event], emitted_at: float
+) -> tuple[list[Event], list[dict[str, Any]], list[str]]:
+    """The events, their records and their JSON lines, where an event that cannot be
+    written as JSON (a non-finite number a bug let through) is replaced by an
+    ``internal_error`` rejection naming it: one bad value must not stop the daemon, nor,
+    at every restart, again."""
     kept: list[Event] = []
     records: list[dict[str, Any]] = []
+    lines: list[str] = []
     for event in events:
         record = event.to_record(emitted_at)
         try:
-            to_json_line(record)
+            line = to_json_line(record)
         except (TypeError, ValueError) as exc:
             log.error(
                 "an event could not be written as JSON; an internal_error rejection stands for it",
@@ -470,9 +474,11 @@ def _writable(events: list[Event], emitted_at: float) -> tuple[list[Event], list
             )
             event = rejected_event(_unwritable(event, exc))
             record = event.to_record(emitted_at)
+            line = to_json_line(record)
         kept.append(event)
         records.append(record)
-    return kept, records
+        lines.append(line)
+    return kept, records, lines
 
 
 def _unwritable(event: Event, exc: Exception) -> Rejection:

@@ -104,11 +104,15 @@ class EventLog:
         return (record["event_id"] for record in self.records_after(offset))
 
     def append(self, records: list[dict[str, object]]) -> None:
+        """Append the records as whole lines (see :meth:`append_lines`)."""
+        self.append_lines([to_json_line(r) for r in records])
+
+    def append_lines(self, lines: list[str]) -> None:
         """Append whole lines; on a failed write (a full disk) cut back to where the
         append began, so no partial line is left for the next one to join, and raise."""
-        if not records:
+        if not lines:
             return
-        data = "".join(to_json_line(r) for r in records).encode()
+        data = "".join(lines).encode()
         start = self.size()
         view = memoryview(data)
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def parse_message(
                 "bad_frame_count", f"expected 2 message frames (header, pixels), got {len(parts)}"
             )
         header = parse_header(parts[0])
-        key = FrameKey(header["acquisition"], header["position"], header["t"])
+        key = header_key(header)
         return _frame(header, key, parts, received_at=received_at, max_frame_bytes=max_frame_bytes)
     except RejectedFrame as problem:
         lengths = [len(p) for p in parts]
@@ -63,23 +63,27 @@ def parse_message(
         )
 
 
+def header_key(header: dict[str, Any]) -> FrameKey:
+    """The frame a header names; ``RejectedFrame`` if its acquisition, position or t is
+    missing or malformed."""
+    acquisition, position, t = header.get("acquisition"), header.get("position"), header.get("t")
+    if not _is_text(acquisition) or not acquisition:
+        raise RejectedFrame("bad_field", "acquisition must be a non-empty UTF-8 string")
+    if not _is_text(position) or not position:
+        raise RejectedFrame("bad_field", "position must be a non-empty UTF-8 string")
+    if not _is_int(t) or not 0 <= t <= MAX_T:
+        raise RejectedFrame("bad_field", f"t must be an integer in [0, 2**63), got {t!r}")
+    return FrameKey(acquisition, position, t)
+
+
 def _readable_key(raw: memoryview | bytes) -> FrameKey | None:
     """The frame a rejected header names, where its acquisition, position and t are
     themselves well formed (another field made it fail), else None."""
     try:
         header = json.loads(bytes(raw[:MAX_HEADER_BYTES]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return header_key(header) if isinstance(header, dict) else None
+    except (UnicodeDecodeError, ValueError, RecursionError, RejectedFrame):
         return None
-    if not isinstance(header, dict):
-        return None
-    acquisition, position, t = header.get("acquisition"), header.get("position"), header.get("t")
-    if not (isinstance(acquisition, str) and _is_text(acquisition) and acquisition):
-        return None
-    if not (isinstance(position, str) and _is_text(position) and position):
-        return None
-    if not (isinstance(t, int) and _is_int(t) and 0 <= t <= MAX_T):
-        return None
-    return FrameKey(acquisition, position, t)
 
 
 def _echo(raw: memoryview | bytes) -> str:
@@ -143,11 +147,7 @@ def parse_header(raw: memoryview | bytes) -> dict[str, Any]:
         raise RejectedFrame("missing_field", f"header lacks {', '.join(missing)}")
     if header["v"] != 1 or isinstance(header["v"], bool):
         raise RejectedFrame("bad_version", f"header v is {header['v']!r}; this livecell reads v 1")
-    for name in ("acquisition", "position"):
-        if not _is_text(header[name]) or not header[name]:
-            raise RejectedFrame("bad_field", f"{name} must be a non-empty UTF-8 string")
-    if not _is_int(header["t"]) or not 0 <= header["t"] <= MAX_T:
-        raise RejectedFrame("bad_field", f"t must be an integer in [0, 2**63), got {header['t']!r}")
+    header_key(header)
     if header["dtype"] not in SUPPORTED_DTYPES:
         raise RejectedFrame(
             "bad_dtype", f"dtype {header['dtype']!r} is not one of {', '.join(SUPPORTED_DTYPES)}"
@@ -175,7 +175,7 @@ def parse_header(raw: memoryview | bytes) -> dict[str, Any]:
     return header
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -186,7 +186,7 @@ def _is_finite(value: object) -> bool:
     return _is_int(value)
 
 
-def _is_text(value: object) -> bool:
+def _is_text(value: object) -> TypeGuard[str]:
     """A str that can be written as UTF-8 (JSON's ``"\\ud800"`` decodes to one that cannot)."""
     if not isinstance(value, str):
         return False
