@@ -23,7 +23,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,11 @@ CREATE TABLE IF NOT EXISTS frames (
 CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY);
 """
+
+
+class JournalWriteError(OSError):
+    """The journal could not be written: a full disk or a file-size limit. An OSError,
+    so the command line reports it as one line like any other failed write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +64,11 @@ class Journal:
         self._commit_interval_s = commit_interval_s
         self._open_since: float | None = None  # monotonic start of the open transaction
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        with self._writing():
+            self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, commit_interval_s: float = 0.0) -> Journal:
@@ -69,12 +76,15 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            self._commit_open()
-            self._db.close()
+            try:
+                with self._writing():
+                    self._commit_open()
+            finally:
+                self._db.close()
 
     def forget_all(self) -> None:
         """Forget every frame, file and event (the events file they index is gone)."""
-        with self._lock:
+        with self._lock, self._writing():
             self._commit_open()
             self._db.execute("BEGIN IMMEDIATE")
             for table in ("frames", "files", "events", "meta"):
@@ -123,7 +133,7 @@ class Journal:
         ``commit_interval_s`` old (at once with the default 0) or on ``flush``.
         """
         frames = list(frames)
-        with self._lock:
+        with self._lock, self._writing():
             if self._open_since is None:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._open_since = time.monotonic()
@@ -140,13 +150,26 @@ class Journal:
 
     def flush(self) -> None:
         """Commit the open transaction, if any."""
-        with self._lock:
+        with self._lock, self._writing():
             self._commit_open()
 
     def _commit_open(self) -> None:
-        if self._open_since is not None:
+        if self._open_since is None:
+            return
+        try:
             self._db.execute("COMMIT")
-            self._open_since = None
+        finally:
+            if not self._db.in_transaction:  # committed, or rolled back by a failed COMMIT
+                self._open_since = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """SQLite's write failures (``database or disk is full``) as a
+        :class:`JournalWriteError` naming the journal's file."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise JournalWriteError(None, str(exc), str(self.path)) from exc
 
     def _insert(
         self, frames: list[DoneFrame], event_ids: Iterable[str], events_offset: int | None

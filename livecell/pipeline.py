@@ -167,16 +167,19 @@ class Pipeline:
         self.recover()
         thread = threading.Thread(target=self._run_source, name="livecell-source", daemon=True)
         thread.start()
+        failed = True  # a failed write (a full disk) stops at once: the queue would fail too
         try:
             while not stop.is_set():
                 idle = not self._process_available(timeout_s=0.1)
                 self._beat()
                 if idle and not thread.is_alive() and self._queue.empty():
                     break
+            failed = False
         finally:
             self._source_stop.set()
             thread.join(timeout=self._settings.shutdown_timeout_s)
-            self._finish_queued()
+            if not failed:
+                self._finish_queued()
             self._close()
         return self.summary
 

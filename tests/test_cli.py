@@ -6,6 +6,7 @@ Every command runs as a real subprocess, as a user or systemd would run it.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import socket
 import subprocess
@@ -228,6 +229,29 @@ def test_replay_into_an_events_path_it_cannot_write_exits_2(tmp_path: Path) -> N
 def test_replay_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     config_file = write_config(tmp_path / "c.toml", {"source": {"path": "incoming"}})
     assert_user_error(livecell("replay", tmp_path / "nowhere", "-c", config_file), "nowhere")
+
+
+def test_a_full_disk_stops_replay_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Under a file-size limit (writes fail as on a full disk) the journal cannot be made:
+    exit 1 and one line naming its file, not SQLite's traceback."""
+    acquisition(tmp_path / "archive", positions=1, time_points=2)
+    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "archive"}})
+
+    def limit_file_size() -> None:  # below the 32 KiB index SQLite's WAL mode needs
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, resource.RLIM_INFINITY))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "livecell", "replay", tmp_path / "archive", "-c", config_file],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_file_size,
+    )
+    assert result.returncode == EXIT_FAILURE, result
+    assert "Traceback" not in result.stderr + result.stdout
+    (last,) = result.stderr.strip().splitlines()[-1:]
+    assert last.startswith("livecell: "), last
+    assert last.endswith("journal.sqlite3"), last
 
 
 def acquisition(folder: Path, positions: int = 3, time_points: int = 4) -> list[Path]:

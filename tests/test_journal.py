@@ -14,7 +14,8 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import pytest
 from livecell.analysis import FramesOnly
 from livecell.events import Event, frame_event
 from livecell.frames import Frame, FrameKey, Rejection
-from livecell.journal import DoneFrame, Journal
+from livecell.journal import DoneFrame, Journal, JournalWriteError
 from livecell.metrics import Metrics
 from livecell.pipeline import BATCH_WINDOW_S, Pipeline, PipelineSettings
 from livecell.sinks import EventLog
@@ -334,6 +335,19 @@ def test_an_events_file_lost_while_stopped_is_refilled_by_frames_that_come_again
     assert len(ids) == len(set(ids))
 
 
+@contextmanager
+def file_size_limit(limit_bytes: int) -> Iterator[None]:
+    """Writes past ``limit_bytes`` in any file fail, as on a full disk (EFBIG, not ENOSPC)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
 def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
     """A write that fails mid-way (a full disk; here the file-size limit) is cut back,
     so the next append starts on a line of its own."""
@@ -341,19 +355,48 @@ def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
     log = EventLog(events)
     log.append([{"event_id": "a", "n": 1}])
     log.sync()
-    limit = log.size() + 40
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        with pytest.raises(OSError, match="too large"):
-            log.append([{"event_id": "b", "padding": "x" * 200}])
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
+    with file_size_limit(log.size() + 40), pytest.raises(OSError, match="too large"):
+        log.append([{"event_id": "b", "padding": "x" * 200}])
     log.append([{"event_id": "c"}])
     log.close()
     assert [json.loads(line)["event_id"] for line in events.read_text().splitlines()] == ["a", "c"]
+
+
+def grown_files_bytes(folder: Path) -> int:
+    return max(f.stat().st_size for f in folder.iterdir())
+
+
+def test_a_journal_that_cannot_grow_says_so_and_still_closes(tmp_path: Path) -> None:
+    """SQLite's write failure is a JournalWriteError (an OSError naming the journal's file);
+    a COMMIT that SQLite rolled back leaves no transaction behind for ``close`` to fail on,
+    and what was committed before is kept."""
+    journal = Journal.in_state_dir(tmp_path)
+    journal.record(frames=[DoneFrame(KEY, "zmq", None, 1.0)], event_ids=["e0"])
+    frames = [DoneFrame(FrameKey("acq", "Pos0", t), "zmq", None, 1.0) for t in range(1, 2000)]
+    with (
+        file_size_limit(grown_files_bytes(tmp_path) + 100),
+        pytest.raises(JournalWriteError) as failed,
+    ):
+        journal.record(frames=frames, event_ids=[f"e{t}" * 50 for t in range(1, 2000)])
+    assert isinstance(failed.value, OSError)
+    assert failed.value.filename == str(tmp_path / "journal.sqlite3")
+    journal.close()
+    reopened = Journal.in_state_dir(tmp_path)
+    assert reopened.has_event("e0")
+    assert reopened.is_frame_done(KEY)
+    reopened.close()
+
+
+def test_a_journal_that_cannot_grow_stops_the_pipeline_at_once(tmp_path: Path) -> None:
+    """A failed commit stops ``Pipeline.run`` with that error: the frames still queued are
+    not analysed into more failing writes, and the events file holds whole lines only."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0)])
+    with file_size_limit(grown_files_bytes(state) + 100), pytest.raises(JournalWriteError):
+        run_pipeline(state, events, [frame(t, position="x" * 2000) for t in range(1, 400)])
+    kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
+    assert 1 < len(kinds) < 400
+    assert set(kinds) == {"frame"}
 
 
 class NotANumberStage(FramesOnly):
