@@ -350,13 +350,14 @@ def file_size_limit(limit_bytes: int) -> Iterator[None]:
 
 def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
     """A write that fails mid-way (a full disk; here the file-size limit) is cut back,
-    so the next append starts on a line of its own."""
+    so the next append starts on a line of its own, and the error names the file."""
     events = tmp_path / "events.jsonl"
     log = EventLog(events)
     log.append([{"event_id": "a", "n": 1}])
     log.sync()
-    with file_size_limit(log.size() + 40), pytest.raises(OSError, match="too large"):
+    with file_size_limit(log.size() + 40), pytest.raises(OSError, match="too large") as failed:
         log.append([{"event_id": "b", "padding": "x" * 200}])
+    assert failed.value.filename == str(events)
     log.append([{"event_id": "c"}])
     log.close()
     assert [json.loads(line)["event_id"] for line in events.read_text().splitlines()] == ["a", "c"]

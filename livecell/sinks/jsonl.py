@@ -119,9 +119,9 @@ class EventLog:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
-        except OSError:
+        except OSError as exc:
             os.ftruncate(self._fd, start)
-            raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def sync(self) -> int:
         """Make the appended lines durable; return the offset up to which events are durable."""
