@@ -1,7 +1,7 @@
 """Typed exceptions that carry what went wrong.
 
-They are raised deep inside and turned into exit codes (``ConfigError``) or
-``rejected`` events (``RejectedFrame``) at the edges.
+They are raised deep inside and turned into exit codes (``ConfigError``,
+``OutputWriteError``) or ``rejected`` events (``RejectedFrame``) at the edges.
 """
 
 from __future__ import annotations
@@ -30,3 +30,10 @@ class RejectedFrame(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class OutputWriteError(OSError):
+    """An output file (the events file, the journal, the tracks file) could not grow: a
+    full disk or a file-size limit. It stops the daemon instead of rejecting the frame
+    in hand, since every later frame would derive what cannot be kept. An OSError
+    naming the file, so the command line reports it as one line."""

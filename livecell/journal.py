@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecell.errors import OutputWriteError
 from livecell.frames import FrameKey
 
 _SCHEMA = """
@@ -40,11 +41,6 @@ CREATE TABLE IF NOT EXISTS frames (
 CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY);
 """
-
-
-class JournalWriteError(OSError):
-    """The journal could not be written: a full disk or a file-size limit. An OSError,
-    so the command line reports it as one line like any other failed write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +161,11 @@ class Journal:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """SQLite's write failures (``database or disk is full``) as a
-        :class:`JournalWriteError` naming the journal's file."""
+        :class:`OutputWriteError` naming the journal's file."""
         try:
             yield
         except sqlite3.OperationalError as exc:
-            raise JournalWriteError(None, str(exc), str(self.path)) from exc
+            raise OutputWriteError(None, str(exc), str(self.path)) from exc
 
     def _insert(
         self, frames: list[DoneFrame], event_ids: Iterable[str], events_offset: int | None

@@ -28,6 +28,7 @@ import structlog
 
 from livecell.analysis import Stage
 from livecell.analysis.overlay import FrameObserver, overlay_of
+from livecell.errors import OutputWriteError
 from livecell.events import (
     FRAME,
     REJECTED,
@@ -240,7 +241,11 @@ class Pipeline:
             except queue.Empty:
                 break
             taken += 1
-            self._take_guarded(item, work)
+            try:
+                self._take_guarded(item, work)
+            except OutputWriteError:  # stop, keeping the frames analysed before this one
+                self._commit(work.events, work.done)
+                raise
             del item
             self._beat()
         if not taken:
@@ -263,6 +268,8 @@ class Pipeline:
     def _take_guarded(self, item: Item, work: _Batch) -> None:
         try:
             self._take(item, work)
+        except OutputWriteError:  # a full disk: every later frame would fail the same way
+            raise
         except Exception as exc:  # a bug on one frame must not stop the daemon
             log.exception("frame handling failed", item=type(item).__name__)
             work.events.append(rejected_event(_internal_error(item, exc)))
@@ -301,6 +308,8 @@ class Pipeline:
         started = time.perf_counter()
         try:
             events += self._stage.update(frame)
+        except OutputWriteError:
+            raise
         except Exception as exc:
             self._metrics.stage_errors.labels(self._stage.name).inc()
             self.summary.analysis_failures += 1
@@ -427,6 +436,8 @@ class Pipeline:
         ] + [(sink.name, sink.close) for sink in self._sinks]:
             try:
                 close()
+            except OutputWriteError as exc:  # the full disk already stopping the run
+                log.error("close failed", what=name, error=str(exc))
             except Exception:
                 log.exception("close failed", what=name)
 

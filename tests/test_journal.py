@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import resource
-import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from disk import file_size_limit
 
 from livecell.analysis import FramesOnly
+from livecell.errors import OutputWriteError
 from livecell.events import Event, frame_event
 from livecell.frames import Frame, FrameKey, Rejection
-from livecell.journal import DoneFrame, Journal, JournalWriteError
+from livecell.journal import DoneFrame, Journal
 from livecell.metrics import Metrics
 from livecell.pipeline import BATCH_WINDOW_S, Pipeline, PipelineSettings
 from livecell.sinks import EventLog
@@ -335,19 +334,6 @@ def test_an_events_file_lost_while_stopped_is_refilled_by_frames_that_come_again
     assert len(ids) == len(set(ids))
 
 
-@contextmanager
-def file_size_limit(limit_bytes: int) -> Iterator[None]:
-    """Writes past ``limit_bytes`` in any file fail, as on a full disk (EFBIG, not ENOSPC)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 def test_a_failed_append_leaves_no_partial_line(tmp_path: Path) -> None:
     """A write that fails mid-way (a full disk; here the file-size limit) is cut back,
     so the next append starts on a line of its own, and the error names the file."""
@@ -368,7 +354,7 @@ def grown_files_bytes(folder: Path) -> int:
 
 
 def test_a_journal_that_cannot_grow_says_so_and_still_closes(tmp_path: Path) -> None:
-    """SQLite's write failure is a JournalWriteError (an OSError naming the journal's file);
+    """SQLite's write failure is an OutputWriteError (an OSError naming the journal's file);
     a COMMIT that SQLite rolled back leaves no transaction behind for ``close`` to fail on,
     and what was committed before is kept."""
     journal = Journal.in_state_dir(tmp_path)
@@ -376,7 +362,7 @@ def test_a_journal_that_cannot_grow_says_so_and_still_closes(tmp_path: Path) -> 
     frames = [DoneFrame(FrameKey("acq", "Pos0", t), "zmq", None, 1.0) for t in range(1, 2000)]
     with (
         file_size_limit(grown_files_bytes(tmp_path) + 100),
-        pytest.raises(JournalWriteError) as failed,
+        pytest.raises(OutputWriteError) as failed,
     ):
         journal.record(frames=frames, event_ids=[f"e{t}" * 50 for t in range(1, 2000)])
     assert isinstance(failed.value, OSError)
@@ -393,11 +379,32 @@ def test_a_journal_that_cannot_grow_stops_the_pipeline_at_once(tmp_path: Path) -
     not analysed into more failing writes, and the events file holds whole lines only."""
     state, events = tmp_path / "state", tmp_path / "events.jsonl"
     run_pipeline(state, events, [frame(0)])
-    with file_size_limit(grown_files_bytes(state) + 100), pytest.raises(JournalWriteError):
+    with file_size_limit(grown_files_bytes(state) + 100), pytest.raises(OutputWriteError):
         run_pipeline(state, events, [frame(t, position="x" * 2000) for t in range(1, 400)])
     kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
     assert 1 < len(kinds) < 400
     assert set(kinds) == {"frame"}
+
+
+class DiskFillsStage(FramesOnly):
+    """A stage whose own output (a tracks file) cannot grow from frame 2 on."""
+
+    def update(self, frame: Frame) -> list[Event]:
+        if frame.key.t >= 2:
+            raise OutputWriteError(28, "No space left on device", "tracks.csv")
+        return []
+
+
+def test_a_stage_output_that_cannot_grow_stops_the_pipeline_not_the_frame(
+    tmp_path: Path,
+) -> None:
+    """A full disk under the stage's own output is not one bad frame: no ``internal_error``
+    rejection is written for it, and no later frame is analysed."""
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    with pytest.raises(OutputWriteError, match="No space left"):
+        run_pipeline(state, events, [frame(t) for t in range(6)], stage=DiskFillsStage())
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [(r["kind"], r["t"]) for r in records] == [("frame", 0), ("frame", 1)]
 
 
 class NotANumberStage(FramesOnly):

@@ -16,7 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from livecell.errors import OutputWriteError
 from livecell.events import to_json_line
+
+
+def append_whole(fd: int, data: bytes, path: Path) -> None:
+    """Append ``data`` to the file open as ``fd`` (``O_APPEND``), all of it or none: a
+    write that fails part-way (a full disk) is cut back to where it began, so the next
+    append does not join a partial line, and raises :class:`OutputWriteError`."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        os.ftruncate(fd, start)
+        raise OutputWriteError(exc.errno, exc.strerror, str(path)) from exc
 
 
 class EventLogLocked(Exception):
@@ -110,18 +126,8 @@ class EventLog:
     def append_lines(self, lines: list[str]) -> None:
         """Append whole lines; on a failed write (a full disk) cut back to where the
         append began, so no partial line is left for the next one to join, and raise."""
-        if not lines:
-            return
-        data = "".join(lines).encode()
-        start = self.size()
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-        except OSError as exc:
-            os.ftruncate(self._fd, start)
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        if lines:
+            append_whole(self._fd, "".join(lines).encode(), self.path)
 
     def sync(self) -> int:
         """Make the appended lines durable; return the offset up to which events are durable."""

@@ -2,8 +2,9 @@
 
 Columns as the simulator's ``tracks.csv``, so users load both the same way and
 ``livecell evaluate --tracks`` scores it. Rows arrive from the nanowell stage once a
-frame's smoothing lag has passed; each batch is flushed, so a reader tailing the
-file never sees half a row. A restart appends to the same file (the header is
+frame's smoothing lag has passed; each batch is one write, so a reader tailing the
+file never sees half a row, and a write that fails part-way (a full disk) is cut
+back. A restart appends to the same file (the header is
 written only to an empty file). One writer at a time: the file is locked while open, so
 a replay cannot interleave its rows with a running daemon's (``replay --tracks``).
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from livecell.sinks.jsonl import EventLogLocked, lock_for_writing
+from livecell.sinks.jsonl import EventLogLocked, append_whole, lock_for_writing
 
 __all__ = ["TrackRow", "TracksFile"]
 
@@ -44,13 +45,13 @@ class TracksFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            lock_for_writing(self._file.fileno(), path)
+            lock_for_writing(self._fd, path)
         except EventLogLocked:
-            self._file.close()
+            os.close(self._fd)
             raise
-        if self._file.tell() == 0:
+        if os.fstat(self._fd).st_size == 0:
             self._write([COLUMNS])
 
     def write(self, rows: Sequence[TrackRow]) -> None:
@@ -59,21 +60,22 @@ class TracksFile:
 
     def append_rows_of(self, other: Path) -> None:
         """Append the rows of another tracks file (its header left out), as written."""
-        with other.open(encoding="utf-8", newline="") as f:
+        with other.open("rb") as f:
             next(f, None)
-            for line in f:
-                self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                append_whole(self._fd, chunk, self.path)
+        os.fsync(self._fd)
 
     def _write(self, rows: Iterable[Sequence[object]]) -> None:
+        """Whole rows or none (a full disk raises ``OutputWriteError``)."""
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        self._file.write(buffer.getvalue())
-        self._file.flush()
+        append_whole(self._fd, buffer.getvalue().encode(), self.path)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _formatted(row: TrackRow) -> tuple[object, ...]:

@@ -6,7 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from disk import file_size_limit
 
+from livecell.errors import OutputWriteError
 from livecell.evaluation.loaders import load_tracks
 from livecell.sinks import EventLogLocked
 from livecell.sinks.tracks_csv import COLUMNS, TrackRow, TracksFile
@@ -54,3 +56,17 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path: Pat
         TracksFile(path)
     first.close()
     TracksFile(path).close()  # free again once the first is closed
+
+
+def test_a_write_that_fails_part_way_is_cut_back_and_names_the_file(tmp_path: Path) -> None:
+    """A full disk (here the file-size limit) mid-batch leaves no partial row for the
+    next write to join, and the error is an OutputWriteError naming the file."""
+    path = tmp_path / "tracks.csv"
+    tracks = TracksFile(path)
+    tracks.write([row(0, 1)])
+    with file_size_limit(path.stat().st_size + 100), pytest.raises(OutputWriteError) as failed:
+        tracks.write([row(t, 1) for t in range(1, 50)])
+    assert failed.value.filename == str(path)
+    tracks.write([row(99, 1)])
+    tracks.close()
+    assert [r["t"] for r in csv.DictReader(path.read_text().splitlines())] == ["0", "99"]
