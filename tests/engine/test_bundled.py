@@ -82,6 +82,27 @@ def test_patch_model_onnx_matches_torch(name: str, holotomo_patches: np.ndarray)
     assert worst < PARITY_MAX_ABS
 
 
+def test_patch_mode_runs_the_bundled_model_on_the_torch_backend(
+    holotomo_patches: np.ndarray,
+) -> None:
+    """``[engine] backend = "torch"`` reads the card ``livecell train`` writes (not only the
+    backend's short form) and gives ONNX Runtime's probabilities."""
+    from livecell.analysis.patches import PatchModel
+
+    folder = bundled_model_dir("holotomo_states")
+    on_ort = PatchModel.open(folder, "onnxruntime")
+    on_torch = PatchModel.open(folder, "torch")
+    try:
+        assert on_torch.backend.name == "torch"
+        assert on_torch.backend.input_shape == (1, 160, 160)
+        expected = on_ort.predict(holotomo_patches)
+        assert expected.shape == (len(holotomo_patches), len(on_ort.classes))
+        assert np.max(np.abs(on_torch.predict(holotomo_patches) - expected)) < PARITY_MAX_ABS
+    finally:
+        on_ort.backend.close()
+        on_torch.backend.close()
+
+
 @pytest.fixture(scope="module")
 def nanowell_acquisition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small nanowell acquisition, seed 99: 512 px, 2 x 2 wells, 10 frames."""

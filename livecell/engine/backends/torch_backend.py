@@ -5,10 +5,11 @@ Model files (``model_path``):
 
 - ``*.pt2``: a ``torch.export`` program (``livecell.engine.export.export_torch_program``),
   whose output is logits ``[N, K]``;
-- ``*.json``: a model card ``{"arch": "resnet18", "in_channels": 1, "num_classes": 5,
-  "weights": "model.pt"}``: the architecture is built from the registry
-  (``livecell.engine.models.registry.build_model``) and the state dict loaded with
-  ``torch.load(weights_only=True)`` (``weights`` is relative to the card).
+- ``*.json``: a model card, either the short form ``{"arch": "resnet18", "in_channels": 1,
+  "num_classes": 5, "weights": "model.pt"}`` or the card ``livecell train`` writes (its
+  ``input.channels``, ``classes`` and ``files.model``): the architecture is built from the
+  registry (``livecell.engine.models.registry.build_model``) and the state dict loaded
+  with ``torch.load(weights_only=True)`` (the weights file is relative to the card).
 
 The softmax is applied here. Inference runs under ``torch.inference_mode`` with
 channels-last memory format; ``half=True`` (CUDA only) runs in fp16.
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
     import torch
 
 
-def load_torch_model(model_path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The model in ``model_path`` (eval mode) and what is known of it (card fields)."""
+def load_torch_model(model_path: str | Path) -> tuple[torch.nn.Module, dict[str, int]]:
+    """The model in ``model_path`` (eval mode) and what its card says of it:
+    ``in_channels``, ``num_classes`` and, where the input is square, ``input_size``."""
     th = require("torch", extra="train", purpose="the torch backend")
     path = Path(model_path)
     if not path.is_file():
@@ -40,19 +42,45 @@ def load_torch_model(model_path: str | Path) -> tuple[torch.nn.Module, dict[str,
         return module, {}
     if path.suffix == ".json":
         card: dict[str, Any] = json.loads(path.read_text())
-        missing = {"arch", "in_channels", "num_classes", "weights"} - card.keys()
-        if missing:
-            raise ValueError(f"{path}: model card lacks {sorted(missing)}")
+        known, weights = _card_model(card, path)
         from livecell.engine.models.registry import build_model
 
         model = build_model(
-            card["arch"], in_channels=int(card["in_channels"]), num_classes=int(card["num_classes"])
+            card["arch"], in_channels=known["in_channels"], num_classes=known["num_classes"]
         )
-        state = th.load(path.parent / card["weights"], map_location="cpu", weights_only=True)
+        state = th.load(path.parent / weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         model.eval()
-        return model, card
+        return model, known
     raise ValueError(f"{path}: the torch backend reads *.pt2 (torch.export) or *.json (model card)")
+
+
+def _card_model(card: dict[str, Any], path: Path) -> tuple[dict[str, int], str]:
+    """What a short-form or a ``livecell train`` card says of its model, and its weights
+    file; ``ValueError`` naming what neither form finds."""
+    if "arch" in card and {"in_channels", "num_classes", "weights"} <= card.keys():
+        known = {"in_channels": int(card["in_channels"]), "num_classes": int(card["num_classes"])}
+        if isinstance(card.get("input_size"), int):
+            known["input_size"] = card["input_size"]
+        return known, str(card["weights"])
+    spec, classes, files = card.get("input"), card.get("classes"), card.get("files")
+    if (
+        "arch" in card
+        and isinstance(spec, dict)
+        and "channels" in spec
+        and isinstance(classes, list)
+        and isinstance(files, dict)
+        and "model" in files
+    ):
+        known = {"in_channels": int(spec["channels"]), "num_classes": len(classes)}
+        if spec.get("height") == spec.get("width") and isinstance(spec.get("height"), int):
+            known["input_size"] = spec["height"]
+        return known, str(files["model"])
+    missing = sorted({"arch", "in_channels", "num_classes", "weights"} - card.keys())
+    raise ValueError(
+        f"{path}: model card lacks {missing} (or, as livecell train writes it, "
+        "input.channels, classes and files.model)"
+    )
 
 
 class TorchBackend(BatchedBackend):
@@ -74,7 +102,7 @@ class TorchBackend(BatchedBackend):
         super().__init__(max_batch=max_batch)
         torch = require("torch", extra="train", purpose="the torch backend")
         self._torch = torch
-        model, card = load_torch_model(model_path)
+        model, known = load_torch_model(model_path)
         use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
         if use_cuda and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU")
@@ -90,11 +118,10 @@ class TorchBackend(BatchedBackend):
         self._model: Any = torch.compile(model) if compile else model
         self.device = str(self._device)
         self.model_name = Path(model_path).stem
-        if card:
-            size = card.get("input_size")
-            side = int(size) if isinstance(size, int) else None
-            self.input_shape = (int(card["in_channels"]), side, side)
-            self.num_classes = int(card["num_classes"])
+        if known:
+            side = known.get("input_size")
+            self.input_shape = (known["in_channels"], side, side)
+            self.num_classes = known["num_classes"]
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         self._check_open()
