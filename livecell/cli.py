@@ -264,9 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from livecell.analysis import check_model_folders
     from livecell.config import load_config
 
     config = load_config(args.file)
+    check_model_folders(config)
     sys.stdout.write(config.to_toml())
     return EXIT_OK
 

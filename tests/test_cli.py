@@ -5,6 +5,7 @@ Every command runs as a real subprocess, as a user or systemd would run it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import resource
 import shutil
@@ -156,6 +157,58 @@ def test_run_with_a_model_or_address_it_cannot_use_exits_2(
         config = {"source": {"path": "incoming"}, "metrics": {"address": ""}, **filled}
         config_file = write_config(tmp_path / "c.toml", config)
         assert_user_error(livecell("run", "-c", config_file), named)
+
+
+BUNDLED = Path(__file__).parents[1] / "livecell" / "engine" / "bundled"
+
+
+def two_channel_patch_model(folder: Path) -> Path:
+    """The bundled patch classifier, its card saying it reads two channels."""
+    shutil.copytree(BUNDLED / "holotomo_states", folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["input"]["channels"] = 2
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"patches": {"model": str(BUNDLED / "nanowell_cell_type")}},
+         ["patches.model", "'sequence cell_type'"]),
+        ({"patches": {"model": "two-channels"}}, ["patches.model", "one-channel"]),
+        ({"engine": {"model": str(BUNDLED / "nanowell_contact")}}, ["engine.model"]),
+    ],
+)  # fmt: skip
+def test_a_model_of_another_kind_exits_2_naming_the_key(
+    tmp_path: Path, section: dict[str, Any], named: list[str]
+) -> None:
+    """A model folder that exists but holds no model patch mode can run: exit 2 naming
+    the key, not a traceback; ``check-config`` already refuses a model of another task."""
+    two_channel_patch_model(tmp_path / "two-channels")
+    (tmp_path / "frames").mkdir()
+    config = {"source": {"path": "frames"}, "analysis": {"mode": "patches"}, **section}
+    config_file = write_config(tmp_path / "c.toml", {**config, "metrics": {"address": ""}})
+    assert_user_error(livecell("replay", tmp_path / "frames", "-c", config_file), *named)
+    if "two-channels" not in str(section):
+        assert_user_error(livecell("check-config", config_file), *named)
+
+
+def test_a_backend_whose_package_is_missing_exits_2_naming_engine_backend(
+    tmp_path: Path,
+) -> None:
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    (tmp_path / "frames").mkdir()
+    config = {
+        "source": {"path": "frames"},
+        "analysis": {"mode": "patches"},
+        "engine": {"backend": "tensorrt"},
+        "metrics": {"address": ""},
+    }
+    config_file = write_config(tmp_path / "c.toml", config)
+    result = livecell("replay", tmp_path / "frames", "-c", config_file)
+    assert_user_error(result, "engine.backend", "livecell[tensorrt]")
 
 
 @pytest.mark.parametrize(

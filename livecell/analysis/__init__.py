@@ -7,14 +7,16 @@ nanowell mode (``nanowell.py``) and patch mode plug in here, behind the same pro
 the sources or sinks knowing.
 """
 
+import json
 from pathlib import Path
 
 from livecell.analysis._protocol import Stage, StageMeters
 from livecell.analysis.frames_only import FramesOnly
 from livecell.config import NANOWELL_MODEL_KEYS, Config
+from livecell.engine.bundled import CARD_FILE, PATCH_TASK
 from livecell.errors import ConfigError
 
-__all__ = ["FramesOnly", "Stage", "StageMeters", "build_stage"]
+__all__ = ["FramesOnly", "Stage", "StageMeters", "build_stage", "check_model_folders"]
 
 
 def build_stage(config: Config, meters: StageMeters) -> Stage:
@@ -22,21 +24,60 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
 
     ``meters`` (the daemon's ``Metrics``) receives sub-stage times and engine item counts.
     """
-    for key, folder in configured_models(config):
-        if not (folder / "model_card.json").is_file():
-            raise ConfigError(
-                key, f"{folder} is no model folder (no model_card.json: livecell train --out)"
-            )
+    check_model_folders(config)
     mode = config.analysis.mode
     if mode == "none":
         return FramesOnly()
-    if mode == "nanowell":
-        from livecell.analysis.nanowell import open_nanowell_stage
+    from livecell.engine._extras import MissingExtra
 
-        return open_nanowell_stage(config, meters)
-    from livecell.analysis.patches import open_patch_stage  # mode "patches", as validated
+    try:
+        if mode == "nanowell":
+            from livecell.analysis.nanowell import open_nanowell_stage
 
-    return open_patch_stage(config, meters)
+            return open_nanowell_stage(config, meters)
+        from livecell.analysis.patches import open_patch_stage  # mode "patches", as validated
+
+        return open_patch_stage(config, meters)
+    except MissingExtra as exc:
+        raise ConfigError("engine.backend", str(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        named = configured_models(config)
+        if not named:
+            raise  # a bundled model that does not load is a bug, not a user's error
+        detail = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        keys = " / ".join(key for key, _ in named)
+        raise ConfigError(keys, f"cannot be used in {mode} mode: {detail}") from None
+
+
+MODEL_TASKS = {
+    "patches.model": PATCH_TASK,
+    "engine.model": PATCH_TASK,
+    "nanowell.segmentation_model": "nanowell segmentation",
+    "nanowell.cell_type_model": "sequence cell_type",
+    "nanowell.death_model": "sequence death",
+    "nanowell.contact_model": "nanowell contact",
+}
+"""The model card ``task`` each model key needs (``livecell train --task``)."""
+
+
+def check_model_folders(config: Config) -> None:
+    """``ConfigError`` naming the key of a configured model folder without a readable
+    model card, or whose card is of another task than the key needs."""
+    for key, folder in configured_models(config):
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            raise ConfigError(
+                key, f"{folder} is no model folder (no {CARD_FILE}: livecell train --out)"
+            )
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(key, f"{card_path} is not a readable model card: {exc}") from None
+        task = card.get("task", PATCH_TASK) if isinstance(card, dict) else None
+        if task != MODEL_TASKS[key]:
+            raise ConfigError(
+                key, f"{folder} holds a {task!r} model; this key needs a {MODEL_TASKS[key]!r} one"
+            )
 
 
 def configured_models(config: Config) -> list[tuple[str, Path]]:

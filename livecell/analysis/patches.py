@@ -83,9 +83,15 @@ class PatchModel:
         engine_cache_dir: Path | None = None,
     ) -> PatchModel:
         """The model in ``folder`` (``model.onnx`` + ``model_card.json``)."""
-        from livecell.engine.bundled import CARD_FILE
+        from livecell.engine.bundled import CARD_FILE, PATCH_TASK
 
         card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        task = card.get("task", PATCH_TASK)
+        if task != PATCH_TASK:
+            raise ValueError(
+                f"{folder} holds a {task!r} model; patch mode needs a {PATCH_TASK!r} one "
+                "(livecell train, --task patches)"
+            )
         spec = card["input"]
         if int(spec["channels"]) != 1 or int(spec["height"]) != int(spec["width"]):
             raise ValueError(

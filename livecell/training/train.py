@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from livecell import __version__
+from livecell.engine.bundled import PATCH_TASK
 from livecell.training.datasets import (
     AugmentParams,
     FloatArray,
@@ -50,7 +51,6 @@ from livecell.training.splits import grouped_split
 CARD_SCHEMA_VERSION = 1
 MODEL_FILE = "model.pt"
 CARD_FILE = "model_card.json"
-PATCH_TASK = "patch classification"
 CHECKPOINT_FILE = "checkpoint.pt"
 CONFUSION_FILE = "confusion_test.png"
 ONNX_FILE = "model.onnx"

@@ -25,6 +25,9 @@ BUNDLED_MODELS = {
 
 CARD_FILE = "model_card.json"
 
+PATCH_TASK = "patch classification"
+"""The card's ``task`` of a patch classifier (``livecell train``'s default task)."""
+
 
 def bundled_model_dir(name: str) -> Path:
     """The folder of bundled model ``name``; ``LookupError`` naming the ones that ship."""
