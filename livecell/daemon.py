@@ -196,7 +196,7 @@ def _build(
     """The pipeline; ``live=False`` (replay) leaves out the metrics server, the PUB sink
     and the triggers, and moves no file to quarantine."""
     metrics = Metrics()
-    stage = build_stage(config, metrics)
+    stage = build_stage(config, metrics, reported=journal.has_event)
     with _configured_path(events_key):
         event_log = EventLog(events_path)
     if live and config.metrics.address:

@@ -8,9 +8,10 @@ the sources or sinks knowing.
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from livecell.analysis._protocol import Stage, StageMeters
+from livecell.analysis._protocol import Stage, StageMeters, nothing_reported
 from livecell.analysis.frames_only import FramesOnly
 from livecell.config import NANOWELL_MODEL_KEYS, Config
 from livecell.engine.bundled import CARD_FILE, PATCH_TASK
@@ -19,10 +20,14 @@ from livecell.errors import ConfigError
 __all__ = ["FramesOnly", "Stage", "StageMeters", "build_stage", "check_model_folders"]
 
 
-def build_stage(config: Config, meters: StageMeters) -> Stage:
+def build_stage(
+    config: Config, meters: StageMeters, *, reported: Callable[[str], bool] = nothing_reported
+) -> Stage:
     """The stage for ``analysis.mode``; raises ``ConfigError`` for one not built yet.
 
-    ``meters`` (the daemon's ``Metrics``) receives sub-stage times and engine item counts.
+    ``meters`` (the daemon's ``Metrics``) receives sub-stage times and engine item counts;
+    ``reported`` (the journal's ``has_event``) tells patch mode which events a run before
+    a restart already wrote.
     """
     check_model_folders(config)
     mode = config.analysis.mode
@@ -37,7 +42,7 @@ def build_stage(config: Config, meters: StageMeters) -> Stage:
             return open_nanowell_stage(config, meters)
         from livecell.analysis.patches import open_patch_stage  # mode "patches", as validated
 
-        return open_patch_stage(config, meters)
+        return open_patch_stage(config, meters, reported=reported)
     except MissingExtra as exc:
         raise ConfigError("engine.backend", str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:

@@ -55,3 +55,8 @@ class StageClock:
         now = time.perf_counter()
         self._meters.observe_stage(stage, now - self._last)
         self._last = now
+
+
+def nothing_reported(event_id: str) -> bool:
+    """A fresh start: no event was reported before (``build_stage``'s ``reported``)."""
+    return False

@@ -24,6 +24,7 @@ whose frame size changes starts a new grid and new patch states.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from livecell.analysis._protocol import StageClock, StageMeters
+from livecell.analysis._protocol import StageClock, StageMeters, nothing_reported
 from livecell.analysis.overlay import PatchOverlay, latest_overlay
 from livecell.analysis.patch_grid import (
     Grid,
@@ -138,10 +139,21 @@ class PatchModel:
 class PatchStage:
     name = "patches"
 
-    def __init__(self, config: PatchesConfig, model: PatchModel, *, meters: StageMeters) -> None:
+    def __init__(
+        self,
+        config: PatchesConfig,
+        model: PatchModel,
+        *,
+        meters: StageMeters,
+        reported: Callable[[str], bool] = nothing_reported,
+    ) -> None:
+        """``reported``: whether an event id is already in the events file (the daemon's
+        journal), so that a restarted daemon does not report a patch's death or early
+        necroptosis again, nor an early necroptosis after the death."""
         self.config = config
         self.model = model
         self._meters = meters
+        self._reported = reported
         self._params = HysteresisParams(
             classes=model.classes,
             confirm_frames=config.confirm_frames,
@@ -173,9 +185,7 @@ class PatchStage:
         position = self._positions.get((key.acquisition, key.position))
         if position is None or position.grid != grid:
             self._check_range(image, key)
-            position = _Position(
-                grid, [PatchTrack(self._params) for _ in range(grid.rows * grid.cols)]
-            )
+            position = _Position(grid, self._tracks(key, grid))
             self._positions[(key.acquisition, key.position)] = position
         events = self._events(frame, position, keep, probabilities)
         position.overlay = PatchOverlay(
@@ -183,6 +193,20 @@ class PatchStage:
         )
         clock.lap("patch_states")
         return events
+
+    def _tracks(self, key: FrameKey, grid: Grid) -> list[PatchTrack]:
+        """Fresh patch states for a position's grid, each knowing whether its death or
+        early necroptosis was reported before (by this daemon before a restart)."""
+        tracks = []
+        for index in range(grid.rows * grid.cols):
+            row, col = divmod(index, grid.cols)
+            track = PatchTrack(self._params)
+            track.died = self._reported(stable_id(DEATH, key.acquisition, key.position, row, col))
+            track.early_done = self._reported(
+                stable_id(EARLY_NECROPTOSIS, key.acquisition, key.position, row, col)
+            )
+            tracks.append(track)
+        return tracks
 
     def _check_range(self, image: FloatArray, key: FrameKey) -> None:
         """Warn, once per position, when its frames read far from what the model was
@@ -280,8 +304,11 @@ def model_folder(config: Config) -> Path:
     return bundled_model_dir(BUNDLED_NAME)
 
 
-def open_patch_stage(config: Config, meters: StageMeters) -> PatchStage:
-    """The patch stage with the configured (or bundled) model, opened on ``[engine] backend``."""
+def open_patch_stage(
+    config: Config, meters: StageMeters, *, reported: Callable[[str], bool] = nothing_reported
+) -> PatchStage:
+    """The patch stage with the configured (or bundled) model, opened on ``[engine] backend``;
+    ``reported`` as for :class:`PatchStage`."""
     settings = config.patches
     model = PatchModel.open(
         model_folder(config),
@@ -290,4 +317,4 @@ def open_patch_stage(config: Config, meters: StageMeters) -> PatchStage:
         threads=settings.threads,
         engine_cache_dir=config.engine_cache_dir,
     )
-    return PatchStage(settings, model, meters=meters)
+    return PatchStage(settings, model, meters=meters, reported=reported)

@@ -8,6 +8,7 @@ Runtime, through the real command line, twice: both replays give the same event 
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,59 @@ def test_replay_gives_patch_states_per_frame_deaths_per_patch_and_stable_ids(
     assert report["patches"]["empty_called"] == 0
     assert report["deaths"]["predicted"] == len(deaths)
     assert report["deaths"]["detected"] >= 1
+
+
+def replay_into(frames: Path, folder: Path) -> list[dict[str, Any]]:
+    """``livecell replay FRAMES`` into ``folder``'s events file, kept from earlier replays."""
+    folder.mkdir(exist_ok=True)
+    config = write_config(
+        folder / "livecell.toml",
+        {
+            "source": {"path": str(frames)},
+            "analysis": {"mode": "patches"},
+            "metrics": {"address": ""},
+        },
+    )
+    done = livecell("replay", frames, "-c", config, "--events", "events.jsonl", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return read_events(folder / "events.jsonl")
+
+
+def deaths_and_early(events: list[dict[str, Any]]) -> dict[tuple[str, str, int, int], int]:
+    return {
+        (e["kind"], e["position"], *e["patch"]): e["t"]
+        for e in events
+        if e["kind"] in ("death", "early_necroptosis")
+    }
+
+
+def test_a_restart_reports_no_early_necroptosis_for_a_patch_already_dead(
+    tmp_path: Path,
+) -> None:
+    """A run stopped after 12 frames and started again on the whole acquisition: the
+    patches start afresh, but those whose death was reported before the stop (their ids
+    are in the journal) get no early necroptosis after it, as in one unbroken run.
+
+    Seed 101 (two positions, 24 frames): before this rule, two patches of Pos1 that died
+    at t7 and t9 reported an early necroptosis at t15 after the restart."""
+    acquisition = tmp_path / "holo101"
+    done = livecell("simulate", acquisition, "--kind", "holotomo", "--frames", 24, "--size", 800,
+                    "--positions", 2, "--mip", "--seed", 101)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    first_half = tmp_path / "first-half"
+    for position in ("Pos0", "Pos1"):
+        (first_half / position).mkdir(parents=True)
+        for t in range(12):
+            name = f"t{t:05d}.ome.tif"
+            shutil.copy(acquisition / "frames" / position / name, first_half / position / name)
+    replay_into(first_half, tmp_path / "restarted")
+    restarted = deaths_and_early(replay_into(acquisition / "frames", tmp_path / "restarted"))
+    unbroken = deaths_and_early(replay_into(acquisition / "frames", tmp_path / "unbroken"))
+
+    died_before_stop = {k[1:]: t for k, t in restarted.items() if k[0] == "death" and t < 12}
+    assert died_before_stop, "the first half must report deaths for this test to mean anything"
+    for (kind, *patch), t in restarted.items():
+        if kind == "early_necroptosis" and tuple(patch) in died_before_stop:
+            assert t < died_before_stop[tuple(patch)], (patch, t)
+    early = {k for k in restarted if k[0] == "early_necroptosis"}
+    assert early == {k for k in unbroken if k[0] == "early_necroptosis"}
