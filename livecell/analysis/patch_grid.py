@@ -40,6 +40,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 OTSU_BINS = 256
+OTSU_TAIL = 1e-4  # share of pixels at each end left out of the histogram's span
+OTSU_SAMPLE_STEP = 7  # the span's quantiles are taken over every 7th finite pixel
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +98,22 @@ def projection(pixels: npt.NDArray[np.generic], axes: str) -> FloatArray:
 def otsu_threshold(image: FloatArray) -> float:
     """Global Otsu threshold of ``image`` over its finite pixels (a bin edge).
 
-    A constant (or all non-finite) image has no threshold: +inf, so every patch
-    of it is empty.
+    The histogram spans the pixels between the ``OTSU_TAIL`` and ``1 - OTSU_TAIL``
+    quantiles (of every ``OTSU_SAMPLE_STEP``-th pixel), the rest counted in its end
+    bins: spanning the minimum to the maximum, one hot pixel squeezed every other
+    into one bin and left the frame without a foreground. A constant (or all
+    non-finite) image has no threshold: +inf, so every patch of it is empty.
     """
     values = image[np.isfinite(image)]
     if values.size == 0:
         return float("inf")
-    low, high = float(values.min()), float(values.max())
+    low, high = np.quantile(values[::OTSU_SAMPLE_STEP], [OTSU_TAIL, 1.0 - OTSU_TAIL])
+    if not high > low:
+        low, high = values.min(), values.max()
     if not high > low:
         return float("inf")
-    counts, edges = np.histogram(values, bins=OTSU_BINS, range=(low, high))
+    clipped = np.clip(values, low, high)
+    counts, edges = np.histogram(clipped, bins=OTSU_BINS, range=(float(low), float(high)))
     counts = counts.astype(np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     weight_low = np.cumsum(counts)

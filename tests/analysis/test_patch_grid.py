@@ -105,6 +105,19 @@ def test_otsu_separates_cells_from_background_and_the_ratio_skips_empty_patches(
     assert (np.delete(ratios.ravel(), 1) == 0).all()
 
 
+@pytest.mark.parametrize("hot", [3.0, 1e30, -1e30])
+def test_one_extreme_pixel_does_not_move_the_threshold(hot: float) -> None:
+    """A hot (or dead) camera pixel: the threshold still separates the cell from the
+    background, so the frame's patches are not all called empty."""
+    rng = np.random.default_rng(3)
+    image = (1.337 + 0.001 * rng.standard_normal((320, 480))).astype(np.float32)
+    image[10:150, 170:300] += 0.03
+    clean = otsu_threshold(image)
+    image[200, 40] = hot
+    assert otsu_threshold(image) == pytest.approx(clean, abs=1e-3)
+    assert foreground_ratio(image, patch_grid(*image.shape, 160), otsu_threshold(image))[0, 1] > 0.5
+
+
 def test_a_constant_or_non_finite_image_has_no_threshold() -> None:
     assert otsu_threshold(np.full((32, 32), 1.33, np.float32)) == float("inf")
     assert otsu_threshold(np.full((32, 32), np.nan, np.float32)) == float("inf")
