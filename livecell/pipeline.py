@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class RunSummary:
     source_error: BaseException | None = None
     analysis_failures: int = 0  # frames whose analysis raised (their frame event was sent)
     first_analysis_failure: str = ""
+    frames_behind: int = 0  # frames that came after a later one of their position: not analysed
 
     def count(self, kind: str) -> int:
         return self.events_by_kind.get(kind, 0)
@@ -130,6 +132,7 @@ class Pipeline:
         self._last_latency_s = 0.0
         # viewers (the dashboard): each analysed frame and the stage's overlay, by reference
         self._observers = list(observers)
+        self._newest_t = _NewestT()
 
     def recover(self) -> int:
         """Record the events written after the journal's last commit, and the frames their
@@ -305,6 +308,14 @@ class Pipeline:
     def _analyse(self, frame: Frame) -> list[Event]:
         key = frame.key
         events = [frame_event(frame)]
+        if not self._newest_t.advance(key):
+            self.summary.frames_behind += 1
+            log.warning(
+                "frame came after a later one of its position: not analysed, since the "
+                "stage takes a position's frames in order; its frame event is written",
+                **_key_fields(frame),
+            )
+            return events
         started = time.perf_counter()
         try:
             events += self._stage.update(frame)
@@ -440,6 +451,27 @@ class Pipeline:
                 log.error("close failed", what=name, error=str(exc))
             except Exception:
                 log.exception("close failed", what=name)
+
+
+class _NewestT:
+    """The newest t analysed per position, for the last ``POSITIONS_KEPT`` positions."""
+
+    POSITIONS_KEPT = 4096
+
+    def __init__(self) -> None:
+        self._by_position: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def advance(self, key: FrameKey) -> bool:
+        """Record ``key.t`` if it is newer than its position's newest; False if not."""
+        position = (key.acquisition, key.position)
+        newest = self._by_position.pop(position, None)
+        if newest is not None and key.t <= newest:
+            self._by_position[position] = newest
+            return False
+        self._by_position[position] = key.t
+        if len(self._by_position) > self.POSITIONS_KEPT:
+            self._by_position.popitem(last=False)
+        return True
 
 
 def _key_parts(key: FrameKey | None) -> tuple[object, ...]:

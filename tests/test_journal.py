@@ -386,6 +386,33 @@ def test_a_journal_that_cannot_grow_stops_the_pipeline_at_once(tmp_path: Path) -
     assert set(kinds) == {"frame"}
 
 
+class RecordingStage(FramesOnly):
+    """Records the (position, t) of every frame it is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def update(self, frame: Frame) -> list[Event]:
+        self.seen.append((frame.key.position, frame.key.t))
+        return []
+
+
+def test_a_frame_behind_a_later_one_of_its_position_gets_its_frame_event_only(
+    tmp_path: Path,
+) -> None:
+    """The stages take a position's frames in order (a patch's onset must not come after
+    its death); a frame that arrives after a later one is not analysed, but is accepted."""
+    stage = RecordingStage()
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    order = [frame(0), frame(2), frame(1), frame(0, position="Pos1"), frame(3)]
+    run_pipeline(state, events, order, stage=stage)
+    assert stage.seen == [("Pos0", 0), ("Pos0", 2), ("Pos1", 0), ("Pos0", 3)]
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert sorted((r["position"], r["t"]) for r in records if r["kind"] == "frame") == [
+        ("Pos0", 0), ("Pos0", 1), ("Pos0", 2), ("Pos0", 3), ("Pos1", 0)
+    ]  # fmt: skip
+
+
 class DiskFillsStage(FramesOnly):
     """A stage whose own output (a tracks file) cannot grow from frame 2 on."""
 
