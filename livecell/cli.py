@@ -241,15 +241,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOPS_ON_SIGNALS = ("run", "replay", "demo")
+"""Commands that take SIGTERM and SIGINT as a request to stop and finish cleanly (exit 0);
+any other command so interrupted has not done its work: a failure, exit 1 (SPEC)."""
+
+
 def _exit_before_start(signum: int, _frame: FrameType | None) -> None:
     """SIGTERM while still importing or loading the config: nothing in hand, exit 0."""
     raise SystemExit(EXIT_OK)
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM to a command that does not stop cleanly: as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_before_start)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in STOPS_ON_SIGNALS:
+        signal.signal(signal.SIGTERM, _interrupt)
     from livecell.logs import configure_logging
 
     configure_logging(level=args.log_level, json=args.log_json)
@@ -260,7 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"livecell: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_OK
+        if args.command in STOPS_ON_SIGNALS:
+            return EXIT_OK  # interrupted before its own stop handling was in place
+        print(f"livecell {args.command}: interrupted, not finished", file=sys.stderr)
+        if args.command == "train":
+            print("(--resume continues from DIR/checkpoint.pt, if an epoch ended)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _check_config(args: argparse.Namespace) -> int:

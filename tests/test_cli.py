@@ -9,6 +9,7 @@ import importlib.util
 import json
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -424,3 +425,24 @@ def test_replay_runs_beside_a_live_daemon_on_the_same_config(
         sender.send(frame_message("Pos0", 0))
     assert wait_for(lambda: len(daemon.events("frame")) == 1)
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_command_stopped_before_it_finished_exits_1_and_says_so(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C or SIGTERM to a command that does not stop cleanly (here a long simulation)
+    is not success: ``simulate ... && train ...`` must not go on."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecell", "simulate", tmp_path / "sim", "--kind", "nanowell",
+         "--frames", "500", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert wait_for(lambda: (tmp_path / "sim" / "frames").exists(), timeout_s=60)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_FAILURE, stderr
+    assert "livecell simulate: interrupted" in stderr
+    assert "Traceback" not in stderr
