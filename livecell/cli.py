@@ -281,11 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from livecell.analysis import check_model_folders
+    from livecell.analysis import check_model_folders, unused_model_keys
     from livecell.config import load_config
 
     config = load_config(args.file)
     check_model_folders(config)
+    for note in unused_model_keys(config):
+        print(f"livecell: note: {note}", file=sys.stderr)
     sys.stdout.write(config.to_toml())
     return EXIT_OK
 

@@ -516,6 +516,15 @@ class Config(_Section):
             raise ValueError("source.path is required when source.kind = 'watch'")
         return self
 
+    @model_validator(mode="after")
+    def _backend_runs_the_mode(self) -> Config:
+        if self.analysis.mode == "nanowell" and self.engine.backend == "torch":
+            raise ValueError(
+                "engine.backend 'torch' runs patch classifiers only; nanowell mode's models "
+                "run on ONNX: 'auto', 'onnxruntime', 'tensorrt' or 'triton'"
+            )
+        return self
+
     @property
     def engine_cache_dir(self) -> Path:
         """Where the engine keeps what it builds (TensorRT engines and timing caches)."""
@@ -656,8 +665,9 @@ def _config_error(exc: ValidationError) -> ConfigError:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] not in ("missing", "value_error") and not isinstance(first.get("input"), dict):
         message += f" (got {first['input']!r})"
-    if not key and message.startswith("source.path"):
-        key, message = "source.path", message.removeprefix("source.path ")
+    for named in ("source.path", "engine.backend"):  # the cross-section checks name a key
+        if not key and message.startswith(named):
+            key, message = named, message.removeprefix(f"{named} ")
     extra = len(exc.errors()) - 1
     if extra:
         message += f"; and {extra} more problem{'s' if extra > 1 else ''}"

@@ -163,36 +163,68 @@ def test_run_with_a_model_or_address_it_cannot_use_exits_2(
 BUNDLED = Path(__file__).parents[1] / "livecell" / "engine" / "bundled"
 
 
-def two_channel_patch_model(folder: Path) -> Path:
-    """The bundled patch classifier, its card saying it reads two channels."""
-    shutil.copytree(BUNDLED / "holotomo_states", folder)
+def edited_model(name: str, folder: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of bundled model ``name`` whose card ``edit`` changes."""
+    shutil.copytree(BUNDLED / name, folder)
     card = json.loads((folder / "model_card.json").read_text())
-    card["input"]["channels"] = 2
+    edit(card)
     (folder / "model_card.json").write_text(json.dumps(card))
     return folder
 
 
+def set_input(**values: int) -> Callable[[dict[str, Any]], None]:
+    return lambda card: card["input"].update(values)
+
+
+def set_crops(px: int) -> Callable[[dict[str, Any]], None]:
+    return lambda card: card["input"]["crops"].update(height=px, width=px)
+
+
 @pytest.mark.parametrize(
-    ("section", "named"),
+    ("mode", "section", "named", "check_config_knows"),
     [
-        ({"patches": {"model": str(BUNDLED / "nanowell_cell_type")}},
-         ["patches.model", "'sequence cell_type'"]),
-        ({"patches": {"model": "two-channels"}}, ["patches.model", "one-channel"]),
-        ({"engine": {"model": str(BUNDLED / "nanowell_contact")}}, ["engine.model"]),
+        ("patches", {"patches": {"model": str(BUNDLED / "nanowell_cell_type")}},
+         ["patches.model", "'sequence cell_type'"], True),
+        ("patches", {"patches": {"model": "two-channels"}},
+         ["patches.model", "one-channel"], False),
+        ("patches", {"engine": {"model": str(BUNDLED / "nanowell_contact")}},
+         ["engine.model"], True),
+        ("patches", {"patches": {"model": "card-64px"}},
+         ["patches.model", "does not match its model card", "[N, 1, 64, 64]"], False),
+        ("patches", {"patches": {"model": "no-onnx"}}, ["patches.model", "livecell export"], True),
+        ("nanowell", {"nanowell": {"death_model": "death-32px"}},
+         ["nanowell.cell_type_model / nanowell.death_model", "--crop-px"], False),
+        ("nanowell", {"engine": {"backend": "torch"}},
+         ["engine.backend", "patch classifiers"], True),
     ],
 )  # fmt: skip
-def test_a_model_of_another_kind_exits_2_naming_the_key(
-    tmp_path: Path, section: dict[str, Any], named: list[str]
+def test_a_model_it_cannot_run_exits_2_naming_the_key(
+    tmp_path: Path, mode: str, section: dict[str, Any], named: list[str], check_config_knows: bool
 ) -> None:
-    """A model folder that exists but holds no model patch mode can run: exit 2 naming
-    the key, not a traceback; ``check-config`` already refuses a model of another task."""
-    two_channel_patch_model(tmp_path / "two-channels")
+    """A model folder that exists but holds no model the mode can run: exit 2 naming the
+    key, not a traceback, nor analysis failing on every frame. ``check-config`` already
+    refuses what the cards and files show without loading the models."""
+    edited_model("holotomo_states", tmp_path / "two-channels", set_input(channels=2))
+    edited_model("holotomo_states", tmp_path / "card-64px", set_input(height=64, width=64))
+    (edited_model("holotomo_states", tmp_path / "no-onnx", set_input()) / "model.onnx").unlink()
+    edited_model("nanowell_death", tmp_path / "death-32px", set_crops(32))
     (tmp_path / "frames").mkdir()
-    config = {"source": {"path": "frames"}, "analysis": {"mode": "patches"}, **section}
+    config = {"source": {"path": "frames"}, "analysis": {"mode": mode}, **section}
     config_file = write_config(tmp_path / "c.toml", {**config, "metrics": {"address": ""}})
     assert_user_error(livecell("replay", tmp_path / "frames", "-c", config_file), *named)
-    if "two-channels" not in str(section):
+    if check_config_knows:
         assert_user_error(livecell("check-config", config_file), *named)
+
+
+def test_check_config_notes_a_model_key_the_mode_does_not_read(tmp_path: Path) -> None:
+    config = {
+        "source": {"path": "frames"},
+        "analysis": {"mode": "nanowell"},
+        "engine": {"model": str(BUNDLED / "holotomo_states")},
+    }
+    result = livecell("check-config", write_config(tmp_path / "c.toml", config))
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "note: engine.model is read in patches mode only" in result.stderr
 
 
 def test_a_backend_whose_package_is_missing_exits_2_naming_engine_backend(

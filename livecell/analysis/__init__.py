@@ -11,13 +11,24 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import structlog
+
 from livecell.analysis._protocol import Stage, StageMeters, nothing_reported
 from livecell.analysis.frames_only import FramesOnly
 from livecell.config import NANOWELL_MODEL_KEYS, Config
 from livecell.engine.bundled import CARD_FILE, PATCH_TASK
 from livecell.errors import ConfigError
 
-__all__ = ["FramesOnly", "Stage", "StageMeters", "build_stage", "check_model_folders"]
+__all__ = [
+    "FramesOnly",
+    "Stage",
+    "StageMeters",
+    "build_stage",
+    "check_model_folders",
+    "unused_model_keys",
+]
+
+log = structlog.get_logger("livecell.analysis")
 
 
 def build_stage(
@@ -30,6 +41,8 @@ def build_stage(
     a restart already wrote.
     """
     check_model_folders(config)
+    for note in unused_model_keys(config):
+        log.warning(note)
     mode = config.analysis.mode
     if mode == "none":
         return FramesOnly()
@@ -65,6 +78,17 @@ MODEL_TASKS = {
 """The model card ``task`` each model key needs (``livecell train --task``)."""
 
 
+def unused_model_keys(config: Config) -> list[str]:
+    """Notes on model keys the mode does not read (set, but without effect)."""
+    if config.engine.model and config.analysis.mode != "patches":
+        return [
+            f"engine.model is read in patches mode only; mode {config.analysis.mode!r} does not "
+            "use it (nanowell mode's models are nanowell.segmentation_model, cell_type_model, "
+            "death_model and contact_model)"
+        ]
+    return []
+
+
 def check_model_folders(config: Config) -> None:
     """``ConfigError`` naming the key of a configured model folder without a readable
     model card, or whose card is of another task than the key needs."""
@@ -82,6 +106,13 @@ def check_model_folders(config: Config) -> None:
         if task != MODEL_TASKS[key]:
             raise ConfigError(
                 key, f"{folder} holds a {task!r} model; this key needs a {MODEL_TASKS[key]!r} one"
+            )
+        reads_onnx = not (task == PATCH_TASK and config.engine.backend == "torch")
+        if reads_onnx and not (folder / "model.onnx").is_file():
+            raise ConfigError(
+                key,
+                f"{folder} has no model.onnx (trained without --onnx?): `livecell export "
+                f"{folder}` writes it",
             )
 
 

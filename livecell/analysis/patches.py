@@ -100,17 +100,24 @@ class PatchModel:
                 f"{spec['channels']} channels of {spec['height']} x {spec['width']}"
             )
         model_file = folder / ("model_card.json" if backend == "torch" else "model.onnx")
+        opened = open_backend(
+            backend,
+            model_file,
+            max_batch=max_batch,
+            threads=threads,
+            engine_cache_dir=engine_cache_dir,
+        )
+        classes = tuple(card["classes"])
+        side = int(spec["height"])
+        disagree = _disagreement(opened, (1, side, side), len(classes))
+        if disagree:
+            opened.close()
+            raise ValueError(f"{model_file} does not match its model card: {disagree}")
         return cls(
             name=folder.name,
-            backend=open_backend(
-                backend,
-                model_file,
-                max_batch=max_batch,
-                threads=threads,
-                engine_cache_dir=engine_cache_dir,
-            ),
-            classes=tuple(card["classes"]),
-            input_px=int(spec["height"]),
+            backend=opened,
+            classes=classes,
+            input_px=side,
             mean=float(spec["normalisation"]["mean"][0]),
             std=float(spec["normalisation"]["std"][0]),
         )
@@ -134,6 +141,21 @@ class PatchModel:
         if len(patches) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         return np.asarray(self.backend.predict(self.prepare(patches)), dtype=np.float32)
+
+
+def _disagreement(backend: Backend, input_shape: tuple[int, int, int], classes: int) -> str:
+    """How the model file's input and output differ from what its card says ("" if not);
+    sizes the file leaves open (dynamic axes) are not compared."""
+    found = tuple(getattr(backend, "input_shape", (None, None, None)))
+    if any(got is not None and got != want for got, want in zip(found, input_shape, strict=True)):
+        return (
+            f"it reads [N, {', '.join(map(str, found))}], "
+            f"the card says [N, {', '.join(map(str, input_shape))}]"
+        )
+    outputs = int(getattr(backend, "num_classes", 0) or 0)
+    if outputs and outputs != classes:
+        return f"it gives {outputs} class probabilities, the card names {classes} classes"
+    return ""
 
 
 class PatchStage:
