@@ -203,6 +203,12 @@ def _run_patches(args: argparse.Namespace, argv: list[str]) -> int:
             seed=args.seed,
         )
         data = load(args.data)
+        if len(set(data.labels.tolist())) < 2:
+            raise DataError(
+                f"holds one class only ({data.classes[int(data.labels[0])]!r}): a classifier "
+                "learns nothing from it; give patches of at least two classes",
+                path=" ".join(str(p) for p in args.data),
+            )
         test_data = None if args.test is None else load(args.test)
         result = training.train(
             data,

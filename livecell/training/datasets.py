@@ -317,6 +317,12 @@ def detect_kind(path: Path) -> DataKind:
     simulated = (path / "ground_truth").is_dir() and (path / "frames").is_dir()
     if simulated and (path / "ground_truth" / "patches.csv").is_file():
         return "simulated"
+    if (path / "frames").is_dir() and not simulated:
+        raise DataError(
+            "a simulator acquisition without ground_truth/ (its frames/ is no class folder): "
+            "train on livecell simulate's whole output folder, or on a folder per class",
+            path=path,
+        )
     if simulated:
         raise DataError(
             "a simulator acquisition without ground_truth/patches.csv (a nanowell one?): the "

@@ -73,6 +73,25 @@ class ResumeError(ValueError):
     """``resume`` was asked for but the checkpoint is missing or from different settings."""
 
 
+CHECKPOINT_KEYS = ("fingerprint", "model", "optimizer", "epoch")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint ``train`` writes, or :class:`ResumeError` saying what is wrong with it."""
+    try:
+        ckpt = torch.load(path, weights_only=True)
+    except Exception as exc:  # torn, foreign or not a torch file: torch raises many kinds
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ResumeError(f"{path}: not a checkpoint livecell can read ({type(exc).__name__}: "
+                          f"{first})") from None  # fmt: skip
+    if not isinstance(ckpt, dict) or not all(key in ckpt for key in CHECKPOINT_KEYS):
+        raise ResumeError(
+            f"{path}: not a livecell train checkpoint (it needs {', '.join(CHECKPOINT_KEYS)}); "
+            "start again without --resume"
+        )
+    return ckpt
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     """Settings of one training run; CPU-friendly defaults."""
@@ -294,7 +313,7 @@ def train(
     if resume:
         if not checkpoint_path.is_file():
             raise ResumeError(f"{checkpoint_path}: no checkpoint to resume from")
-        ckpt = torch.load(checkpoint_path, weights_only=True)
+        ckpt = _read_checkpoint(checkpoint_path)
         if ckpt["fingerprint"] != fingerprint:
             raise ResumeError(
                 f"{checkpoint_path}: made with other data, split or settings; "

@@ -82,6 +82,43 @@ def test_resume_refuses_other_settings(data: PatchSet, tmp_path: Path) -> None:
         _train(data, tmp_path, resume=True)  # other seed
 
 
+@pytest.mark.parametrize(
+    "content", [b"not a checkpoint", "state dict"], ids=["junk", "a state dict"]
+)
+def test_resume_refuses_a_file_that_is_no_checkpoint_in_words(
+    data: PatchSet, tmp_path: Path, content: bytes | str
+) -> None:
+    """A torn or foreign checkpoint.pt is a ResumeError (exit 2 on the command line)
+    naming the file, not torch's traceback."""
+    tmp_path.mkdir(exist_ok=True)
+    checkpoint = tmp_path / "checkpoint.pt"
+    if isinstance(content, bytes):
+        checkpoint.write_bytes(content)
+    else:
+        torch.save(tiny_cnn("tiny", in_channels=1, num_classes=2).state_dict(), checkpoint)
+    with pytest.raises(training.ResumeError, match="checkpoint"):
+        _train(data, tmp_path, resume=True)
+
+
+def test_data_of_one_class_or_frames_without_truth_exit_2(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Data a classifier cannot learn from is refused, naming it: one class folder only, or
+    a simulator's frames without ground truth (its frames/ had read as one class)."""
+    one_class = tmp_path / "one"
+    (one_class / "dark").mkdir(parents=True)
+    for image in (tree / "dark").iterdir():
+        (one_class / "dark" / image.name).write_bytes(image.read_bytes())
+    no_truth = tmp_path / "sim"
+    (no_truth / "frames" / "Pos0").mkdir(parents=True)
+    for image in (tree / "dark").iterdir():
+        (no_truth / "frames" / "Pos0" / image.name).write_bytes(image.read_bytes())
+    for data, words in ((one_class, "one class only"), (no_truth, "without ground_truth")):
+        argv = [str(data), "--out", str(tmp_path / "m"), "--patch-size", "32", "--quiet"]
+        assert command.main(argv) == command.EXIT_USAGE, words
+        assert words in capsys.readouterr().err
+
+
 def test_command_line(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(training, "registry_model", tiny_cnn)
     argv = [
