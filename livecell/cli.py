@@ -333,6 +333,11 @@ def _replay(args: argparse.Namespace) -> int:
             summary = replay(config, args.folder.resolve(), events, events_key=where)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
+        if not counts:
+            print(
+                f"(frames already in {events} are not analysed again: give another --events "
+                "to analyse them afresh)"
+            )
         if summary.analysis_failures:
             print(
                 f"livecell replay: analysis failed on {summary.analysis_failures} frame(s), "
