@@ -60,6 +60,7 @@ def test_export_of_another_kind_of_model_exits_2_naming_it() -> None:
         ("--opset 999", "--opset must be"),
         ("--max-batch 0", "--max-batch must be"),
         ("--out folder", "is a folder"),
+        ("--out weights", "give an .onnx file"),
     ],
 )
 def test_export_refuses_a_broken_folder_or_bad_options_in_words(
@@ -72,6 +73,8 @@ def test_export_refuses_a_broken_folder_or_bad_options_in_words(
         (model_dir / "model.pt").write_bytes(b"not torch weights")
     elif breakage == "--out folder":
         options = ["--out", str(tmp_path)]
+    elif breakage == "--out weights":
+        options = ["--out", str(model_dir / "model.pt")]
     else:
         options = breakage.split()
     result = export(str(model_dir), *options)
@@ -89,3 +92,20 @@ def test_tensorrt_without_the_extra_names_it(model_dir: Path) -> None:
     assert result.returncode == 1
     assert "livecell[tensorrt]" in result.stderr
     assert (model_dir / "model.onnx").exists()
+
+
+def test_an_export_over_the_tolerance_leaves_the_model_onnx_as_it_was(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new ONNX is checked before it replaces the old one: a failed parity check (here
+    a tolerance of 0, which no export meets) leaves the deployed model.onnx untouched."""
+    from livecell import cli
+    from livecell.engine import export as export_module
+
+    assert export(str(model_dir)).returncode == 0
+    before = (model_dir / "model.onnx").read_bytes()
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", 0.0)
+    assert cli.main(["export", str(model_dir), "--opset", "18"]) == 1
+    assert "left as it was" in capsys.readouterr().err
+    assert (model_dir / "model.onnx").read_bytes() == before
+    assert sorted(p.name for p in model_dir.iterdir() if p.name.startswith(".")) == []

@@ -4,7 +4,9 @@ without TensorRT.
 Model files (``model_path``):
 
 - ``*.pt2``: a ``torch.export`` program (``livecell.engine.export.export_torch_program``),
-  whose output is logits ``[N, K]``;
+  whose output is logits ``[N, K]``. ``torch.export.load`` falls back to unpickling parts
+  it cannot read as weights only, so load only ``.pt2`` files you made (the benchmark's
+  own); the daemon's patch models are read from their card and ``model.pt``;
 - ``*.json``: a model card, either the short form ``{"arch": "resnet18", "in_channels": 1,
   "num_classes": 5, "weights": "model.pt"}`` or the card ``livecell train`` writes (its
   ``input.channels``, ``classes`` and ``files.model``): the architecture is built from the
