@@ -309,6 +309,20 @@ def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _not_held_out(data: Sequence[Path], test: Sequence[Path]) -> str | None:
+    """Why DATA and --test are not apart, in words (the same acquisition named twice, or
+    in both, would score the model on what it trained on); None if they are."""
+    seen: set[Path] = set()
+    for folder in data:
+        if folder.resolve() in seen:
+            return f"DATA names {folder} twice: each acquisition once"
+        seen.add(folder.resolve())
+    shared = [str(folder) for folder in test if folder.resolve() in seen]
+    if shared:
+        return f"--test {', '.join(shared)} is also in DATA: held out means never trained on"
+    return None
+
+
 def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
     from livecell.training.segmentation_data import WellCrop, iter_well_crops
     from livecell.training.segmentation_train import (
@@ -321,6 +335,9 @@ def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_USAGE
     if args.test is None:
         print("livecell train: --task segmentation needs --test DATA (held out)", file=sys.stderr)
+        return EXIT_USAGE
+    if problem := _not_held_out(args.data, args.test):
+        print(f"livecell train: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         config = SegmentationTrainConfig(
@@ -383,6 +400,9 @@ def _run_contact(args: argparse.Namespace, argv: list[str]) -> int:
             "15 %, at least one, choose the epoch) and --test DATA (held out)",
             file=sys.stderr,
         )
+        return EXIT_USAGE
+    if problem := _not_held_out(args.data, args.test):
+        print(f"livecell train: {problem}", file=sys.stderr)
         return EXIT_USAGE
     n_val = max(1, round(0.15 * len(args.data)))
     try:

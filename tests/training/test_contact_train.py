@@ -143,6 +143,20 @@ def test_the_command_needs_two_acquisitions_and_held_out_data(
     assert command.main(resume) == command.EXIT_USAGE
 
 
+@pytest.mark.parametrize("overlap", ["test in DATA", "DATA twice"])
+def test_the_command_refuses_data_that_is_not_held_out(
+    tiny: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], overlap: str
+) -> None:
+    """Scoring on what it trained on (or validating on it) is refused in words, before
+    any example is cut."""
+    data = [*tiny, tiny[1]] if overlap == "DATA twice" else tiny
+    argv = [*map(str, data), "--test", str(tiny[1] if overlap == "test in DATA" else tmp_path)]
+    assert command.main([*argv, "--task", "contact", "--out", str(tmp_path / "x")]) == 2
+    said = capsys.readouterr().err
+    assert ("is also in DATA" if overlap == "test in DATA" else "twice") in said
+    assert not (tmp_path / "x").exists()
+
+
 def test_cache_is_refused_for_other_tasks(
     tiny: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

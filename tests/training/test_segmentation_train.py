@@ -48,6 +48,14 @@ def test_the_command_needs_held_out_data_and_refuses_patch_options(
     assert command.main([*base, "--test", str(tiny), "--resume"]) == command.EXIT_USAGE
 
 
+def test_the_command_refuses_a_test_acquisition_it_trains_on(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(tiny), "--test", str(tiny), "--task", "segmentation", "--out", str(tmp_path / "x")]
+    assert command.main(argv) == command.EXIT_USAGE
+    assert "is also in DATA" in capsys.readouterr().err
+
+
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError, match="multiple of 8"):
         SegmentationTrainConfig(window_px=100)
