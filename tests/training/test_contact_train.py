@@ -33,6 +33,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             for s in (5, 6)]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A third, smaller acquisition (seed 7, 4 frames) the command is scored on."""
+    root = tmp_path_factory.mktemp("held-out")
+    return simulate_nanowell(root / "nano7", seed=7, frames=4, size_px=768, wells=3)
+
+
 def test_examples_are_the_candidate_pairs_with_the_simulators_answer(tiny: list[Path]) -> None:
     with UNetSegmenter.bundled(threads=1) as segmenter:
         ex = contact_examples(tiny[0], segmenter, half_px=16)
@@ -115,9 +122,11 @@ def test_interval_scores_merge_frames_one_apart_and_match_at_half_iou() -> None:
     assert only_first["recall"] == 0.0
 
 
-def test_the_command_trains_exports_and_cards(tiny: list[Path], tmp_path: Path) -> None:
+def test_the_command_trains_exports_and_cards(
+    tiny: list[Path], held_out: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "contact"
-    argv = [*map(str, tiny), "--test", str(tiny[1]), "--task", "contact", "--out", str(out)]
+    argv = [*map(str, tiny), "--test", str(held_out), "--task", "contact", "--out", str(out)]
     assert command.main([*argv, "--epochs", "2", "--quiet"]) == command.EXIT_OK
     card = json.loads((out / "model_card.json").read_text())
     assert card["command"].startswith("livecell train")

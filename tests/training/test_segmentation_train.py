@@ -27,7 +27,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_command_trains_exports_and_cards(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "seg"
-    argv = [str(tiny), "--test", str(tiny), "--task", "segmentation", "--out", str(out)]
+    held_out = simulate_nanowell(tmp_path / "nano7", seed=7, frames=2, size_px=512, wells=2)
+    argv = [str(tiny), "--test", str(held_out), "--task", "segmentation", "--out", str(out)]
     argv += ["--steps", "3", "--batch-size", "2", "--window-px", "64", "--quiet"]
     assert command.main(argv) == command.EXIT_OK
     card = json.loads((out / "model_card.json").read_text())
