@@ -356,6 +356,14 @@ class PatchesConfig(_Section):
     threads: int = Field(
         0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: the library chooses"
     )
+    position_idle_rounds: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="a position's patch states are freed once the stage has analysed this "
+        "many frames per open position without one of it; a later frame of it starts them "
+        "afresh (deaths already reported are not reported again)",
+    )
 
     @field_validator("model", mode="before")
     @classmethod

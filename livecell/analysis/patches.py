@@ -184,6 +184,7 @@ class PatchStage:
             early_frames=config.early_necroptosis_frames,
         )
         self._positions: dict[tuple[str, str], _Position] = {}
+        self._frames_analysed = 0
 
     def warm_up(self) -> None:
         """One engine call on a zero batch, so the first frame pays no first-call costs."""
@@ -213,8 +214,28 @@ class PatchStage:
         position.overlay = PatchOverlay(
             key.t, grid.patch_px, grid.rows, grid.cols, self.model.classes, keep, probabilities
         )
+        self._frames_analysed += 1
+        position.last_frame_index = self._frames_analysed
+        self._forget_idle_positions()
         clock.lap("patch_states")
         return events
+
+    def _forget_idle_positions(self) -> None:
+        """Free the states of positions without a frame for ``position_idle_rounds`` frames
+        per open position (an acquisition that ended): memory stays bounded over a daemon's
+        weeks of acquisitions, as nanowell mode's finished positions do."""
+        limit = self.config.position_idle_rounds * len(self._positions)
+        for key in [
+            key
+            for key, position in self._positions.items()
+            if self._frames_analysed - position.last_frame_index > limit
+        ]:
+            del self._positions[key]
+
+    @property
+    def open_positions(self) -> list[tuple[str, str]]:
+        """``(acquisition, position)`` of the positions whose state is held."""
+        return list(self._positions)
 
     def _tracks(self, key: FrameKey, grid: Grid) -> list[PatchTrack]:
         """Fresh patch states for a position's grid, each knowing whether its death or
@@ -313,6 +334,7 @@ class _Position:
     grid: Grid
     tracks: list[PatchTrack]
     overlay: PatchOverlay | None = None  # the latest frame's, for viewers only
+    last_frame_index: int = 0  # the stage's count of frames analysed at this one's latest
 
 
 def model_folder(config: Config) -> Path:

@@ -244,3 +244,37 @@ def test_a_restart_reports_no_early_necroptosis_for_a_patch_already_dead(
             assert t < died_before_stop[tuple(patch)], (patch, t)
     early = {k for k in restarted if k[0] == "early_necroptosis"}
     assert early == {k for k in unbroken if k[0] == "early_necroptosis"}
+
+
+def test_an_idle_position_is_forgotten_so_memory_stays_bounded(tmp_path: Path) -> None:
+    """A daemon runs acquisition after acquisition: once the next acquisition has had
+    ``position_idle_rounds`` frames per open position, the last one's patch states are
+    freed (about 350 bytes a patch: 0.2 MB for a 3700 px frame's 529 patches)."""
+    config = config_from_dict(
+        {
+            "source": {"path": str(tmp_path)},
+            "analysis": {"mode": "patches"},
+            "patches": {"position_idle_rounds": 2},
+        },
+        base_dir=tmp_path,
+    )
+    stage = build_stage(config, Meters())
+    assert isinstance(stage, PatchStage)
+    rng = np.random.default_rng(0)
+    image = (1.337 + 0.001 * rng.standard_normal((320, 320))).astype(np.float32)
+    image[20:140, 180:300] += 0.03
+
+    def feed(acquisition: str, t: int) -> None:
+        stage.update(Frame(FrameKey(acquisition, "Pos0", t), image, "YX", "zmq", completed_at=0))
+
+    try:
+        for t in range(3):
+            feed("first", t)
+        for t in range(4):  # 2 rounds x 2 open positions: still open
+            feed("second", t)
+        assert stage.open_positions == [("first", "Pos0"), ("second", "Pos0")]
+        feed("second", 4)
+        assert stage.open_positions == [("second", "Pos0")]
+        assert stage.overlay(FrameKey("first", "Pos0", 2)) is None
+    finally:
+        stage.close()
