@@ -184,9 +184,20 @@ class DatasetFollower:
                 converted = self._converted(reader, item)
                 if converted is not None:
                     yield converted
-            if reader.finished and path not in self._finished_logged:
-                self._finished_logged.add(path)
-                log.info("acquisition finished", path=str(path))
+            if reader.finished and not reader.behind:
+                if path not in self._finished_logged:
+                    self._finished_logged.add(path)
+                    log.info("acquisition finished", path=str(path))
+                # let it go (its open files, its per-image records): a daemon follows
+                # acquisition after acquisition for weeks; a file of it seen again
+                # opens it afresh, and the journal skips what was read
+                reader.close()
+                del self._readers[path]
+
+    @property
+    def following(self) -> list[Path]:
+        """The datasets whose readers are open (a finished one's is let go)."""
+        return list(self._readers)
 
     def behind(self) -> bool:
         """True when a reader stopped at its batch limit last time: poll again at once."""

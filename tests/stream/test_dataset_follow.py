@@ -1,0 +1,41 @@
+"""``DatasetFollower``: a finished dataset's reader is let go, and comes back if needed.
+
+A daemon follows acquisition after acquisition for weeks; each open reader holds its
+files and a record per image, so a finished one must not stay open.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from livecell.config import SourceConfig
+from livecell.frames import Frame
+from livecell.stream.dataset_follow import DatasetFollower
+
+SAMPLE = Path(__file__).parents[1] / "data" / "ndtiff" / "v3" / "ndtiff3.2_multichannel"
+
+
+def test_a_finished_dataset_is_let_go_and_a_file_seen_again_reopens_it(tmp_path: Path) -> None:
+    root = tmp_path / "incoming"
+    dataset = root / "acq1"
+    shutil.copytree(SAMPLE, dataset)
+    done: set[str] = set()
+    follower = DatasetFollower(SourceConfig(path=root), root, is_done=done.__contains__)
+    index = dataset / "NDTiff.index"
+    assert follower.claims(index)
+    assert follower.following == [dataset]
+    frames: list[Frame] = []
+    for _ in range(100):
+        frames += [item for item in follower.items() if isinstance(item, Frame)]
+        if not follower.following:
+            break
+    assert frames, "the sample has images"
+    assert follower.following == []  # finished, read to the end: its reader is closed
+    done.update(str(f.path) for f in frames)
+
+    assert follower.claims(index)  # the instrument touched it again: followed afresh
+    again = [item for _ in range(3) for item in follower.items()]
+    assert again == []  # every image already done (the journal's answer)
+    assert follower.following == []
+    follower.close()
