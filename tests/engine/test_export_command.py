@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -99,13 +100,15 @@ def test_an_export_over_the_tolerance_leaves_the_model_onnx_as_it_was(
 ) -> None:
     """The new ONNX is checked before it replaces the old one: a failed parity check (here
     a tolerance of 0, which no export meets) leaves the deployed model.onnx untouched."""
-    from livecell import cli
     from livecell.engine import export as export_module
+    from livecell.engine import export_command
 
     assert export(str(model_dir)).returncode == 0
     before = (model_dir / "model.onnx").read_bytes()
     monkeypatch.setattr(export_module, "PARITY_TOLERANCE", 0.0)
-    assert cli.main(["export", str(model_dir), "--opset", "18"]) == 1
+    parser = argparse.ArgumentParser()
+    export_command.add_arguments(parser)  # run in-process: main() would set up logging
+    assert export_command.run(parser.parse_args([str(model_dir), "--opset", "18"])) == 1
     assert "left as it was" in capsys.readouterr().err
     assert (model_dir / "model.onnx").read_bytes() == before
     assert sorted(p.name for p in model_dir.iterdir() if p.name.startswith(".")) == []
