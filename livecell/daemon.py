@@ -23,7 +23,7 @@ import zmq
 
 from livecell.analysis import build_stage
 from livecell.config import Config
-from livecell.errors import ConfigError
+from livecell.errors import ConfigError, OutputWriteError
 from livecell.frames import FrameKey
 from livecell.journal import Journal
 from livecell.metrics import Metrics, serve_metrics
@@ -63,6 +63,8 @@ def _configured_path(key: str) -> Iterator[None]:
     cannot be made), not a failure without one."""
     try:
         yield
+    except OutputWriteError:  # a full disk is no configuration error: exit 1, as later
+        raise
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         raise ConfigError(key, f"cannot use {where}{exc.strerror or exc}") from None

@@ -60,11 +60,14 @@ class Journal:
         self._commit_interval_s = commit_interval_s
         self._open_since: float | None = None  # monotonic start of the open transaction
         self._lock = threading.Lock()
-        with self._writing():
-            self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        try:
+            with self._writing():
+                self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:  # it cannot be opened (no rights, say)
+            raise OSError(None, str(exc), str(db_path)) from exc
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, commit_interval_s: float = 0.0) -> Journal:
@@ -137,10 +140,11 @@ class Journal:
             try:
                 self._insert(frames, event_ids, events_offset)
             except BaseException:
-                self._db.execute("ROLLBACK TO record")
+                if self._db.in_transaction:  # else a full disk rolled it all back
+                    self._db.execute("ROLLBACK TO record")
+                    self._db.execute("RELEASE record")
                 raise
-            finally:
-                self._db.execute("RELEASE record")
+            self._db.execute("RELEASE record")
             if time.monotonic() - self._open_since >= self._commit_interval_s:
                 self._commit_open()
 
@@ -160,12 +164,18 @@ class Journal:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """SQLite's write failures (``database or disk is full``) as a
-        :class:`OutputWriteError` naming the journal's file."""
+        """SQLite's failures to write (a full disk, a file-size limit, an I/O error) as an
+        :class:`OutputWriteError` naming the journal's file. SQLite may have rolled the
+        open transaction back: then none is open any more."""
         try:
             yield
         except sqlite3.OperationalError as exc:
-            raise OutputWriteError(None, str(exc), str(self.path)) from exc
+            if self._open_since is not None and not self._db.in_transaction:
+                self._open_since = None
+            name = getattr(exc, "sqlite_errorname", "")
+            if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+                raise OutputWriteError(None, str(exc), str(self.path)) from exc
+            raise
 
     def _insert(
         self, frames: list[DoneFrame], event_ids: Iterable[str], events_offset: int | None

@@ -317,17 +317,22 @@ def test_replay_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("replay", tmp_path / "nowhere", "-c", config_file), "nowhere")
 
 
-def test_a_full_disk_stops_replay_with_one_line_naming_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["replay", "run"])
+def test_a_full_disk_stops_with_one_line_naming_the_file(tmp_path: Path, command: str) -> None:
     """Under a file-size limit (writes fail as on a full disk) the journal cannot be made:
-    exit 1 and one line naming its file, not SQLite's traceback."""
+    exit 1 (no configuration error) and one line naming its file, not SQLite's traceback."""
     acquisition(tmp_path / "archive", positions=1, time_points=2)
-    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "archive"}})
+    config = {"source": {"path": "archive"}, "metrics": {"address": ""}}
+    config_file = write_config(tmp_path / "c.toml", config)
 
     def limit_file_size() -> None:  # below the 32 KiB index SQLite's WAL mode needs
         resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, resource.RLIM_INFINITY))
 
+    args = [command, "-c", config_file]
+    if command == "replay":
+        args.insert(1, tmp_path / "archive")
     result = subprocess.run(
-        [sys.executable, "-m", "livecell", "replay", tmp_path / "archive", "-c", config_file],
+        [sys.executable, "-m", "livecell", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=60,

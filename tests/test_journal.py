@@ -353,18 +353,29 @@ def grown_files_bytes(folder: Path) -> int:
     return max(f.stat().st_size for f in folder.iterdir())
 
 
-def test_a_journal_that_cannot_grow_says_so_and_still_closes(tmp_path: Path) -> None:
-    """SQLite's write failure is an OutputWriteError (an OSError naming the journal's file);
-    a COMMIT that SQLite rolled back leaves no transaction behind for ``close`` to fail on,
-    and what was committed before is kept."""
-    journal = Journal.in_state_dir(tmp_path)
+def record_many(journal: Journal, frames: int) -> None:
+    """Frames 1.. one record each (a lagging journal fails when SQLite spills its pages)."""
+    for t in range(1, frames):
+        key = FrameKey("acq", "Pos0", t)
+        journal.record(frames=[DoneFrame(key, "zmq", None, 1.0)], event_ids=[f"e{t}" * 200])
+
+
+@pytest.mark.parametrize("commit_interval_s", [0.0, 3600.0], ids=["commit each", "lagging"])
+def test_a_journal_that_cannot_grow_says_so_and_still_closes(
+    tmp_path: Path, commit_interval_s: float
+) -> None:
+    """SQLite's write failure is an OutputWriteError (an OSError naming the journal's file),
+    whether the COMMIT fails or, with a transaction held open (the daemon's default), an
+    INSERT does; what SQLite rolled back leaves nothing for ``close`` to fail on, and what
+    was committed before is kept."""
+    journal = Journal.in_state_dir(tmp_path, commit_interval_s=commit_interval_s)
     journal.record(frames=[DoneFrame(KEY, "zmq", None, 1.0)], event_ids=["e0"])
-    frames = [DoneFrame(FrameKey("acq", "Pos0", t), "zmq", None, 1.0) for t in range(1, 2000)]
+    journal.flush()
     with (
         file_size_limit(grown_files_bytes(tmp_path) + 100),
         pytest.raises(OutputWriteError) as failed,
     ):
-        journal.record(frames=frames, event_ids=[f"e{t}" * 50 for t in range(1, 2000)])
+        record_many(journal, frames=5000)
     assert isinstance(failed.value, OSError)
     assert failed.value.filename == str(tmp_path / "journal.sqlite3")
     journal.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,34 @@ from livecell.errors import OutputWriteError
 from livecell.events import to_json_line
 
 
-def append_whole(fd: int, data: bytes, path: Path) -> None:
-    """Append ``data`` to the file open as ``fd`` (``O_APPEND``), all of it or none: a
-    write that fails part-way (a full disk) is cut back to where it began, so the next
-    append does not join a partial line, and raises :class:`OutputWriteError`."""
+def append_whole(fd: int, chunks: Iterable[bytes], path: Path) -> None:
+    """Append ``chunks`` to the file open as ``fd`` (``O_APPEND``), all of them or none: a
+    write that fails part-way (a full disk) is cut back to where the append began, so
+    the next append does not join a partial line, and raises :class:`OutputWriteError`."""
     start = os.fstat(fd).st_size
-    view = memoryview(data)
     try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    except OSError as exc:
+        with _naming(path):
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+    except OutputWriteError:
         os.ftruncate(fd, start)
+        raise
+
+
+def sync_naming(fd: int, path: Path) -> None:
+    """``fsync``; a failure (a share's full disk shows here) as an OutputWriteError."""
+    with _naming(path):
+        os.fsync(fd)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError from writing or syncing ``path`` as an :class:`OutputWriteError` naming it."""
+    try:
+        yield
+    except OSError as exc:
         raise OutputWriteError(exc.errno, exc.strerror, str(path)) from exc
 
 
@@ -127,15 +144,19 @@ class EventLog:
         """Append whole lines; on a failed write (a full disk) cut back to where the
         append began, so no partial line is left for the next one to join, and raise."""
         if lines:
-            append_whole(self._fd, "".join(lines).encode(), self.path)
+            append_whole(self._fd, ["".join(lines).encode()], self.path)
 
     def sync(self) -> int:
         """Make the appended lines durable; return the offset up to which events are durable."""
-        os.fdatasync(self._fd)  # the size is data-critical and included; timestamps are not
+        with _naming(self.path):  # a network share may tell of a full disk only here
+            os.fdatasync(self._fd)  # the size is data-critical and included; timestamps not
         return self.size()
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                with _naming(self.path):
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from livecell.sinks.jsonl import EventLogLocked, append_whole, lock_for_writing
+from livecell.sinks.jsonl import EventLogLocked, append_whole, lock_for_writing, sync_naming
 
 __all__ = ["TrackRow", "TracksFile"]
 
@@ -62,15 +62,14 @@ class TracksFile:
         """Append the rows of another tracks file (its header left out), as written."""
         with other.open("rb") as f:
             next(f, None)
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                append_whole(self._fd, chunk, self.path)
-        os.fsync(self._fd)
+            append_whole(self._fd, iter(lambda: f.read(1 << 20), b""), self.path)
+        sync_naming(self._fd, self.path)
 
     def _write(self, rows: Iterable[Sequence[object]]) -> None:
         """Whole rows or none (a full disk raises ``OutputWriteError``)."""
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        append_whole(self._fd, buffer.getvalue().encode(), self.path)
+        append_whole(self._fd, [buffer.getvalue().encode()], self.path)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -70,3 +70,20 @@ def test_a_write_that_fails_part_way_is_cut_back_and_names_the_file(tmp_path: Pa
     tracks.write([row(99, 1)])
     tracks.close()
     assert [r["t"] for r in csv.DictReader(path.read_text().splitlines())] == ["0", "99"]
+
+
+def test_appending_another_file_that_fails_part_way_leaves_none_of_it(tmp_path: Path) -> None:
+    """A parallel replay joins each worker's rows into one file, a megabyte at a time: a
+    failure after the first megabyte is cut back to where the append began."""
+    other = TracksFile(tmp_path / "worker.csv")
+    other.write([row(t, track) for t in range(200) for track in range(150)])  # > 1 MiB
+    other.close()
+    assert (tmp_path / "worker.csv").stat().st_size > 1 << 20
+    path = tmp_path / "tracks.csv"
+    tracks = TracksFile(path)
+    tracks.write([row(0, 1)])
+    before = path.read_bytes()
+    with file_size_limit(len(before) + (1 << 20) + 500), pytest.raises(OutputWriteError):
+        tracks.append_rows_of(tmp_path / "worker.csv")
+    tracks.close()
+    assert path.read_bytes() == before
