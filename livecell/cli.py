@@ -322,6 +322,7 @@ def _replay(args: argparse.Namespace) -> int:
         raise ConfigError("--workers", f"must be 1 or more, not {args.workers}")
 
     def go() -> bool:
+        had_events = events.is_file() and events.stat().st_size > 0
         if args.workers > 1 and holds_datasets(args.folder.resolve(), config.source):
             print(f"{args.folder} holds multi-image datasets: replayed in one process")
             args.workers = 1
@@ -333,7 +334,7 @@ def _replay(args: argparse.Namespace) -> int:
             summary = replay(config, args.folder.resolve(), events, events_key=where)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
-        if not counts:
+        if not counts and had_events:
             print(
                 f"(frames already in {events} are not analysed again: give another --events "
                 "to analyse them afresh)"

@@ -356,13 +356,13 @@ class PatchesConfig(_Section):
     threads: int = Field(
         0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: the library chooses"
     )
-    position_idle_rounds: int = Field(
-        4,
+    positions_kept: int = Field(
+        256,
         ge=1,
-        le=1000,
-        description="a position's patch states are freed once the stage has analysed this "
-        "many frames per open position without one of it; a later frame of it starts them "
-        "afresh (deaths already reported are not reported again)",
+        le=100_000,
+        description="patch states are kept for this many positions, the ones with the latest "
+        "frames; a position past them is freed, and a later frame of it starts afresh "
+        "(deaths already reported are not reported again)",
     )
 
     @field_validator("model", mode="before")
@@ -526,10 +526,11 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _backend_runs_the_mode(self) -> Config:
-        if self.analysis.mode == "nanowell" and self.engine.backend == "torch":
+        nanowell_unet = self.analysis.mode == "nanowell" and self.nanowell.segmenter == "unet"
+        if nanowell_unet and self.engine.backend == "torch":
             raise ValueError(
-                "engine.backend 'torch' runs patch classifiers only; nanowell mode's models "
-                "run on ONNX: 'auto', 'onnxruntime', 'tensorrt' or 'triton'"
+                "engine.backend 'torch' runs patch classifiers only; nanowell mode's U-Net and "
+                "contact net run on ONNX: 'auto', 'onnxruntime', 'tensorrt' or 'triton'"
             )
         return self
 

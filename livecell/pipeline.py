@@ -64,7 +64,6 @@ class RunSummary:
     source_error: BaseException | None = None
     analysis_failures: int = 0  # frames whose analysis raised (their frame event was sent)
     first_analysis_failure: str = ""
-    frames_behind: int = 0  # frames that came after a later one of their position: not analysed
 
     def count(self, kind: str) -> int:
         return self.events_by_kind.get(kind, 0)
@@ -309,7 +308,6 @@ class Pipeline:
         key = frame.key
         events = [frame_event(frame)]
         if not self._newest_t.advance(key):
-            self.summary.frames_behind += 1
             log.warning(
                 "frame came after a later one of its position: not analysed, since the "
                 "stage takes a position's frames in order; its frame event is written",

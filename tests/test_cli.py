@@ -483,3 +483,16 @@ def test_a_command_stopped_before_it_finished_exits_1_and_says_so(
     assert proc.returncode == EXIT_FAILURE, stderr
     assert "livecell simulate: interrupted" in stderr
     assert "Traceback" not in stderr
+
+
+def test_nanowell_on_the_torch_backend_is_fine_without_its_onnx_models(tmp_path: Path) -> None:
+    """The classical segmenter runs no model on the engine backend (the sequence models run
+    on ONNX Runtime whatever it is), so ``backend = "torch"`` is no error there."""
+    config = {
+        "source": {"path": "frames"},
+        "analysis": {"mode": "nanowell"},
+        "nanowell": {"segmenter": "classical"},
+        "engine": {"backend": "torch"},
+    }
+    result = livecell("check-config", write_config(tmp_path / "c.toml", config))
+    assert result.returncode == EXIT_OK, result.stderr

@@ -109,11 +109,12 @@ def check_model_folders(config: Config) -> None:
             )
         reads_onnx = not (task == PATCH_TASK and config.engine.backend == "torch")
         if reads_onnx and not (folder / "model.onnx").is_file():
-            raise ConfigError(
-                key,
-                f"{folder} has no model.onnx (trained without --onnx?): `livecell export "
-                f"{folder}` writes it",
+            remedy = (
+                f"trained without --onnx? `livecell export {folder}` writes it"
+                if task == PATCH_TASK
+                else "livecell train writes it with the model: train it again"
             )
+            raise ConfigError(key, f"{folder} has no model.onnx ({remedy})")
 
 
 def configured_models(config: Config) -> list[tuple[str, Path]]:

@@ -552,6 +552,14 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
 
     settings = config.nanowell
     death = SequenceModel(settings.death_model or bundled_model_dir("nanowell_death"))
+    cell_type = SequenceModel(settings.cell_type_model or bundled_model_dir("nanowell_cell_type"))
+    if cell_type.input.crop_px != death.input.crop_px:
+        raise ConfigError(
+            "nanowell.cell_type_model / nanowell.death_model",
+            f"the cell-type model reads {cell_type.input.crop_px} px crops and the death model "
+            f"{death.input.crop_px} px (each track is cropped once for both): train them with "
+            "the same --crop-px (the bundled ones: 48)",
+        )
     if settings.death_apoptosis_hold_frames >= death.input.window:
         raise ConfigError(
             "nanowell.death_apoptosis_hold_frames",
@@ -574,14 +582,6 @@ def open_nanowell_stage(config: Config, meters: StageMeters) -> NanowellStage:
             ContactNet(settings.contact_model, _backend(config), engine_cache_dir=cache)
             if settings.contact_model is not None
             else ContactNet.bundled(_backend(config), engine_cache_dir=cache)
-        )
-    cell_type = SequenceModel(settings.cell_type_model or bundled_model_dir("nanowell_cell_type"))
-    if cell_type.input.crop_px != death.input.crop_px:
-        raise ConfigError(
-            "nanowell.cell_type_model / nanowell.death_model",
-            f"the cell-type model reads {cell_type.input.crop_px} px crops and the death model "
-            f"{death.input.crop_px} px (each track is cropped once for both): train them with "
-            "the same --crop-px (the bundled ones: 48)",
         )
     models = NanowellModels(segmenter=segmenter, cell_type=cell_type, death=death, contact=contact)
     tracks = TracksFile(config.sinks.tracks) if config.sinks.tracks is not None else None

@@ -107,13 +107,14 @@ def otsu_threshold(image: FloatArray) -> float:
     values = image[np.isfinite(image)]
     if values.size == 0:
         return float("inf")
-    low, high = np.quantile(values[::OTSU_SAMPLE_STEP], [OTSU_TAIL, 1.0 - OTSU_TAIL])
+    span = np.quantile(values[::OTSU_SAMPLE_STEP], [OTSU_TAIL, 1.0 - OTSU_TAIL])
+    low, high = float(span[0]), float(span[1])  # Python floats: the clip stays float32
     if not high > low:
-        low, high = values.min(), values.max()
+        low, high = float(values.min()), float(values.max())
     if not high > low:
         return float("inf")
     clipped = np.clip(values, low, high)
-    counts, edges = np.histogram(clipped, bins=OTSU_BINS, range=(float(low), float(high)))
+    counts, edges = np.histogram(clipped, bins=OTSU_BINS, range=(low, high))
     counts = counts.astype(np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     weight_low = np.cumsum(counts)

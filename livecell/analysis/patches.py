@@ -24,6 +24,7 @@ whose frame size changes starts a new grid and new patch states.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +184,7 @@ class PatchStage:
             early_threshold=config.early_necroptosis_threshold,
             early_frames=config.early_necroptosis_frames,
         )
-        self._positions: dict[tuple[str, str], _Position] = {}
-        self._frames_analysed = 0
+        self._positions: OrderedDict[tuple[str, str], _Position] = OrderedDict()
 
     def warm_up(self) -> None:
         """One engine call on a zero batch, so the first frame pays no first-call costs."""
@@ -205,32 +205,27 @@ class PatchStage:
         probabilities = self.model.predict(patches)
         self._meters.count_engine_items(self.model.name, self.model.backend.name, len(patches))
         clock.lap("engine")
-        position = self._positions.get((key.acquisition, key.position))
+        position = self._latest(key)
         if position is None or position.grid != grid:
             self._check_range(image, key)
             position = _Position(grid, self._tracks(key, grid))
             self._positions[(key.acquisition, key.position)] = position
+            while len(self._positions) > self.config.positions_kept:
+                self._positions.popitem(last=False)  # the position longest without a frame
         events = self._events(frame, position, keep, probabilities)
         position.overlay = PatchOverlay(
             key.t, grid.patch_px, grid.rows, grid.cols, self.model.classes, keep, probabilities
         )
-        self._frames_analysed += 1
-        position.last_frame_index = self._frames_analysed
-        self._forget_idle_positions()
         clock.lap("patch_states")
         return events
 
-    def _forget_idle_positions(self) -> None:
-        """Free the states of positions without a frame for ``position_idle_rounds`` frames
-        per open position (an acquisition that ended): memory stays bounded over a daemon's
-        weeks of acquisitions, as nanowell mode's finished positions do."""
-        limit = self.config.position_idle_rounds * len(self._positions)
-        for key in [
-            key
-            for key, position in self._positions.items()
-            if self._frames_analysed - position.last_frame_index > limit
-        ]:
-            del self._positions[key]
+    def _latest(self, key: FrameKey) -> _Position | None:
+        """The position's states, now the most recently used (``positions_kept`` keeps
+        memory bounded over a daemon's weeks of acquisitions, whatever their rates)."""
+        position = self._positions.get((key.acquisition, key.position))
+        if position is not None:
+            self._positions.move_to_end((key.acquisition, key.position))
+        return position
 
     @property
     def open_positions(self) -> list[tuple[str, str]]:
@@ -334,7 +329,6 @@ class _Position:
     grid: Grid
     tracks: list[PatchTrack]
     overlay: PatchOverlay | None = None  # the latest frame's, for viewers only
-    last_frame_index: int = 0  # the stage's count of frames analysed at this one's latest
 
 
 def model_folder(config: Config) -> Path:

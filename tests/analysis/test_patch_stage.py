@@ -246,15 +246,15 @@ def test_a_restart_reports_no_early_necroptosis_for_a_patch_already_dead(
     assert early == {k for k in unbroken if k[0] == "early_necroptosis"}
 
 
-def test_an_idle_position_is_forgotten_so_memory_stays_bounded(tmp_path: Path) -> None:
-    """A daemon runs acquisition after acquisition: once the next acquisition has had
-    ``position_idle_rounds`` frames per open position, the last one's patch states are
-    freed (about 350 bytes a patch: 0.2 MB for a 3700 px frame's 529 patches)."""
+def test_positions_past_positions_kept_are_freed_the_longest_idle_first(tmp_path: Path) -> None:
+    """A daemon runs acquisition after acquisition: patch states are kept for the
+    ``positions_kept`` positions with the latest frames (about 350 bytes a patch, 0.2 MB
+    for a 3700 px frame's 529 patches); a slow position between fast ones stays."""
     config = config_from_dict(
         {
             "source": {"path": str(tmp_path)},
             "analysis": {"mode": "patches"},
-            "patches": {"position_idle_rounds": 2},
+            "patches": {"positions_kept": 2},
         },
         base_dir=tmp_path,
     )
@@ -264,17 +264,18 @@ def test_an_idle_position_is_forgotten_so_memory_stays_bounded(tmp_path: Path) -
     image = (1.337 + 0.001 * rng.standard_normal((320, 320))).astype(np.float32)
     image[20:140, 180:300] += 0.03
 
-    def feed(acquisition: str, t: int) -> None:
-        stage.update(Frame(FrameKey(acquisition, "Pos0", t), image, "YX", "zmq", completed_at=0))
+    def feed(acquisition: str, position: str, t: int) -> None:
+        key = FrameKey(acquisition, position, t)
+        stage.update(Frame(key, image, "YX", "zmq", completed_at=0))
 
     try:
-        for t in range(3):
-            feed("first", t)
-        for t in range(4):  # 2 rounds x 2 open positions: still open
-            feed("second", t)
-        assert stage.open_positions == [("first", "Pos0"), ("second", "Pos0")]
-        feed("second", 4)
-        assert stage.open_positions == [("second", "Pos0")]
-        assert stage.overlay(FrameKey("first", "Pos0", 2)) is None
+        feed("first", "slow", 0)
+        for t in range(10):
+            feed("first", "fast", t)
+        assert stage.open_positions == [("first", "slow"), ("first", "fast")]
+        feed("first", "slow", 1)
+        feed("second", "Pos0", 0)  # a third position: the one longest without a frame goes
+        assert stage.open_positions == [("first", "slow"), ("second", "Pos0")]
+        assert stage.overlay(FrameKey("first", "fast", 9)) is None
     finally:
         stage.close()
