@@ -85,10 +85,10 @@ class PatchModel:
         engine_cache_dir: Path | None = None,
     ) -> PatchModel:
         """The model in ``folder`` (``model.onnx`` + ``model_card.json``)."""
-        from livecell.engine.bundled import CARD_FILE, PATCH_TASK
+        from livecell.engine.bundled import CARD_FILE, PATCH_TASK, card_task
 
         card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-        task = card.get("task", PATCH_TASK)
+        task = card_task(card)
         if task != PATCH_TASK:
             raise ValueError(
                 f"{folder} holds a {task!r} model; patch mode needs a {PATCH_TASK!r} one "
@@ -147,15 +147,16 @@ class PatchModel:
 def _disagreement(backend: Backend, input_shape: tuple[int, int, int], classes: int) -> str:
     """How the model file's input and output differ from what its card says ("" if not);
     sizes the file leaves open (dynamic axes) are not compared."""
-    found = tuple(getattr(backend, "input_shape", (None, None, None)))
+    found = backend.input_shape
     if any(got is not None and got != want for got, want in zip(found, input_shape, strict=True)):
         return (
             f"it reads [N, {', '.join(map(str, found))}], "
             f"the card says [N, {', '.join(map(str, input_shape))}]"
         )
-    outputs = int(getattr(backend, "num_classes", 0) or 0)
-    if outputs and outputs != classes:
-        return f"it gives {outputs} class probabilities, the card names {classes} classes"
+    if backend.num_classes and backend.num_classes != classes:
+        return (
+            f"it gives {backend.num_classes} class probabilities, the card names {classes} classes"
+        )
     return ""
 
 

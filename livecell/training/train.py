@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from livecell import __version__
-from livecell.engine.bundled import PATCH_TASK
+from livecell.engine.bundled import PATCH_TASK, card_task
 from livecell.training.datasets import (
     AugmentParams,
     FloatArray,
@@ -550,7 +550,7 @@ def load_patch_model(out_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         card = json.loads(card_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{card_path} is not a readable model card: {exc}") from None
-    task = card.get("task", PATCH_TASK) if isinstance(card, dict) else None
+    task = card_task(card)
     if task != PATCH_TASK:
         raise ValueError(
             f"{out_dir} holds a {task!r} model, not a {PATCH_TASK!r} one (livecell train "

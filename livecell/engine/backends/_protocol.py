@@ -38,6 +38,8 @@ class Backend(Protocol):
     model_name: str
     device: str
     max_batch: int
+    input_shape: tuple[int | None, int | None, int | None]  # [C, H, W]; None: not fixed
+    num_classes: int  # 0 until known
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         """Probabilities float32 ``[N, K]`` for patches float32 ``[N, C, H, W]``."""

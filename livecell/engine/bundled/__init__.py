@@ -29,6 +29,15 @@ PATCH_TASK = "patch classification"
 """The card's ``task`` of a patch classifier (``livecell train``'s default task)."""
 
 
+def card_task(card: object) -> str | None:
+    """A model card's ``task``: a card without one is a patch classifier's (the first
+    cards had none); None for what is no card."""
+    if not isinstance(card, dict):
+        return None
+    task = card.get("task", PATCH_TASK)
+    return task if isinstance(task, str) else None
+
+
 def bundled_model_dir(name: str) -> Path:
     """The folder of bundled model ``name``; ``LookupError`` naming the ones that ship."""
     if name not in BUNDLED_MODELS:
