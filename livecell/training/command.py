@@ -282,7 +282,11 @@ def _run_sequences(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_USAGE
     try:
         load = functools.partial(
-            load_sequences, crop_px=args.crop_px, window=args.window, stride=args.stride
+            load_sequences,
+            crop_px=args.crop_px,
+            window=args.window,
+            stride=args.stride,
+            progress=not args.quiet,
         )
         data = load(args.data)
         result = train_sequence_model(
@@ -324,6 +328,8 @@ def _not_held_out(data: Sequence[Path], test: Sequence[Path]) -> str | None:
 
 
 def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
+    from tqdm import tqdm
+
     from livecell.training.segmentation_data import WellCrop, iter_well_crops
     from livecell.training.segmentation_train import (
         SegmentationTrainConfig,
@@ -350,7 +356,8 @@ def _run_segmentation(args: argparse.Namespace, argv: list[str]) -> int:
 
         def load(folders: Sequence[Path]) -> list[WellCrop]:
             crops: list[WellCrop] = []
-            for folder in folders:
+            bar = tqdm(folders, desc="reading wells", unit="acquisition", disable=args.quiet)
+            for folder in bar:
                 crops.extend(iter_well_crops(folder, every=args.frame_stride))
             return crops
 

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import tifffile
 from scipy import ndimage
+from tqdm import tqdm
 
 from livecell.simulation.scene import CELL_STATES, CELL_TYPES, DEATH_PATHWAYS, LIVE
 from livecell.tracking.cell_crops import crop_centred, mask_eccentricity
@@ -464,9 +465,15 @@ def concatenate_sequences(sets: Iterable[SequenceSet]) -> SequenceSet:
 
 
 def load_sequences(
-    acquisitions: Sequence[Path], *, crop_px: int = 64, window: int = 8, stride: int = 4
+    acquisitions: Sequence[Path],
+    *,
+    crop_px: int = 64,
+    window: int = 8,
+    stride: int = 4,
+    progress: bool = False,
 ) -> SequenceSet:
-    """:func:`load_track_sequences` of every acquisition, concatenated.
+    """:func:`load_track_sequences` of every acquisition, concatenated (``progress``: a bar
+    per acquisition read, seconds to minutes each).
 
     Two acquisitions with the same folder name would share group keys: refused.
     """
@@ -476,6 +483,7 @@ def load_sequences(
             "acquisition folder names must differ (they name the split groups)",
             path=", ".join(str(a) for a in acquisitions),
         )
+    bar = tqdm(acquisitions, desc="reading tracks", unit="acquisition", disable=not progress)
     return concatenate_sequences(
-        load_track_sequences(a, crop_px=crop_px, window=window, stride=stride) for a in acquisitions
+        load_track_sequences(a, crop_px=crop_px, window=window, stride=stride) for a in bar
     )

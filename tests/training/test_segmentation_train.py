@@ -25,12 +25,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulate_nanowell(out, seed=5, frames=3, size_px=512, wells=2)
 
 
-def test_the_command_trains_exports_and_cards(tiny: Path, tmp_path: Path) -> None:
+def test_the_command_trains_exports_and_cards(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "seg"
     held_out = simulate_nanowell(tmp_path / "nano7", seed=7, frames=2, size_px=512, wells=2)
     argv = [str(tiny), "--test", str(held_out), "--task", "segmentation", "--out", str(out)]
-    argv += ["--steps", "3", "--batch-size", "2", "--window-px", "64", "--quiet"]
+    argv += ["--steps", "3", "--batch-size", "2", "--window-px", "64"]
     assert command.main(argv) == command.EXIT_OK
+    assert "reading wells" in capsys.readouterr().err
     card = json.loads((out / "model_card.json").read_text())
     assert card["command"].startswith("livecell train")
     assert card["metrics"]["test"]["n"] > 0
