@@ -292,7 +292,13 @@ def test_bench_refuses_bad_options_naming_them(bench: list[str], named: str) -> 
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--frame-stride", "0"), ("--window-px", "-3"), ("--lr", "-1"), ("--epochs", "inf")],
+    [
+        ("--frame-stride", "0"),
+        ("--window-px", "-3"),
+        ("--lr", "-1"),
+        ("--epochs", "inf"),
+        ("--patience", "0"),
+    ],
 )
 def test_train_refuses_bad_numbers_naming_them(tmp_path: Path, option: str, value: str) -> None:
     result = livecell("train", tmp_path, "--out", tmp_path / "m", option, value)

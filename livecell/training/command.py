@@ -32,8 +32,9 @@ DESCRIPTION = (
     "Or the nanowell segmentation U-Net (--task segmentation) or contact net (--task contact) "
     "on nanowell simulator outputs, with --test held out. "
     "The split (70/15/15, or 85/15 with --test) is grouped by source image or by acquisition "
-    "and position, never by patch or window. Writes model.pt, model_card.json and "
-    "confusion_test.png (model.onnx for segmentation and contact) into --out."
+    "and position, never by patch or window. Writes model.pt and model_card.json into "
+    "--out, with confusion_test.png for the classifiers (patches, cell_type, death) and "
+    "model.onnx for the nanowell tasks (for patches: --onnx, or livecell export)."
 )
 
 
@@ -85,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--patience",
-        type=non_negative,
+        type=at_least_one,
         default=3,
         help="stop after this many epochs without a better validation balanced accuracy "
         "(default: 3)",
