@@ -376,6 +376,13 @@ def load_data(
 
     ``max_patches`` caps the total: each source is capped at its share, rounded up.
     """
+    simulated = [Path(p).resolve() for p in paths if detect_kind(p) == "simulated"]
+    if len({p.name for p in simulated}) != len(simulated):
+        raise DataError(
+            "acquisition folder names must differ (with the position, they name the split "
+            "groups: two folders of one name would count as one acquisition)",
+            path=", ".join(str(p) for p in paths),
+        )
     per_source = None if max_patches is None else max(1, math.ceil(max_patches / len(paths)))
     sets = []
     for i, path in enumerate(paths):

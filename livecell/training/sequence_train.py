@@ -167,7 +167,11 @@ def _split(
         return data, dict(zip(SPLITS, parts, strict=True))
     shared = set(data.groups) & set(test_data.groups)
     if shared:
-        raise ValueError(f"the test data shares groups with the training data: {sorted(shared)}")
+        raise ValueError(
+            f"the test data shares groups with the training data: {sorted(shared)} (groups "
+            "are named by acquisition folder and position: two folders of one name count as "
+            "one acquisition, so rename one if they differ)"
+        )
     train_idx, val_idx, _ = grouped_split(
         data.groups, labels=labels, fractions=(fractions[0], fractions[1], 0.0), seed=seed
     )

@@ -432,7 +432,11 @@ def _split(
         return data, dict(zip(SPLITS, parts, strict=True))
     shared = set(data.groups) & set(test_data.groups)
     if shared:
-        raise ValueError(f"the test data shares groups with the training data: {sorted(shared)}")
+        raise ValueError(
+            f"the test data shares groups with the training data: {sorted(shared)} (groups "
+            "are named by acquisition folder and position: two folders of one name count as "
+            "one acquisition, so rename one if they differ)"
+        )
     train_idx, val_idx, _ = grouped_split(
         data.groups,
         labels=data.labels.tolist(),

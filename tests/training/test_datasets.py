@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,13 @@ def test_augment_is_deterministic_for_a_seeded_generator() -> None:
     # with every transform off it is the identity
     off = AugmentParams(flips=False, rot90=False, max_rotation_deg=0, gain_sd=0, offset_sd=0)
     np.testing.assert_array_equal(augment(patch, np.random.default_rng(7), off), patch)
+
+
+def test_two_acquisitions_of_one_folder_name_are_refused(simulated: Path, tmp_path: Path) -> None:
+    """Groups are named by acquisition folder and position: ``dayA/sim`` and ``dayB/sim``
+    would pool into one group each position and blur the grouped split."""
+    twins = [tmp_path / day / simulated.name for day in ("dayA", "dayB")]
+    for twin in twins:
+        shutil.copytree(simulated, twin)
+    with pytest.raises(DataError, match="folder names must differ"):
+        load_data(twins, patch_size=160)
