@@ -58,13 +58,13 @@ def _first_ephemeral_port() -> int:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of the whole lines of ``path``. A last line without its newline is one
+    the daemon is writing at this moment (a reader can see a write half done), and is left
+    for the next read; every whole line must be JSON."""
     if not path.exists():
         return []
-    events = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            events.append(json.loads(line))
-    return events
+    *whole, _being_written = path.read_text().split("\n")
+    return [json.loads(line) for line in whole if line.strip()]
 
 
 def wait_for(

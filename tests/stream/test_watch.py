@@ -804,6 +804,8 @@ def test_signal_mid_backlog_exits_0_within_10s_and_restart_completes_exactly_onc
     assert daemon.proc.wait(timeout=10) == 0, daemon.log_text()
     assert time.monotonic() - sent_at < 10
     done_before = len(daemon.events("frame"))  # every line is whole JSON, or this raises
+    written = daemon.events_path.read_bytes()
+    assert not written or written.endswith(b"\n")  # and the last one was finished
 
     start(daemon)
     daemon.wait_events("frame", 40)
