@@ -123,5 +123,7 @@ def _wait_for_frames(events: Path, frames: int, thread: threading.Thread, timeou
 
 
 def _frame_events(events: Path) -> int:
+    """Frame events among the whole lines (a last one without its newline is being written)."""
     with events.open(encoding="utf-8") as f:
-        return sum(1 for line in f if json.loads(line).get("kind") == "frame")
+        whole = [line for line in f if line.endswith("\n")]
+    return sum(1 for line in whole if json.loads(line).get("kind") == "frame")
