@@ -5,8 +5,9 @@ Columns as the simulator's ``tracks.csv``, so users load both the same way and
 frame's smoothing lag has passed; each batch is one write of whole rows, and a write
 that fails part-way (a full disk) is cut back, so the file never keeps half a row (a
 reader tailing it may catch a write in progress: take whole lines only). A restart
-appends to the same file (the header is written only to an empty file). One writer at a time: the file is locked while open, so
-a replay cannot interleave its rows with a running daemon's (``replay --tracks``).
+appends to the same file (the header is written only to an empty file). One writer at
+a time: the file is locked while open, so a replay cannot interleave its rows with a
+running daemon's (``replay --tracks``).
 """
 
 from __future__ import annotations
