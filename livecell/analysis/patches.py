@@ -144,6 +144,12 @@ class PatchModel:
         return np.asarray(self.backend.predict(self.prepare(patches)), dtype=np.float32)
 
 
+def event_id(kind: str, key: FrameKey, *identity: object) -> str:
+    """A patch-mode event's id: ``patch_states`` by t, ``death`` and ``early_necroptosis``
+    by (row, col), so a patch's death keeps its id across restarts and replays."""
+    return stable_id(kind, key.acquisition, key.position, *identity)
+
+
 def _disagreement(backend: Backend, input_shape: tuple[int, int, int], classes: int) -> str:
     """How the model file's input and output differ from what its card says ("" if not);
     sizes the file leaves open (dynamic axes) are not compared."""
@@ -240,10 +246,8 @@ class PatchStage:
         for index in range(grid.rows * grid.cols):
             row, col = divmod(index, grid.cols)
             track = PatchTrack(self._params)
-            track.died = self._reported(stable_id(DEATH, key.acquisition, key.position, row, col))
-            track.early_done = self._reported(
-                stable_id(EARLY_NECROPTOSIS, key.acquisition, key.position, row, col)
-            )
+            track.died = self._reported(event_id(DEATH, key, row, col))
+            track.early_done = self._reported(event_id(EARLY_NECROPTOSIS, key, row, col))
             tracks.append(track)
         return tracks
 
@@ -292,7 +296,7 @@ class PatchStage:
 
         def event(kind: str, identity: tuple[object, ...], **fields: Any) -> Event:
             return Event(
-                event_id=stable_id(kind, key.acquisition, key.position, *identity),
+                event_id=event_id(kind, key, *identity),
                 kind=kind,
                 acquisition=key.acquisition,
                 position=key.position,

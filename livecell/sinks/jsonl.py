@@ -155,8 +155,7 @@ class EventLog:
     def close(self) -> None:
         if self._fd >= 0:
             try:
-                with _naming(self.path):
-                    os.fsync(self._fd)
+                sync_naming(self._fd, self.path)
             finally:
                 os.close(self._fd)
                 self._fd = -1
