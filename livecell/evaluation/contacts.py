@@ -139,7 +139,7 @@ def predicted_intervals(
     ``gap_frames`` apart."""
     open_starts: dict[tuple[str, str, tuple[int, int]], list[int]] = defaultdict(list)
     spans: list[tuple[str, str, tuple[int, int], int, int]] = []
-    ordered = sorted(events, key=lambda e: (e.t, not e.start))  # ends before starts in a frame
+    ordered = sorted(events, key=lambda e: (e.t, e.start))  # ends before starts in a frame
     for e in ordered:
         a, b = sorted(e.tracks)
         key = (e.position, e.well, (a, b))

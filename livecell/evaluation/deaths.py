@@ -11,14 +11,18 @@ Rules:
     its onset. An event whose track was never matched falls back to the next rule.
   - without one: ground-truth deaths in the same well whose onset is within
     ``max_onset_gap`` frames (default 20); ties go to the same track id.
-  - patch events (holotomography): ground-truth deaths whose cell's centroid
-    lies in the event's patch at the event's frame (or the cell's nearest
-    frame), onset within ``max_onset_gap``. The patch size is that of the
-    position's ``patch_states`` events, else the default 160 px.
+  - patch events (holotomography): ground-truth deaths whose cell reaches into
+    the event's patch at the event's frame (or the cell's nearest frame): the
+    disc of the cell's area around its centroid overlaps the patch; onset within
+    ``max_onset_gap``. The patch size is that of the position's ``patch_states``
+    events, else the default 160 px. A cell larger than a patch dies in each
+    patch it covers, so the daemon reports it once per patch: the patch deaths
+    left over whose cell was matched through another patch are ``duplicates``,
+    counted apart and left out of precision (neither detected nor false).
 
 - detected = matched ground-truth deaths; missed = ground-truth deaths left;
-  false = predicted deaths left. Recall = detected / truth, precision =
-  detected / predicted.
+  false = predicted deaths left, duplicates apart. Recall = detected / truth,
+  precision = detected / (predicted - duplicates).
 - Onset error = predicted ``onset_t`` - true ``onset_t`` in frames (positive:
   late), over matches: mean, median, mean absolute. Onsets on time: matches
   within ``ONSET_TOLERANCE_FRAMES`` (2) of the truth, as a share of detected and
@@ -39,6 +43,7 @@ Rules:
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +105,7 @@ class DeathReport:
     detected: int
     missed: int
     false: int
+    duplicates: int  # patch deaths of a cell another patch's death was matched to
     recall: float
     precision: float
     f1: float
@@ -121,31 +127,43 @@ class DeathReport:
 
 
 class _Where:
-    """Where each ground-truth cell is, frame by frame: for patch events."""
+    """Where each ground-truth cell is, frame by frame, and how far it reaches (the radius
+    of a disc of its area): for patch events."""
 
     def __init__(self, tracks: TrackTable | None) -> None:
-        rows: dict[tuple[str, int], list[tuple[int, float, float]]] = defaultdict(list)
+        rows: dict[tuple[str, int], list[tuple[int, float, float, float]]] = defaultdict(list)
         if tracks is not None:
-            for p, track, t, x, y in zip(
+            for p, track, t, x, y, area in zip(
                 tracks.position.tolist(),
                 tracks.track.tolist(),
                 tracks.t.tolist(),
                 tracks.x.tolist(),
                 tracks.y.tolist(),
+                tracks.area.tolist(),
                 strict=True,
             ):
-                rows[(p, track)].append((t, x, y))
+                rows[(p, track)].append((t, x, y, math.sqrt(max(area, 0) / math.pi)))
         self._rows = {k: sorted(v) for k, v in rows.items()}
 
-    def at(self, position: str, track: int, t: int) -> tuple[float, float] | None:
+    def at(self, position: str, track: int, t: int) -> tuple[float, float, float] | None:
+        """``(x, y, radius)`` of the cell at frame ``t`` (or its nearest frame)."""
         rows = self._rows.get((position, track))
         if not rows:
             return None
-        i = bisect.bisect_left(rows, (t, -np.inf, -np.inf))
+        i = bisect.bisect_left(rows, (t, -np.inf, -np.inf, -np.inf))
         nearest = min(
             (rows[j] for j in (i - 1, i) if 0 <= j < len(rows)), key=lambda r: (abs(r[0] - t), r[0])
         )
-        return nearest[1], nearest[2]
+        return nearest[1], nearest[2], nearest[3]
+
+
+def _covers(cell: tuple[float, float, float], patch: tuple[int, int], size_px: int) -> bool:
+    """Whether the cell's disc reaches into the patch ``(row, col)``."""
+    x, y, radius = cell
+    row, col = patch
+    nearest_x = min(max(x, col * size_px), (col + 1) * size_px)
+    nearest_y = min(max(y, row * size_px), (row + 1) * size_px)
+    return math.hypot(x - nearest_x, y - nearest_y) <= radius
 
 
 def _candidates(
@@ -172,9 +190,8 @@ def _candidates(
         if d.position != event.position or gap > max_onset_gap:
             continue
         if event.patch is not None:
-            xy = where.at(d.position, d.track, event.t)
-            row, col = event.patch
-            if xy is None or (int(xy[1] // patch_size), int(xy[0] // patch_size)) != (row, col):
+            cell = where.at(d.position, d.track, event.t)
+            if cell is None or not _covers(cell, event.patch, patch_size):
                 continue
             out.append((j, gap))
         elif d.well == event.well:
@@ -182,15 +199,22 @@ def _candidates(
     return out
 
 
-def _matching(events: Sequence[DeathEvent], *, tracked: bool) -> str:
-    """How the report's deaths were matched, in words."""
-    by_track = "track matches" if tracked else "well and onset"
+def _matching(events: Sequence[DeathEvent], resolver: TrackResolver | None) -> str:
+    """How the report's deaths were matched, in words: an event whose track never
+    matched a true cell (or any event, without tracks) falls back to well and onset."""
+    resolved = [
+        resolver is not None and resolver.truth_track(e.position, e.track, e.t) is not None
+        for e in events
+        if e.track is not None
+    ]
     ways = []
-    if any(e.track is not None for e in events):
-        ways.append(by_track)
+    if any(resolved):
+        ways.append("track matches")
+    if not all(resolved):
+        ways.append("well and onset")
     if any(e.patch is not None for e in events):
         ways.append("patch and onset")
-    return ", ".join(ways) or by_track
+    return ", ".join(ways) or ("track matches" if resolver is not None else "well and onset")
 
 
 def score_deaths(
@@ -205,6 +229,7 @@ def score_deaths(
     where = _Where(truth_tracks)
     sizes = patch_sizes or {}
     pairs: list[tuple[int, int]] = []  # (event index, truth index)
+    patch_candidates: dict[int, set[int]] = {}  # patch event index -> truth indices
     for position in sorted({e.position for e in events}):
         ev = [i for i, e in enumerate(events) if e.position == position]
         candidates = [
@@ -218,6 +243,9 @@ def score_deaths(
             )
             for i in ev
         ]
+        patch_candidates |= {
+            i: {j for j, _ in c} for i, c in zip(ev, candidates, strict=True) if events[i].patch
+        }
         columns = sorted({j for c in candidates for j, _ in c})
         if not columns:
             continue
@@ -251,10 +279,14 @@ def score_deaths(
     )
     matched_events = {i for i, _ in pairs}
     matched_truth = {j for _, j in pairs}
+    duplicates = {
+        i for i, js in patch_candidates.items() if i not in matched_events and js & matched_truth
+    }
     detected = len(pairs)
+    scored = len(events) - len(duplicates)
     recall = ratio(detected, len(truth))
-    precision = ratio(detected, len(events))
-    f1 = ratio(2 * detected, len(truth) + len(events))
+    precision = ratio(detected, scored)
+    f1 = ratio(2 * detected, len(truth) + scored)
     on_time = sum(abs(m.onset_error) <= ONSET_TOLERANCE_FRAMES for m in matches)
 
     named = [m for m in matches if m.predicted_pathway != UNSPECIFIED]
@@ -267,12 +299,13 @@ def score_deaths(
     for m in matches:
         confusion[labels.index(m.truth_pathway), labels.index(m.predicted_pathway)] += 1
     return DeathReport(
-        matching=_matching(events, tracked=resolver is not None),
+        matching=_matching(events, resolver),
         truth=len(truth),
         predicted=len(events),
         detected=detected,
         missed=len(truth) - detected,
-        false=len(events) - detected,
+        false=scored - detected,
+        duplicates=len(duplicates),
         recall=recall,
         precision=precision,
         f1=f1,
@@ -294,7 +327,9 @@ def score_deaths(
         pathway_confusion=tuple(tuple(int(v) for v in row) for row in confusion),
         matches=matches,
         missed_deaths=tuple(d for j, d in enumerate(truth) if j not in matched_truth),
-        false_deaths=tuple(e for i, e in enumerate(events) if i not in matched_events),
+        false_deaths=tuple(
+            e for i, e in enumerate(events) if i not in matched_events and i not in duplicates
+        ),
         by_frames_seen=_by_frames_seen(truth, matches, truth_tracks),
     )
 

@@ -7,6 +7,7 @@ Every failure to read (missing, unreadable, not UTF-8, malformed) becomes an
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,13 +20,23 @@ from livecell.evaluation.tables import EventSet, GroundTruth, TrackTable
 TRUTH_FILES = ("tracks.csv", "deaths.csv", "contacts.csv", "wells.csv", "patches.csv")
 
 
-def read_csv(path: Path, *, key: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file; an empty (zero-byte) file is an empty table."""
+def read_csv(
+    path: Path, *, key: str, written_live: bool = False
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file; an empty (zero-byte) file is an empty table.
+
+    ``written_live``: a file a program appends to as it runs (livecell's tracks file),
+    whose last row without its newline is a write cut short (a crash, or a copy taken
+    mid-write): it is left out, as the events file's is.
+    """
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
+            text = f.read()
+        if written_live and text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
     except FileNotFoundError:
         raise InputError(key, f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -65,8 +76,8 @@ def load_ground_truth(folder: Path) -> GroundTruth:
 
 def load_tracks(path: Path, *, key: str = "--tracks") -> TrackTable:
     """livecell's tracks file (SPEC 4: the columns of the simulator's ``tracks.csv``)."""
-    columns, rows = read_csv(path, key=key)
-    return tables.track_table(rows, columns, source=key)
+    columns, rows = read_csv(path, key=key, written_live=True)
+    return tables.track_table(rows, columns or list(tables.TRACK_COLUMNS), source=key)
 
 
 def _json_lines(path: Path, key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:

@@ -218,10 +218,11 @@ def _ctc(results: Sequence[CtcScores]) -> list[str]:
 
 
 def _deaths(r: DeathReport) -> list[str]:
+    duplicates = f"   duplicates {r.duplicates} (other patches of matched cells)"
     lines = [
         f"Deaths (matched by {r.matching})",
         f"  truth {r.truth}   predicted {r.predicted}   detected {r.detected}   "
-        f"missed {r.missed}   false {r.false}",
+        f"missed {r.missed}   false {r.false}" + (duplicates if r.duplicates else ""),
         f"  recall {_n(r.recall)}   precision {_n(r.precision)}   F1 {_n(r.f1)}",
         f"  onset error, frames (predicted - truth): {_stats(r.onset_error)}",
         f"  onset within {ONSET_TOLERANCE_FRAMES} frames: {r.onsets_on_time} "
@@ -262,6 +263,7 @@ def _contacts(r: ContactReport) -> list[str]:
         f"  precision {_n(r.precision)}   recall {_n(r.recall)}   F1 {_n(r.f1)}   "
         f"mean IoU {_n(r.mean_iou)}",
         f"  start error, frames: {_stats(r.start_error)}",
+        f"  end error, frames: {_stats(r.end_error)}",
     ]
 
 

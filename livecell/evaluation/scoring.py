@@ -161,12 +161,22 @@ def score(
         event_positions |= {e.position for e in events.cell_types}
         notes += _positions_note("--events", event_positions, truth_positions)
         notes += _nothing_to_score_note(events)
+        no_tracks = (
+            "no tracks file"
+            if tracks is None
+            else "tracks file not used (the ground truth has no tracks.csv)"
+        )
         if track_map is None and any(e.track is not None for e in events.deaths):
-            notes.append("no tracks file: deaths are matched by well and onset")
+            notes.append(f"{no_tracks}: deaths are matched by well and onset")
         if track_map is None and (events.contacts or events.cell_types):
             notes.append(
-                "no tracks file: the track ids of contacts and cell types are taken as "
+                f"{no_tracks}: the track ids of contacts and cell types are taken as "
                 "ground-truth ids"
+            )
+        if truth.tracks is None and any(e.patch is not None for e in events.deaths):
+            notes.append(
+                "patch deaths cannot match: the ground truth has no tracks.csv to place "
+                "its cells in patches"
             )
 
         if truth.patches is not None and events.patch_states:
@@ -191,6 +201,8 @@ def score(
             )
         elif events.deaths:
             notes.append("deaths not scored: the ground truth has no deaths.csv")
+        elif truth.deaths is not None:
+            notes.append("deaths not scored: no deaths in the ground truth nor in the events")
 
         if truth.contacts is not None and (truth.contacts or events.contacts):
             first, last = _frame_range(truth)
@@ -208,6 +220,8 @@ def score(
             )
         elif events.contacts:
             notes.append("contacts not scored: the ground truth has no contacts.csv")
+        elif truth.contacts is not None:
+            notes.append("contacts not scored: no contacts in the ground truth nor in the events")
 
         if truth.tracks is not None:
             typed_in_wells = bool(

@@ -73,7 +73,7 @@ class MotScores:
     idfn: int
     mota: float
     idf1: float
-    mean_distance_px: float
+    mean_distance_px: float  # over matched pairs, switches included
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ class SameIds:
 def combine(groups: Sequence[MotScores]) -> MotScores:
     """Sum the counts of ``groups`` and recompute MOTA, IDF1 and mean distance."""
     total = {name: sum(getattr(g, name) for g in groups) for name in _COUNTS}
-    distance_sum = sum(g.mean_distance_px * g.num_matches for g in groups if g.num_matches)
+    distance_sum = sum(g.mean_distance_px * _pairs(g) for g in groups if _pairs(g))
     return _scores(total, wells=sum(g.wells for g in groups), distance_sum=distance_sum)
 
 
@@ -164,8 +164,14 @@ def _scores(counts: dict[str, int], *, wells: int, distance_sum: float) -> MotSc
         **counts,
         mota=1.0 - errors / counts["num_objects"] if counts["num_objects"] else float("nan"),
         idf1=ratio(2 * counts["idtp"], 2 * counts["idtp"] + counts["idfp"] + counts["idfn"]),
-        mean_distance_px=ratio(distance_sum, counts["num_matches"]),
+        mean_distance_px=ratio(distance_sum, counts["num_matches"] + counts["num_switches"]),
     )
+
+
+def _pairs(scores: MotScores) -> int:
+    """Truth-prediction pairs the mean distance is over: matches and switches (py-motmetrics
+    counts a pair whose id switched as a switch, not a match)."""
+    return scores.num_matches + scores.num_switches
 
 
 def _groups(table: TrackTable) -> dict[tuple[str, str], dict[int, list[int]]]:

@@ -19,7 +19,7 @@ from evaluation_scenes import (
 
 from livecell.evaluation import evaluate, main
 from livecell.evaluation.errors import InputError
-from livecell.evaluation.loaders import load_events, load_ground_truth
+from livecell.evaluation.loaders import load_events, load_ground_truth, load_tracks
 from livecell.evaluation.oracle import perfect_events, perfect_tracks
 from livecell.evaluation.tables import TRACK_COLUMNS
 
@@ -58,6 +58,8 @@ def test_cli_prints_writes_json_and_plots(
     assert status == 0
     for heading in ("Patch states", "Tracking", "Deaths", "Contacts", "Cell types"):
         assert heading in out
+    assert "start error, frames: mean +0.00" in out
+    assert "end error, frames: mean +0.00" in out
     report = json.loads(out_json.read_text())
     assert report["schema"] == "livecell.evaluation/1"
     assert report["inputs"]["events"] == str(acquisition["events"])
@@ -176,7 +178,13 @@ def test_holotomography_ground_truth_with_events_only(tmp_path: Path) -> None:
     assert report.patches is not None
     assert report.patches.accuracy == 1.0
     assert report.contacts is None  # nothing on either side
+    assert "contacts not scored: no contacts in the ground truth nor in the events" in report.notes
     assert report.cell_types is None  # no wells, no cell_type events
+    (folder / "tracks.csv").unlink()
+    without_tracks = evaluate(folder, events=events)
+    assert without_tracks.deaths is not None
+    assert without_tracks.deaths.detected == 0
+    assert any("patch deaths cannot match" in n for n in without_tracks.notes)
 
 
 # --- bad input: exit 2, one line, no traceback --------------------------------------------
@@ -306,6 +314,23 @@ def test_event_file_tolerates_a_cut_last_line_and_duplicates(tmp_path: Path) -> 
     events = load_events(_events_file(tmp_path, [first, first, '{"kind": "dea']))
     assert len(events.deaths) == 1
     assert events.kinds_seen == {"death": 1}
+
+
+@pytest.mark.parametrize("cut_at", [9, 25])  # inside a number; inside the state
+def test_tracks_file_leaves_out_a_last_row_cut_short(tmp_path: Path, cut_at: int) -> None:
+    header_and_row = ",".join(TRACK_COLUMNS) + "\n0,6,1,a,100,100,1,target,live\n"
+    last_row = "0,7,1,a,100,100,1,target,live\n"
+    path = tmp_path / "tracks.csv"
+    path.write_text(header_and_row + last_row[:cut_at])
+    assert load_tracks(path).t.tolist() == [6]  # the row being written is not read (nor misread)
+    path.write_text(header_and_row + last_row)
+    assert load_tracks(path).t.tolist() == [6, 7]
+
+
+def test_a_zero_byte_tracks_file_is_an_empty_table(tmp_path: Path) -> None:
+    path = tmp_path / "tracks.csv"
+    path.write_bytes(b"")
+    assert len(load_tracks(path)) == 0
 
 
 def test_csv_errors_name_file_column_and_line(tmp_path: Path) -> None:

@@ -272,6 +272,21 @@ def test_match_distance_and_wells() -> None:
     assert math.isnan(report.per_well[1].scores.mota)  # no truth in that well
 
 
+def test_match_distance_is_over_every_matched_pair_switches_included() -> None:
+    truth = tracks(*(("0", t, 1, "r000c000", 100, 100) for t in range(4)))
+    # 0 px away for two frames, then another id 5 px away: a switch at t=2, a match at t=3
+    switched = tracks(
+        ("0", 0, 7, "r000c000", 100, 100),
+        ("0", 1, 7, "r000c000", 100, 100),
+        ("0", 2, 8, "r000c000", 105, 100),
+        ("0", 3, 8, "r000c000", 105, 100),
+    )
+    report, _ = score_tracking(truth, switched, max_distance_px=15)
+    assert report.overall.num_switches == 1
+    assert report.overall.mean_distance_px == pytest.approx(10 / 4)
+    assert combine([report.overall, report.overall]).mean_distance_px == pytest.approx(10 / 4)
+
+
 def test_frames_the_prediction_lacks_are_misses() -> None:
     truth = tracks(*[("0", t, 1, "w", 50, 50) for t in range(4)])
     predicted = tracks(*[("0", t, 1, "w", 50, 50) for t in range(2)])
@@ -343,8 +358,12 @@ def test_deaths_with_track_matches() -> None:
         _call(7, 7, 13),  # cell 3 never died: false
     ]
     report = score_deaths(truth, calls, resolver=track_map, truth_tracks=truth_tracks)
+    assert report.matching == "track matches"
     assert (report.detected, report.missed, report.false) == (2, 0, 1)
     assert report.precision == pytest.approx(2 / 3)
+    # A tracks file none of whose tracks matched: every event falls back, and says so.
+    fallback = score_deaths(truth, calls, resolver=TrackMap({}), truth_tracks=truth_tracks)
+    assert fallback.matching == "well and onset"
     assert [m.onset_error for m in report.matches] == [-1, 1]
     assert [m.lead_time for m in report.matches] == [2, -1]
     assert report.onset_error.mean == 0.0
@@ -424,6 +443,34 @@ def test_patch_deaths_match_the_cell_in_the_patch() -> None:
     assert report.matches[0].truth_track == 2
 
 
+def test_a_cell_dying_across_patches_is_one_death_and_its_other_patches_are_duplicates() -> None:
+    # A cell of radius 60 px at x=150 reaches from patch (0, 0) into patch (0, 1).
+    rows = [
+        dict(
+            zip(
+                TRACK_COLUMNS,
+                ("0", t, 1, "", 150, 80, round(np.pi * 60**2), "", "live"),
+                strict=True,
+            )
+        )
+        for t in range(5)
+    ]
+    truth_tracks = track_table(
+        [{k: str(v) for k, v in r.items()} for r in rows], TRACK_COLUMNS, source="t"
+    )
+    truth = [_death(1, 2, 4, "necroptosis", well="")]
+    calls = [
+        DeathEvent("0", 3, "necroptosis", 2, 0.8, patch=(0, 0)),
+        DeathEvent("0", 3, "necroptosis", 3, 0.8, patch=(0, 1)),
+        DeathEvent("0", 3, "necroptosis", 2, 0.8, patch=(0, 2)),  # beyond its reach: false
+    ]
+    report = score_deaths(truth, calls, resolver=None, truth_tracks=truth_tracks)
+    assert (report.detected, report.duplicates, report.false) == (1, 1, 1)
+    assert report.matches[0].predicted_patch == (0, 0)  # the better onset
+    assert [e.patch for e in report.false_deaths] == [(0, 2)]
+    assert report.precision == 0.5  # 1 of the 2 that are not duplicates
+
+
 # --- contacts -----------------------------------------------------------------------------
 
 
@@ -442,6 +489,18 @@ def test_contact_intervals_from_events() -> None:
         ((1, 2), 7, 9),
         ((3, 4), 0, 3),
     }
+
+
+def test_an_end_and_a_start_of_a_pair_in_one_frame_close_one_contact_and_open_the_next() -> None:
+    events = [
+        ContactEvent("0", 5, True, "a", (1, 2)),
+        ContactEvent("0", 5, False, "a", (1, 2)),  # its start came before the first frame
+    ]
+    intervals = predicted_intervals(
+        events, resolver=SameIds(None), first_t={"0": 0}, last_t={"0": 9}
+    )
+    # [0, 4] and [5, 9], then merged (less than a frame apart); starts first gave [5, 5]
+    assert [(i.start_t, i.end_t) for i in intervals] == [(0, 9)]
 
 
 def test_contact_paired_by_predicted_ids_and_split_where_its_cells_change() -> None:
