@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,14 @@ from pydantic import (
 )
 
 from livecell.errors import ConfigError
-from livecell.events import KINDS
+from livecell.events import (
+    CELL_TYPE,
+    CONTACT_END,
+    CONTACT_START,
+    DEATH,
+    EARLY_NECROPTOSIS,
+    KINDS,
+)
 
 DEFAULT_PATH_REGEX = r"(?:^|/)(?P<position>[^/]+)/[^/]*?(?P<t>\d+)[^/\d]*$"
 
@@ -464,13 +472,21 @@ class ActionConfig(_Section):
     @field_validator("zmq")
     @classmethod
     def _zmq_endpoint(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zmq_endpoint(value)
+        return None if value is None else _check_zmq_peer(value)
 
     @field_validator("http")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_is_argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "expected a list of strings, the program and its arguments (run without a "
+                f'shell), e.g. ["python3", "notify.py"]; got {value!r}'
+            )
         return value
 
     @field_validator("command")
@@ -479,6 +495,22 @@ class ActionConfig(_Section):
         if value is not None and (not value or not value[0]):
             raise ValueError("needs the program to run as its first element")
         return value
+
+    @model_validator(mode="after")
+    def _filters_the_kind_can_pass(self) -> ActionConfig:
+        """A filter on a field the kind's events never carry would never fire (SPEC 4)."""
+        carried = {
+            "pathway": {DEATH},
+            "min_confidence": {DEATH, EARLY_NECROPTOSIS, CELL_TYPE},
+            "well": {DEATH, EARLY_NECROPTOSIS, CELL_TYPE, CONTACT_START, CONTACT_END},
+        }
+        for name, kinds in carried.items():
+            if getattr(self, name) is not None and self.kind not in kinds:
+                raise ValueError(
+                    f"{name}: {self.kind} events have no {name.removeprefix('min_')}, so this "
+                    f"action would never fire (it filters {', '.join(sorted(kinds))} events)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_target(self) -> ActionConfig:
@@ -512,6 +544,13 @@ class Config(_Section):
     actions: tuple[ActionConfig, ...] = Field(
         (), strict=False, description="acquisition triggers, one [[actions]] table each"
     )
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _actions_are_tables(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            raise ValueError("write each action as an [[actions]] table (two brackets)")
+        return value
 
     @field_validator("state_dir", mode="before")
     @classmethod
@@ -576,6 +615,39 @@ def _check_zmq_endpoint(value: str) -> str:
         raise ValueError(
             f"expected a ZeroMQ endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/x; got {value!r}"
         )
+    return value
+
+
+def _check_zmq_peer(value: str) -> str:
+    """An endpoint an action can connect to: a concrete host and port, or an ipc path
+    (``*`` only binds, and ``inproc://`` never reaches another context)."""
+    _check_zmq_endpoint(value)
+    if value.startswith("inproc://"):
+        raise ValueError(f"an action cannot reach an inproc:// endpoint, got {value!r}")
+    if value.startswith("tcp://"):
+        host, _, port = value.removeprefix("tcp://").rpartition(":")
+        if host == "*" or port == "*" or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"expected a host and a port from 1 to 65535 to connect to, e.g. "
+                f"tcp://127.0.0.1:5570; got {value!r}"
+            )
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.username is not None or parts.password is not None:  # not echoed: a password
+        raise ValueError("user:password@ in a URL is not sent (and would be logged); leave it out")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535, got {value!r}")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"spaces and control characters must be encoded (%20), got {value!r}")
     return value
 
 

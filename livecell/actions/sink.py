@@ -4,13 +4,13 @@
 its own bounded queue and daemon thread, and a full queue drops the event
 (counted ``dropped``, logged) rather than wait. The thread sends one event at a
 time; a failed attempt is retried up to ``retries`` times, waiting ``backoff_s``,
-then twice that, and so on (counted ``retried``); an event still not delivered
+then twice that, and so on up to a minute (counted ``retried``); an event still not delivered
 is counted ``failed`` and logged, and the next one is taken. Outcomes go to a
 ``count(action, outcome)`` callable (``Metrics.count_action`` in the daemon).
 
 ``close`` asks every thread to stop and waits at most ``close_timeout_s`` in
-all: a thread stops after the attempt in hand (a ZMQ wait is cut short at once,
-an HTTP request or command runs at most its ``timeout_s``); events still queued
+all: a thread stops after the attempt in hand (a ZMQ wait is cut short and a
+running command killed at once, an HTTP request runs at most its ``timeout_s``); events still queued
 are not sent (counted ``dropped``). A thread that outlives the wait is a daemon
 thread, so it never holds the process up.
 """
@@ -42,6 +42,8 @@ FAILED: Final = "failed"
 RETRIED: Final = "retried"
 DROPPED: Final = "dropped"
 
+MAX_BACKOFF_S: Final = 60.0  # the doubling waits between retries stop growing here
+
 CountOutcome = Callable[[str, str], None]
 """``count(action_name, outcome)``, called from the publishing and the worker threads."""
 
@@ -52,13 +54,14 @@ def action_name(index: int, action: ActionConfig) -> str:
 
 
 def make_sender(action: ActionConfig, stop: threading.Event) -> Sender:
-    """The sender for the action's one target; ``stop`` cuts a ZMQ reply wait short."""
+    """The sender for the action's one target; ``stop`` cuts a ZMQ reply wait short and
+    kills a command still running."""
     if action.zmq is not None:
         return ZmqReqSender(action.zmq, action.timeout_s, stop=stop)
     if action.http is not None:
         return HttpPostSender(action.http, action.timeout_s)
     if action.command is not None:
-        return CommandSender(action.command, action.timeout_s)
+        return CommandSender(action.command, action.timeout_s, stop=stop)
     raise ValueError("an action needs one of zmq, http, command")  # the config ensures it
 
 
@@ -123,10 +126,10 @@ class _Worker:
         reason = ""
         for attempt in range(action.retries + 1):
             if attempt:
-                self._count(self.name, RETRIED)
-                if self.stop.wait(action.backoff_s * 2 ** (attempt - 1)):
+                if self.stop.wait(min(action.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)):
                     self._count(self.name, DROPPED)
                     return
+                self._count(self.name, RETRIED)
             try:
                 self._sender.send(pending.payload)
             except ActionFailed as exc:

@@ -50,7 +50,11 @@ class ZmqReqSender:
     def _connect(self) -> zmq.Socket[Any]:
         socket: zmq.Socket[Any] = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(self._endpoint)
+        try:
+            socket.connect(self._endpoint)
+        except zmq.ZMQError as exc:
+            socket.close(linger=0)
+            raise ActionFailed(f"cannot connect to {self._endpoint}: {exc}") from None
         self._socket = socket
         return socket
 

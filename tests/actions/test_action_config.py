@@ -54,7 +54,26 @@ HTTP = '[[actions]]\nkind = "death"\nhttp = "http://a/"\n'
         ('[[actions]]\nhttp = "http://a/"\n', "actions.0.kind", "required"),
         (HTTP + 'url = "x"\n', "actions.0.url", "unknown key"),
         ('[[actions]]\nkind = "death"\ncommand = []\n', "actions.0.command", "program"),
-        ('[[actions]]\nkind = "death"\ncommand = "echo hi"\n', "actions.0.command", "tuple"),
+        ('[[actions]]\nkind = "death"\ncommand = "echo hi"\n', "actions.0.command", "list of"),
+        ('[actions]\nkind = "death"\nhttp = "http://a/"\n', "actions", "[[actions]] table"),
+        ('[[actions]]\nkind = "death"\nzmq = "tcp://*:5570"\n', "actions.0.zmq", "a host and"),
+        ('[[actions]]\nkind = "death"\nzmq = "tcp://a:99999"\n', "actions.0.zmq", "1 to 65535"),
+        ('[[actions]]\nkind = "death"\nzmq = "inproc://x"\n', "actions.0.zmq", "inproc"),
+        ('[[actions]]\nkind = "death"\nhttp = "http://:80/x"\n', "actions.0.http", "a host"),
+        ('[[actions]]\nkind = "death"\nhttp = "http://a:99999/"\n', "actions.0.http", "65535"),
+        ('[[actions]]\nkind = "death"\nhttp = "http://a:b/"\n', "actions.0.http", "65535"),
+        ('[[actions]]\nkind = "death"\nhttp = "http://a/b c"\n', "actions.0.http", "%20"),
+        (
+            '[[actions]]\nkind = "early_necroptosis"\npathway = "necroptosis"\nhttp = "http://a/"\n',
+            "actions.0",
+            "early_necroptosis events have no pathway",
+        ),
+        ('[[actions]]\nkind = "frame"\nwell = "r0*"\nhttp = "http://a/"\n', "actions.0", "no well"),
+        (
+            '[[actions]]\nkind = "frame"\nmin_confidence = 0.5\nhttp = "http://a/"\n',
+            "actions.0",
+            "no confidence",
+        ),
         (HTTP + 'retries = "3"\n', "actions.0.retries", "integer"),
         (HTTP + "timeout_s = 0\n", "actions.0.timeout_s", "greater than 0"),
         (HTTP + "queue_size = 0\n", "actions.0.queue_size", "greater than or equal to 1"),
@@ -70,6 +89,14 @@ def test_bad_actions_name_the_key(tmp_path: Path, actions: str, key: str, says: 
         load_config(path)
     assert caught.value.key == key, str(caught.value)
     assert says in str(caught.value)
+
+
+def test_a_password_in_a_url_is_refused_without_being_repeated(tmp_path: Path) -> None:
+    path = tmp_path / "livecell.toml"
+    path.write_text(BASE + '[[actions]]\nkind = "death"\nhttp = "http://me:hunter2@a/x"\n')
+    with pytest.raises(ConfigError, match="user:password@") as caught:
+        load_config(path)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_resolved_config_with_actions_round_trips(tmp_path: Path) -> None:

@@ -31,6 +31,12 @@ from livecell.actions.zmq_req import ZmqReqSender
 PAYLOAD = json.dumps(death_event()).encode()
 
 
+def command_sender(
+    argv: tuple[str, ...], timeout_s: float, stop: threading.Event | None = None
+) -> CommandSender:
+    return CommandSender(argv, timeout_s, stop=stop or threading.Event())
+
+
 def test_zmq_gets_reply() -> None:
     with ZmqPeer().serving() as peer:
         sender = ZmqReqSender(peer.endpoint, 2.0, stop=threading.Event())
@@ -66,6 +72,15 @@ def test_zmq_dead_peer_times_out() -> None:
         with pytest.raises(ActionFailed, match="no reply"):
             sender.send(PAYLOAD)
         assert time.monotonic() - started < 2.0
+    finally:
+        sender.close()
+
+
+def test_zmq_endpoint_it_cannot_connect_to_is_a_failed_attempt() -> None:
+    sender = ZmqReqSender("tcp://*:5570", 1.0, stop=threading.Event())
+    try:
+        with pytest.raises(ActionFailed, match="cannot connect to tcp://\\*:5570"):
+            sender.send(PAYLOAD)
     finally:
         sender.close()
 
@@ -166,7 +181,7 @@ def test_http_hanging_peer_times_out() -> None:
 
 def test_command_gets_event_on_stdin(tmp_path: Path) -> None:
     out = tmp_path / "events.txt"
-    CommandSender(tuple(script_command(recording_script(tmp_path), out)), 10.0).send(PAYLOAD)
+    command_sender(tuple(script_command(recording_script(tmp_path), out)), 10.0).send(PAYLOAD)
     assert recorded(out) == [death_event()]
 
 
@@ -174,7 +189,7 @@ def test_command_nonzero_exit_fails_with_stderr(tmp_path: Path) -> None:
     out = tmp_path / "events.txt"
     command = tuple(script_command(recording_script(tmp_path, fail_first=1), out))
     with pytest.raises(ActionFailed, match="exited 1: refused run 1"):
-        CommandSender(command, 10.0).send(PAYLOAD)
+        command_sender(command, 10.0).send(PAYLOAD)
     assert recorded(out) == []
 
 
@@ -186,7 +201,7 @@ def test_a_chatty_command_costs_no_memory_and_its_failure_quotes_the_end_of_stde
     tracemalloc.start()
     try:
         with pytest.raises(ActionFailed) as failed:
-            CommandSender(("sh", "-c", chatty), 20.0).send(PAYLOAD)
+            command_sender(("sh", "-c", chatty), 20.0).send(PAYLOAD)
         _, peak_bytes = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -197,12 +212,48 @@ def test_a_chatty_command_costs_no_memory_and_its_failure_quotes_the_end_of_stde
     assert len(message) < 600
 
 
+def test_a_command_writing_standard_error_without_end_is_read_through_a_pipe() -> None:
+    """Its standard error is a pipe drained as it comes (a file would grow without end:
+    ``yes >&2`` writes about 1 GB a second), and only its end is kept."""
+    with pytest.raises(ActionFailed) as failed:
+        command_sender(("sh", "-c", "ls -l /proc/$$/fd/2 >&2; exit 1"), 10.0).send(PAYLOAD)
+    assert "pipe:" in str(failed.value)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ActionFailed, match=r"ran past 1\.0 s and was killed"):
+            command_sender(("sh", "-c", "yes >&2"), 1.0).send(PAYLOAD)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 2_000_000, f"{peak_bytes} bytes held for a command's output"
+
+
+def test_a_stop_kills_a_running_command_and_what_it_started(tmp_path: Path) -> None:
+    marker = tmp_path / "outlived"
+    stop = threading.Event()
+    sender = command_sender(("sh", "-c", f"sh -c 'sleep 2; touch {marker}' & wait"), 120.0, stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(ActionFailed, match="the daemon is stopping"):
+        sender.send(PAYLOAD)
+    assert time.monotonic() - started < 1.5
+    time.sleep(2.5)
+    assert not marker.exists(), "a program the command started outlived the stop"
+
+
+def test_a_command_that_never_reads_a_large_event_is_still_timed_out() -> None:
+    started = time.monotonic()
+    with pytest.raises(ActionFailed, match="killed"):
+        command_sender(("sleep", "30"), 0.5).send(b"x" * 1_000_000)  # past the pipe buffer
+    assert time.monotonic() - started < 3.0
+
+
 def test_command_killed_after_timeout(tmp_path: Path) -> None:
     out = tmp_path / "events.txt"
     command = tuple(script_command(recording_script(tmp_path, sleep_s=30), out))
     started = time.monotonic()
     with pytest.raises(ActionFailed, match="killed"):
-        CommandSender(command, 0.5).send(PAYLOAD)
+        command_sender(command, 0.5).send(PAYLOAD)
     assert time.monotonic() - started < 5.0
 
 
@@ -212,11 +263,11 @@ def test_a_command_past_its_timeout_takes_what_it_started_with_it(tmp_path: Path
     marker = tmp_path / "outlived"
     command = ("sh", "-c", f"sh -c 'sleep 2; touch {marker}' & wait")
     with pytest.raises(ActionFailed, match="killed"):
-        CommandSender(command, 0.5).send(PAYLOAD)
+        command_sender(command, 0.5).send(PAYLOAD)
     time.sleep(3.0)
     assert not marker.exists(), "a program the command started outlived it"
 
 
 def test_command_missing_program_fails(tmp_path: Path) -> None:
     with pytest.raises(ActionFailed, match="cannot run"):
-        CommandSender((str(tmp_path / "no-such-program"),), 1.0).send(PAYLOAD)
+        command_sender((str(tmp_path / "no-such-program"),), 1.0).send(PAYLOAD)
