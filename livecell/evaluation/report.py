@@ -159,7 +159,8 @@ _MOT_HEADER = ("", "wells", "MOTA", "IDF1", "switches", "misses", "false", "trut
 def _tracking(r: TrackingReport) -> list[str]:
     lines = [f"Tracking (centroids matched within {r.max_distance_px:g} px, same well and frame)"]
     rows = [_mot_row("overall", r.overall)]
-    rows += [_mot_row(f"{b.cells} cells/well", b.scores) for b in r.by_cells]
+    unit = "well" if any(w.well for w in r.per_well) else "field"  # no wells: holotomography
+    rows += [_mot_row(f"{b.cells} cells/{unit}", b.scores) for b in r.by_cells]
     lines += _grid(_MOT_HEADER, rows)
     if len(r.per_well) > 1:
         worst = sorted(

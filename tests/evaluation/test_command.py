@@ -21,6 +21,7 @@ from livecell.evaluation import evaluate, main
 from livecell.evaluation.errors import InputError
 from livecell.evaluation.loaders import load_events, load_ground_truth, load_tracks
 from livecell.evaluation.oracle import perfect_events, perfect_tracks
+from livecell.evaluation.report import format_table
 from livecell.evaluation.tables import TRACK_COLUMNS
 
 
@@ -180,6 +181,8 @@ def test_holotomography_ground_truth_with_events_only(tmp_path: Path) -> None:
     assert report.contacts is None  # nothing on either side
     assert "contacts not scored: no contacts in the ground truth nor in the events" in report.notes
     assert report.cell_types is None  # no wells, no cell_type events
+    tracked = evaluate(folder, events=events, tracks=folder / "tracks.csv")
+    assert "2 cells/field" in format_table(tracked)  # no wells: cells per field of view
     (folder / "tracks.csv").unlink()
     without_tracks = evaluate(folder, events=events)
     assert without_tracks.deaths is not None
