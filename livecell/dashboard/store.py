@@ -81,7 +81,7 @@ class _ByteBudget:
         return self._items.get(key)
 
 
-@dataclass
+@dataclass(eq=False)  # kept and dropped by identity: two contacts may read alike
 class _Contact:
     well: str
     tracks: tuple[int, int]
@@ -104,6 +104,7 @@ class _Position:
     early: dict[int, dict[str, Any]] = field(default_factory=dict)
     cell_types: dict[int, str] = field(default_factory=dict)
     contacts: deque[_Contact] = field(default_factory=deque)
+    contacts_of: dict[int, list[_Contact]] = field(default_factory=dict)  # the same, by track
     points: OrderedDict[int, deque[TrackPoint]] = field(default_factory=OrderedDict)
     # patch mode
     classes: tuple[str, ...] = ()
@@ -116,8 +117,23 @@ class _Position:
     patch_events: dict[tuple[int, int], dict[str, dict[str, Any]]] = field(default_factory=dict)
     mosaic_ts: deque[int] = field(default_factory=deque)
 
-    def open_contacts(self, well: str) -> list[_Contact]:
-        return [c for c in self.contacts if c.well == well and c.end_t is None]
+    def add_contact(self, contact: _Contact, limit: int) -> None:
+        """Keep ``contact``, forgetting the oldest beyond ``limit``."""
+        self.contacts.append(contact)
+        for track in contact.tracks:
+            self.contacts_of.setdefault(track, []).append(contact)
+        while len(self.contacts) > limit:
+            oldest = self.contacts.popleft()
+            for track in oldest.tracks:
+                kept = self.contacts_of[track]
+                kept.remove(oldest)
+                if not kept:
+                    del self.contacts_of[track]
+
+    def end_contact(self, well: str, pair: tuple[int, int], t: int) -> None:
+        for contact in self.contacts_of.get(pair[0], ()):
+            if contact.well == well and contact.tracks == pair and contact.end_t is None:
+                contact.end_t = t
 
     def track_state(self, track: int, t: int | None = None) -> str:
         """The track's state at frame ``t`` (now, if ``None``)."""
@@ -127,9 +143,7 @@ class _Position:
         early = self.early.get(track)
         if early is not None and (t is None or t >= _onset(early)):
             return "early_necroptosis"
-        for c in self.contacts:
-            if track not in c.tracks:
-                continue
+        for c in self.contacts_of.get(track, ()):
             if t is None and c.end_t is None:
                 return "contact"
             if t is not None and c.start_t <= t and (c.end_t is None or t < c.end_t):
@@ -303,13 +317,9 @@ class Store:
         pair = (int(tracks[0]), int(tracks[1]))
         position.well_tracks.setdefault(well, set()).update(pair)
         if kind == "contact_start":
-            position.contacts.append(_Contact(well, pair, t))
-            while len(position.contacts) > self.limits.contacts:
-                position.contacts.popleft()
+            position.add_contact(_Contact(well, pair, t), self.limits.contacts)
         else:
-            for contact in position.open_contacts(well):
-                if contact.tracks == pair:
-                    contact.end_t = t
+            position.end_contact(well, pair, t)
         position.version += 1
 
     def _patch_states(self, position: _Position, record: Mapping[str, Any]) -> None:

@@ -132,6 +132,22 @@ def test_crops_tracks_and_points_stay_within_their_limits() -> None:
     assert len(timeline["tracks"][0]["points"]) == 4
 
 
+def test_contacts_beyond_the_limit_are_forgotten_by_track_too() -> None:
+    store = Store(Limits(contacts=4), mode="nanowell", backend="x")
+    for t in range(10):  # pairs (t, t + 100); the last stays open
+        store.add_record(_record("contact_start", t, well="r000c000", tracks=[t, t + 100]))
+        if t < 9:
+            store.add_record(_record("contact_end", t + 1, well="r000c000", tracks=[t, t + 100]))
+    position = store._positions["Pos0"]
+    kept = [c.tracks for c in position.contacts]
+    assert kept == [(6, 106), (7, 107), (8, 108), (9, 109)]
+    assert sorted(position.contacts_of) == [6, 7, 8, 9, 106, 107, 108, 109]
+    assert position.track_state(9) == position.track_state(109) == "contact"
+    assert position.track_state(8) == "live"
+    assert position.track_state(8, t=8) == "contact"
+    assert position.track_state(1, t=1) == "live"  # forgotten
+
+
 def test_patch_states_make_a_patch_timeline() -> None:
     store = Store(Limits(), mode="patches", backend="x")
     classes = ["live_control", "apoptosis"]
