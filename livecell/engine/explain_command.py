@@ -29,13 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="PNG to write (default: IMAGE's name + .gradcam.png, beside it)",
+        help="PNG to write (default: IMAGE's name + .gradcam.png, in the current folder)",
     )
     parser.add_argument(
         "--class",
         dest="class_name",
         default=None,
-        help="explain this class everywhere (default: each patch's prediction)",
+        help="show the evidence for this class in every patch (default: for each patch's "
+        "predicted class); the labels stay the predictions",
     )
 
 
@@ -49,16 +50,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     import cv2
 
-    from livecell.engine.explain import explain_image, overlay_png
-    from livecell.training.datasets import DataError, read_frame, read_image
+    from livecell.engine.explain import NOT_FINITE, explain_image, overlay_png
+    from livecell.training.datasets import DataError, read_frame, read_image, resize_chw
     from livecell.training.train import card_normalisation, load_patch_model
 
     if not (args.model_dir / "model_card.json").is_file():
         print(f"livecell explain: no model_card.json in {args.model_dir}", file=sys.stderr)
         return EXIT_USAGE
-    if args.out is not None and args.out.is_dir():
-        print(f"livecell explain: --out {args.out} is a folder; give the PNG to write",
-              file=sys.stderr)  # fmt: skip
+    out = args.out or Path(args.image.name + ".gradcam.png")
+    problem = _out_problem(out, args.image)
+    if problem:
+        print(f"livecell explain: --out {out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         model, card = load_patch_model(args.model_dir)
@@ -90,17 +92,39 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     norm = card_normalisation(card)
     patch = (int(card["input"]["height"]), int(card["input"]["width"]))
+    resized = card.get("data", {}).get("patch_mode") == "resize"
+    seen = resize_chw(image, patch) if resized else image  # as the model was trained
     try:
         heat, classes = explain_image(
-            model, image, patch_size=patch, mean=norm.mean, std=norm.std, class_index=class_index
+            model, seen, patch_size=patch, mean=norm.mean, std=norm.std, class_index=class_index
         )
     except ValueError as exc:
         print(f"livecell explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out = args.out or args.image.with_name(args.image.name + ".gradcam.png")
+    if resized:
+        heat = resize_chw(heat[None], image.shape[1:])[0]
     if not cv2.imwrite(str(out), overlay_png(image, heat, classes, names)):
         print(f"livecell explain: cannot write {out}", file=sys.stderr)
         return EXIT_FAILURE
-    counts = {names[i]: int((classes == i).sum()) for i in sorted(set(classes.ravel().tolist()))}
-    print(f"wrote {out}: {classes.size} patches, predicted {counts}")
+    counts = {
+        "not finite" if i == NOT_FINITE else names[i]: int((classes == i).sum())
+        for i in sorted(set(classes.ravel().tolist()))
+    }
+    shown = f", evidence for {args.class_name}" if args.class_name else ""
+    scale = " (the whole image, resized as in training)" if resized else ""
+    patches = f"{classes.size} patch" + ("es" if classes.size != 1 else "")
+    print(f"wrote {out}: {patches}{scale}, predicted {counts}{shown}")
     return EXIT_OK
+
+
+def _out_problem(out: Path, image: Path) -> str:
+    """What is wrong with the overlay's path, in words ("" if nothing)."""
+    if out.is_dir():
+        return "is a folder; give the PNG to write"
+    if out.resolve() == image.resolve():
+        return "is the image itself"
+    if out.suffix.lower() != ".png":
+        return "give a .png file to write"
+    if not out.parent.is_dir():
+        return f"the folder {out.parent} is not there"
+    return ""

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"livecell export: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if args.tensorrt:  # before the ONNX file is replaced, not after
+            from livecell.engine.tensorrt_build import import_tensorrt
+
+            import_tensorrt()
         return _export(args, out)
     except MissingExtra as exc:
         print(f"livecell export: {exc}", file=sys.stderr)
@@ -78,7 +82,7 @@ def _argument_problem(args: argparse.Namespace, out: Path) -> str | None:
         return f"--max-batch must be 1 or more, got {args.max_batch}"
     if out.is_dir():
         return f"--out {out} is a folder; give the ONNX file to write"
-    if out.suffix != ".onnx":
+    if out.suffix.lower() != ".onnx":
         return f"--out {out}: give an .onnx file to write (not the weights or the card)"
     if not out.parent.is_dir():
         return f"--out {out}: the folder {out.parent} is not there"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import tifffile
 import torch
 from engine_helpers import compact_model
 
-from livecell.engine.explain import explain_image, grad_cam
+from livecell.engine.explain import NOT_FINITE, explain_image, grad_cam
+from livecell.engine.models.fusion import IntermediateFusionNet
 
 
 @pytest.fixture
@@ -61,12 +63,48 @@ def test_a_frame_is_tiled_into_patches_with_remainders_left_out(model: torch.nn.
         explain_image(model, frame[:, :32, :32], patch_size=(64, 64), mean=(0.0,), std=(1.0,))
 
 
-def explain(*args: str) -> subprocess.CompletedProcess[str]:
+def test_the_labels_stay_the_predictions_when_another_class_is_explained(
+    model: torch.nn.Module,
+) -> None:
+    frame = blobs(1, size=128, seed=4)[0]
+    own_heat, predicted = explain_image(model, frame, patch_size=(64, 64), mean=(0.0,), std=(1.0,))
+    other = int((predicted[0, 0] + 1) % 4)
+    heat, labels = explain_image(
+        model, frame, patch_size=(64, 64), mean=(0.0,), std=(1.0,), class_index=other
+    )
+    np.testing.assert_array_equal(labels, predicted)
+    assert not np.allclose(heat, own_heat)  # the maps are of the class asked for
+
+
+def test_a_patch_with_a_nan_pixel_is_not_classified_and_spoils_no_other(
+    model: torch.nn.Module,
+) -> None:
+    frame = blobs(1, size=128, seed=5)[0]
+    clean_heat, clean = explain_image(model, frame, patch_size=(64, 64), mean=(0.0,), std=(1.0,))
+    frame[0, 10, 10] = np.nan
+    heat, classes = explain_image(model, frame, patch_size=(64, 64), mean=(0.0,), std=(1.0,))
+    assert classes[0, 0] == NOT_FINITE
+    assert not heat[:64, :64].any()
+    np.testing.assert_array_equal(classes.ravel()[1:], clean.ravel()[1:])
+    np.testing.assert_allclose(heat[64:], clean_heat[64:], atol=1e-5)
+
+
+def test_the_fusion_net_is_explained_at_its_shared_stage() -> None:
+    torch.manual_seed(0)
+    fusion = IntermediateFusionNet(in_channels=2, num_classes=3)
+    patches = np.concatenate([blobs(3, seed=6), blobs(3, seed=7)], axis=1)
+    explanation = grad_cam(fusion, patches)
+    assert explanation.heatmaps.shape == (3, 64, 64)
+    assert explanation.heatmaps.max() > 0
+
+
+def explain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "livecell", "explain", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=cwd,
     )
 
 
@@ -88,3 +126,46 @@ def test_explain_command_names_a_class_it_does_not_know(model_dir: Path, tmp_pat
     assert result.returncode == 2
     assert "zombie" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("out", ["image", "why", "why.tif"])
+def test_explain_writes_only_a_png_and_never_over_the_image(
+    model_dir: Path, tmp_path: Path, out: str
+) -> None:
+    image = tmp_path / "frame.tif"
+    tifffile.imwrite(image, blobs(1, size=64)[0, 0])
+    before = image.read_bytes()
+    target = image if out == "image" else tmp_path / out
+    result = explain(str(model_dir), str(image), "--out", str(target))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "is the image itself" in result.stderr if out == "image" else ".png" in result.stderr
+    assert image.read_bytes() == before
+
+
+def test_the_overlay_goes_to_the_current_folder_not_among_the_images(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    images, here = tmp_path / "round", tmp_path / "here"
+    images.mkdir()
+    here.mkdir()
+    tifffile.imwrite(images / "img00.tif", blobs(1, size=64)[0, 0])
+    result = explain(str(model_dir), str(images / "img00.tif"), cwd=here)
+    assert result.returncode == 0, result.stderr
+    assert (here / "img00.tif.gradcam.png").is_file()
+    assert sorted(p.name for p in images.iterdir()) == ["img00.tif"]
+
+
+def test_a_model_trained_on_resized_images_is_explained_on_the_image_resized(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    card = json.loads((model_dir / "model_card.json").read_text())
+    card["data"] = {"patch_mode": "resize"}
+    (model_dir / "model_card.json").write_text(json.dumps(card))
+    image = tmp_path / "frame.tif"
+    tifffile.imwrite(image, blobs(1, size=200)[0, 0])
+    out = tmp_path / "why.png"
+    result = explain(str(model_dir), str(image), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "1 patch (the whole image, resized as in training)" in result.stdout
+    assert cv2.imread(str(out)).shape == (200, 200, 3)

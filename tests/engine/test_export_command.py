@@ -88,11 +88,18 @@ def test_export_refuses_a_broken_folder_or_bad_options_in_words(
     importlib.util.find_spec("tensorrt") is not None,
     reason="tensorrt is installed: the GPU tests cover this path",
 )
-def test_tensorrt_without_the_extra_names_it(model_dir: Path) -> None:
+def test_tensorrt_without_the_extra_names_it_and_leaves_model_onnx_alone(model_dir: Path) -> None:
+    (model_dir / "model.onnx").write_bytes(b"the model.onnx in use")
     result = export(str(model_dir), "--tensorrt")
     assert result.returncode == 1
     assert "livecell[tensorrt]" in result.stderr
-    assert (model_dir / "model.onnx").exists()
+    assert (model_dir / "model.onnx").read_bytes() == b"the model.onnx in use"
+
+
+def test_an_upper_case_onnx_suffix_is_an_onnx_file(model_dir: Path, tmp_path: Path) -> None:
+    result = export(str(model_dir), "--out", str(tmp_path / "model.ONNX"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.ONNX").stat().st_size > 0
 
 
 def test_an_export_over_the_tolerance_leaves_the_model_onnx_as_it_was(
