@@ -284,10 +284,25 @@ def test_run_watching_a_folder_that_is_not_there_exits_2(tmp_path: Path) -> None
         (["engine", "--models", "nosuch"], "nosuch"),
         (["tracking", "--truth-masks", "/nonexistent"], "--truth-masks"),
         (["ingest", "--interval", "nan"], "--interval"),
+        (["ingest", "--warmup", "0"], "--warmup"),  # hung: the receiver never said "warm"
+        (["wells", "--size", "512"], "--size must be 768"),
+        (["nanowell", "--size", "512"], "--size must be 768"),
+        (["nanowell", "--frames", "1"], "--frames must be 2"),
+        (["nanowell", "--interval-s", "0"], "--interval-s"),
+        (["triggers", "--frames", "1"], "--skip-first"),
     ],
 )
 def test_bench_refuses_bad_options_naming_them(bench: list[str], named: str) -> None:
     assert_user_error(livecell("bench", *bench), named)
+
+
+def test_bench_ingest_works_in_a_fresh_folder_inside_workdir_and_removes_only_that(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "important.txt").write_text("precious")
+    done = livecell("bench", "ingest", "--skip-zmq", "--skip-watch", "--workdir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["important.txt"]
 
 
 @pytest.mark.parametrize(

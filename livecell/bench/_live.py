@@ -77,20 +77,22 @@ def run_live(
 
         thread = threading.Thread(target=daemon, name="bench-live")
         thread.start()
-        while b"READY=1" not in notify.recv(4096).split(b"\n"):
-            pass
-        threading.Thread(target=_drain, args=(notify,), daemon=True).start()
-        if after_ready is not None:
-            after_ready()
-        cpu_started = time.process_time()
-        for path in staged:
-            shutil.copyfile(path, watched / path.parent.name / path.name)
-            time.sleep(interval_s)
-        _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s)
-        cpu_s = time.process_time() - cpu_started
-        extra = before_stop() if before_stop is not None else None
-        stop.set()
-        thread.join()
+        try:  # an error or Ctrl-C here must still stop the daemon, or the process never ends
+            while b"READY=1" not in notify.recv(4096).split(b"\n"):
+                pass
+            threading.Thread(target=_drain, args=(notify,), daemon=True).start()
+            if after_ready is not None:
+                after_ready()
+            cpu_started = time.process_time()
+            for path in staged:
+                shutil.copyfile(path, watched / path.parent.name / path.name)
+                time.sleep(interval_s)
+            _wait_for_frames(config.sinks.events, len(staged), thread, timeout_s)
+            cpu_s = time.process_time() - cpu_started
+            extra = before_stop() if before_stop is not None else None
+        finally:
+            stop.set()
+            thread.join()
     latencies = result.get("latencies", [])
     if len(latencies) != len(staged):
         raise RuntimeError(f"{len(latencies)} frame latencies for {len(staged)} frames")

@@ -44,7 +44,7 @@ from typing import IO, Any
 import numpy as np
 import zmq
 
-from livecell.argtypes import at_least_one, non_negative, non_negative_float
+from livecell.argtypes import at_least_one, non_negative_float
 from livecell.bench._live import free_port
 from livecell.config import SourceConfig
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=at_least_one, default=300, help="timed ZMQ frames per round"
     )
     parser.add_argument(
-        "--warmup", type=non_negative, default=20, help="untimed ZMQ frames per round"
+        "--warmup", type=at_least_one, default=20, help="untimed ZMQ frames per round"
     )
     parser.add_argument(
         "--rounds",
@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir",
         type=Path,
         default=None,
-        help="where daemons and files live (default: a temporary folder)",
+        help="a folder to work in: each run makes a fresh livecell-bench-* folder inside "
+        "it, and removes only that (default: the system's temporary folder)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the workdir")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
         "--check",
@@ -147,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.bare_pull:
         return _bare_pull(args.bare_pull, args.warmup + args.frames, args.warmup, args.hwm)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="livecell-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if args.workdir is not None:  # a fresh folder inside it: only that is ever removed
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="livecell-bench-", dir=args.workdir)).resolve()
     try:
         throughput = [] if args.skip_zmq else bench_zmq(args, workdir)
         latency = (
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        print(f"kept {workdir}")
     print(render(args, throughput, latency))
     if args.json:
         args.json.write_text(json.dumps(_as_json(throughput, latency), indent=2) + "\n")

@@ -18,21 +18,29 @@ from pathlib import Path
 import numpy as np
 
 from livecell.analysis.nanowell import open_nanowell_stage
-from livecell.argtypes import at_least_one, non_negative, non_negative_float
+from livecell.argtypes import at_least_one, non_negative, positive_float
 from livecell.config import config_from_dict
 from livecell.frames import Frame, FrameKey
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams
 
 SUB_STAGES = ("wells", "segmentation", "contacts", "tracking", "cell_models")
+MIN_SIZE_PX = 768  # 3 wells of 256 px a side: fewer show no periodic wall pattern to fit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/nanowell.py", description="Nanowell stage time per frame."
     )
-    parser.add_argument("--frames", type=at_least_one, default=12, help="frames timed (default 12)")
-    parser.add_argument("--size", type=at_least_one, default=2048, help="frame side in px")
+    parser.add_argument(
+        "--frames",
+        type=at_least_one,
+        default=12,
+        help="frames (default 12; the first, which fits the well lattice, is not timed)",
+    )
+    parser.add_argument(
+        "--size", type=at_least_one, default=2048, help="frame side in px (768 or more)"
+    )
     parser.add_argument("--seed", type=non_negative, default=3, help="simulator seed")
     parser.add_argument(
         "--segmenter", choices=["unet", "classical"], default="unet", help="as nanowell.segmenter"
@@ -44,9 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="as nanowell.contact_rule",
     )
     parser.add_argument(
-        "--interval-s", type=non_negative_float, default=300.0, help="acquisition interval"
+        "--interval-s", type=positive_float, default=300.0, help="acquisition interval"
     )
     args = parser.parse_args(argv)
+    if args.frames < 2:
+        parser.error("--frames must be 2 or more: the first frame is not timed")
+    if args.size < MIN_SIZE_PX:
+        parser.error(f"--size must be {MIN_SIZE_PX} or more (the wells must show a lattice)")
 
     config = config_from_dict(
         {

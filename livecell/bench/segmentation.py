@@ -59,7 +59,7 @@ def held_out_crops(workdir: Path, seeds: Sequence[int], frames: int, stride: int
     """Every well crop of every ``stride``-th frame of the simulated ``seeds``."""
     crops: list[WellCrop] = []
     for seed in seeds:
-        out = workdir / f"nano{seed}"
+        out = workdir / f"nano{seed}-{frames}frames"  # a kept simulation of other length: not it
         if not (out / "ground_truth" / "tracks.csv").is_file():
             simulator = NanowellSimulator(NanowellParams(), seed=seed)
             run_simulation(simulator, out, RunOptions(frames=frames, progress=False))
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             unet.close()
     print(
         f"segmentation: seeds {' '.join(map(str, args.seeds))}, {len(crops)} wells, "
-        f"every {args.frame_stride}th of {args.frames} frames; mean IoU per ground-truth "
+        f"one frame in {args.frame_stride} of {args.frames}; mean IoU per ground-truth "
         f"cell (one-to-one match); {platform.processor() or platform.machine()}, "
         f"ONNX Runtime threads {args.threads}"
     )

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from livecell.argtypes import at_least_one, non_negative, non_negative_float
+from livecell.argtypes import at_least_one, non_negative, positive_float
 from livecell.bench._live import free_port, live_config, run_live
 from livecell.logs import configure_logging
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--interval-s",
-        type=non_negative_float,
+        type=positive_float,
         default=2.5,
         help="the microscope's pace (keep it above the frame latency: a backlog measures "
         "the queue, not the analysis)",
@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.frames <= args.skip_first:
+        parser.error(f"--frames ({args.frames}) must be more than --skip-first ({args.skip_first})")
     configure_logging(level="error")  # the failing actions' warnings would bury the table
     with tempfile.TemporaryDirectory(prefix="livecell-bench-triggers-") as tmp:
         work = Path(tmp)

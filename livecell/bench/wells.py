@@ -19,6 +19,7 @@ import numpy as np
 from livecell.analysis.wells import WellLattice, fit_lattice, lattice_offset, track_drift
 from livecell.argtypes import at_least_one, non_negative
 from livecell.bench._timing import call_seconds
+from livecell.bench.nanowell import MIN_SIZE_PX
 from livecell.simulation.nanowell import NanowellSimulator
 from livecell.simulation.nanowell_params import NanowellParams
 
@@ -32,10 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmarks/wells.py", description="Well lattice fit and drift speed."
     )
-    parser.add_argument("--size", type=at_least_one, default=2048, help="frame side in px")
+    parser.add_argument(
+        "--size", type=at_least_one, default=2048, help="frame side in px (768 or more)"
+    )
     parser.add_argument("--repeats", type=at_least_one, default=10, help="timed calls per stage")
     parser.add_argument("--threads", type=non_negative, default=1, help="OpenCV threads")
     args = parser.parse_args(argv)
+    if args.size < MIN_SIZE_PX:
+        parser.error(f"--size must be {MIN_SIZE_PX} or more (the wells must show a lattice)")
     cv2.setNumThreads(args.threads)
 
     wells = max(1, args.size // 256)
@@ -68,6 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     truth = sim.stage_offset_px("Pos0", 1)
     print(
         f"drift truth {truth[0]:+.3f}, {truth[1]:+.3f} px; "
-        f"lattice_offset {stream.offset_px[0]:+.3f}, {stream.offset_px[1]:+.3f} px"
+        f"WellLattice.update {stream.offset_px[0]:+.3f}, {stream.offset_px[1]:+.3f} px"
     )
     return 0

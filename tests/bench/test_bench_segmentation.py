@@ -17,4 +17,8 @@ def test_the_table_has_both_segmenters(tmp_path: Path, capsys: pytest.CaptureFix
     assert header.split()[-2:] == ["unet", "classical"]
     assert "ms/well" in out
     assert " all " in out
-    assert (tmp_path / "nano71" / "ground_truth" / "wells.csv").is_file()
+    assert (tmp_path / "nano71-1frames" / "ground_truth" / "wells.csv").is_file()
+    # a kept simulation is reused only for the same length: 2 frames simulate anew
+    assert main(["--seeds", "71", "--frames", "2", "--workdir", str(tmp_path)]) == 0
+    assert (tmp_path / "nano71-2frames" / "ground_truth" / "wells.csv").is_file()
+    assert "one frame in 8 of 2" in capsys.readouterr().out
