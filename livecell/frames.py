@@ -103,5 +103,11 @@ def check_pixels(pixels: np.ndarray, axes: str) -> None:
         )
     if pixels.size == 0:
         raise RejectedFrame("empty_image", f"image has no pixels, shape {tuple(pixels.shape)}")
+    if pixels.dtype.kind not in "uif":
+        raise RejectedFrame(
+            "bad_dtype",
+            f"{pixels.dtype} pixels: livecell takes integer or real-valued images "
+            "(for complex data, write its magnitude or phase)",
+        )
     if pixels.dtype.kind == "f" and not np.isfinite(pixels).any():
         raise RejectedFrame("all_nan", "every pixel is NaN or infinite")

@@ -168,6 +168,12 @@ def _layout(tif: tifffile.TiffFile, path: Path, size: int, default_axes: str) ->
         raise FileIncomplete(
             "truncated", f"{len(tif.pages)} of the {ome.planes} pages its OME-XML declares"
         )
+    if ome is not None and len(tif.series) > 1:  # several OME Images: positions, mostly
+        raise RejectedFrame(
+            "axes_unsupported",
+            f"{len(tif.series)} images (positions) in one OME-TIFF: livecell takes one "
+            "position and time point per file",
+        )
     series = tif.series[0]
     shape = tuple(int(n) for n in series.shape)
     if ome is not None:
@@ -202,6 +208,14 @@ def _ome_axes(series_axes: str, shape: tuple[int, ...]) -> str:
     return kept
 
 
+def _ome_count(element: ET.Element, name: str) -> int:
+    """A size attribute of the OME-XML (1 where absent), which must be a positive integer."""
+    text = element.get(name, "1")
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise RejectedFrame("bad_metadata", f"OME {name}={text!r} is not a positive integer")
+    return int(text)
+
+
 def _parse_ome(xml: str) -> OmeInfo | None:
     try:
         root = ET.fromstring(xml)
@@ -212,11 +226,11 @@ def _parse_ome(xml: str) -> OmeInfo | None:
         return None
     planes = 1
     for dim in ("SizeZ", "SizeC", "SizeT"):
-        planes *= int(pixels.get(dim, "1"))
+        planes *= _ome_count(pixels, dim)
     samples = 1
     channel_elements = [e for e in pixels if _local(e.tag) == "Channel"]
     if channel_elements:
-        samples = max(1, int(channel_elements[0].get("SamplesPerPixel", "1")))
+        samples = _ome_count(channel_elements[0], "SamplesPerPixel")
     channels = tuple(e.get("Name", "") for e in channel_elements if e.get("Name"))
     size_x = _number(pixels.get("PhysicalSizeX"))
     unit = pixels.get("PhysicalSizeXUnit", "µm")

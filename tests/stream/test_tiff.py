@@ -158,6 +158,40 @@ def test_ome_with_more_than_one_time_point_is_unsupported(tmp_path: Path) -> Non
     assert not isinstance(caught.value, FileIncomplete)
 
 
+def test_an_ome_tiff_of_several_positions_is_refused_not_cut_to_its_first(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for name in ("posA", "posB"):
+            tif.write(STACK[0, 0], metadata={"axes": "YX", "Name": name})
+    with pytest.raises(RejectedFrame, match="2 images \\(positions\\) in one OME-TIFF") as caught:
+        inspect_tiff(path, default_axes="YX")
+    assert caught.value.reason == "axes_unsupported"
+    assert not isinstance(caught.value, FileIncomplete)
+
+
+@pytest.mark.parametrize("size_z", ["one", "0", "-2"])
+def test_an_ome_size_that_is_no_count_is_bad_metadata_not_truncated(
+    tmp_path: Path, size_z: str
+) -> None:
+    path = write(tmp_path / "z.ome.tif", ome_bytes(STACK[0, 0], "YX"))
+    tifffile.tiffcomment(path, tifffile.tiffcomment(path).replace('SizeZ="1"', f'SizeZ="{size_z}"'))
+    with pytest.raises(RejectedFrame, match=f"SizeZ='{size_z}'") as caught:
+        inspect_tiff(path, default_axes="YX")
+    assert caught.value.reason == "bad_metadata"
+    assert not isinstance(caught.value, FileIncomplete)
+
+
+def test_complex_or_boolean_pixels_are_refused_naming_the_dtype(tmp_path: Path) -> None:
+    values = (STACK[0, 0] + 1j).astype(np.complex64)
+    with pytest.raises(RejectedFrame, match="complex64 pixels") as caught:
+        load(write(tmp_path / "c.tif", tiff_bytes(values)))
+    assert caught.value.reason == "bad_dtype"
+    with pytest.raises(RejectedFrame, match="bool pixels"):
+        load(write(tmp_path / "b.tif", tiff_bytes(STACK[0, 0] > 3)))
+
+
 def test_ome_metadata_gives_key_pixel_size_and_channels(tmp_path: Path) -> None:
     data = ome_bytes(
         STACK[0],
