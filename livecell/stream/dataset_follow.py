@@ -209,7 +209,7 @@ class DatasetFollower:
         self._readers.clear()
 
     def _converted(self, reader: DatasetReader, item: DatasetItem) -> Frame | Rejection | None:
-        acquisition = self._config.acquisition or _dataset_name(reader.path)
+        acquisition = self._config.acquisition or dataset_acquisition(reader.path, self._root)
         if isinstance(item, DatasetImage):
             image_key = FrameKey(acquisition, item.position, item.t)
             if self._owns is not None and not self._owns(image_key):
@@ -239,6 +239,17 @@ class DatasetFollower:
             path=item.unit,
             quarantine=False,  # the image lives inside a file that holds good ones too
         )
+
+
+def dataset_acquisition(path: Path, root: Path) -> str:
+    """The folders between ``root`` and the dataset, then its name (``day2/acq_1`` for
+    ``ROOT/day2/acq_1/``): as for single files, a data root that holds each day's
+    experiment in a folder of its own repeats dataset names without mixing them."""
+    try:
+        above = path.parent.relative_to(root).parts
+    except ValueError:  # the watched folder is the dataset itself
+        above = ()
+    return "/".join((*above, _dataset_name(path)))
 
 
 def _dataset_name(path: Path) -> str:

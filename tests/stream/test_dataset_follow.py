@@ -39,3 +39,32 @@ def test_a_finished_dataset_is_let_go_and_a_file_seen_again_reopens_it(tmp_path:
     assert again == []  # every image already done (the journal's answer)
     assert follower.following == []
     follower.close()
+
+
+def _frames_of(follower: DatasetFollower) -> list[Frame]:
+    frames: list[Frame] = []
+    for _ in range(100):
+        frames += [item for item in follower.items() if isinstance(item, Frame)]
+        if not follower.following:
+            return frames
+    raise AssertionError("the datasets never finished")
+
+
+def test_datasets_of_one_name_in_two_folders_are_two_acquisitions(tmp_path: Path) -> None:
+    """A data root with a folder per day repeats dataset names: they were one acquisition,
+    and the second day's images duplicates of the first's."""
+    root = tmp_path / "incoming"
+    for day in ("day1", "day2"):
+        shutil.copytree(SAMPLE, root / day / "exp")
+    shutil.copytree(SAMPLE, root / "exp")
+    follower = DatasetFollower(SourceConfig(path=root), root, is_done=lambda _: False)
+    for folder in (root / "day1" / "exp", root / "day2" / "exp", root / "exp"):
+        assert follower.claims(folder / "NDTiff.index")
+    frames = _frames_of(follower)
+    per_acquisition = {
+        name: sorted((f.key.position, f.key.t) for f in frames if f.key.acquisition == name)
+        for name in {f.key.acquisition for f in frames}
+    }
+    assert sorted(per_acquisition) == ["day1/exp", "day2/exp", "exp"]
+    assert per_acquisition["day1/exp"] == per_acquisition["day2/exp"] == per_acquisition["exp"]
+    follower.close()
