@@ -446,12 +446,12 @@ class MMStackReader:
         width, height = one(256), one(257)
         bits, fmt, spp, compression = one(258, 1), one(339, 1), one(277, 1), one(259, 1)
         if compression != 1:
-            raise _Pending(f"compression {compression} (only 1)", "unsupported-compression")
+            raise _Damaged("unsupported-compression", f"compression {compression} (only 1)")
         if spp != 1:
-            raise _Pending(f"{spp} samples per pixel (only 1)", "unsupported-pixels")
+            raise _Damaged("unsupported-pixels", f"{spp} samples per pixel (only 1)")
         kind = {1: "u", 2: "i", 3: "f"}.get(fmt)
         if kind is None or bits not in (8, 16, 32, 64) or (kind == "f" and bits == 8):
-            raise _Pending(f"{bits}-bit sample format {fmt}", "unsupported-pixels")
+            raise _Damaged("unsupported-pixels", f"{bits}-bit sample format {fmt}")
         dtype = np.dtype(f"{f.fmt}{kind}{bits // 8}")
         tile: tuple[int, int] | None = None
         if 324 in tags:
@@ -624,7 +624,11 @@ class MMStackReader:
         members = self._groups.pop(group)
         self._closed_groups.add(group)
         position, t = group
-        expected = self._group_size.setdefault(position, len(members))
+        zs = sorted({k.z for _, k in members})
+        cs = sorted({k.c for _, k in members})
+        # A position's first stack says how many pages make one: its z x c grid, not its
+        # page count, which a page lost to damage would make one short for every stack.
+        expected = self._group_size.setdefault(position, len(zs) * len(cs))
         name = f"{position}/t{t}"
         unit = f"{self.path}#{name}"
         if unit in self._emitted or self._is_done(unit):
@@ -632,8 +636,6 @@ class MMStackReader:
             return
         self._emitted.add(unit)
         key0 = members[0][1]
-        zs = sorted({k.z for _, k in members})
-        cs = sorted({k.c for _, k in members})
         cells = {(k.z, k.c): p for p, k in members}
         if not len(members) == len(cells) == len(zs) * len(cs) == expected:
             have = sorted(cells)

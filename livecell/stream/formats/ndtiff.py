@@ -583,7 +583,13 @@ class NDTiffReader:
 
     def _close(self, group: _Group) -> None:
         if not group.closed and group.first_of_position:
-            self._expected[group.key[0]] = len(group.members) + len(group.bad)
+            # A position's first stack says how many images make one: its z x channel
+            # grid, not its image count, which an index entry lost to damage would make
+            # one short for every later stack.
+            entries = group.members + group.bad
+            zs = {e.axis("z") for e in entries}
+            channels = {e.axis("channel") for e in entries}
+            self._expected[group.key[0]] = len(zs) * len(channels)
         group.closed = True
 
     def _emit_groups(self, out: list[DatasetItem]) -> None:

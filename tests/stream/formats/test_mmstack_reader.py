@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,41 @@ def test_damaged_page_reported_while_later_pages_are_read(tmp_path: Path) -> Non
     ]
     assert [(i.t, i.axes) for i in _images(got)] == [(0, "CYX"), (2, "CYX")]
     assert grouped.finished
+
+
+@pytest.mark.parametrize("damaged", [0, 1, 3])  # first, inside and last page of t=0
+def test_a_damaged_page_in_the_first_stack_spoils_that_stack_only(
+    tmp_path: Path, damaged: int
+) -> None:
+    """The first stack of a position sets how many pages make one; a damaged page among
+    them is one of them (else every later stack closed one page short)."""
+    plan = StackPlan(
+        frames=4, channels=("A", "B"), slices=2, shape=(4, 5), damaged=frozenset({damaged})
+    )
+    reader, got = _grow(tmp_path, plan, stack=True)
+    assert [p.reason for p in _problems(got)] == ["bad-metadata", "incomplete-stack"]
+    assert [(i.t, i.axes) for i in _images(got)] == [(1, "ZCYX"), (2, "ZCYX"), (3, "ZCYX")]
+    assert reader.finished
+
+
+def test_every_compressed_page_is_reported_the_last_one_too(tmp_path: Path) -> None:
+    """Compression is a property of a whole page, not of one still being written: the
+    last page was never reported, waiting for a writer that had finished."""
+    path = tmp_path / "w_MMStack_Pos0.ome.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for t in range(3):
+            meta = json.dumps({"FrameIndex": t, "ChannelIndex": 0, "SliceIndex": 0})
+            tif.write(
+                np.zeros((8, 10), np.uint16),
+                compression="zlib",
+                photometric="minisblack",
+                extratags=[(51123, "s", 0, meta, True)],
+            )
+    reader = MMStackReader(path, stack=False)
+    items = [item for _ in range(3) for item in reader.poll()]
+    assert [p.reason for p in _problems(items)] == ["unsupported-compression"] * 3
+    assert "moved on" not in _problems(items)[2].detail
+    reader.close()
 
 
 def test_truncated_page_reported_once_the_writer_moved_on(tmp_path: Path) -> None:

@@ -207,6 +207,26 @@ def test_corrupt_entries_are_reported_and_the_rest_read(tmp_path: Path) -> None:
             np.testing.assert_array_equal(frames[unit_of(dst, entry)].pixels, read(entry.axes))
 
 
+@pytest.mark.parametrize("broken_entry", [0, 1, 31])  # first, inside and last of t=0
+@pytest.mark.parametrize("live", [True, False], ids=["live", "replay"])
+def test_a_broken_entry_in_the_first_stack_spoils_that_stack_only(
+    tmp_path: Path, broken_entry: int, live: bool
+) -> None:
+    """The first stack of a position sets how many images make one; a broken entry
+    among them is one of them (else every later stack closed one image short)."""
+    src, dst = SAMPLES["multichannel"], tmp_path / "mc"
+    entries = [corrupt(e, "json") if e.number == broken_entry else e for e in read_entries(src)]
+    reader = NDTiffReader(dst, stack=True)
+    items: list[DatasetItem] = []
+    for what, _ in LiveNDTiff(src, dst, rng=random.Random(3), entries=entries).steps():
+        if live and what == "entry":
+            items += reader.poll()
+    items += drain(reader)
+    problems = sorted(p.reason for p in items if isinstance(p, DatasetProblem))
+    assert problems == ["bad-index-entry", "irregular-stack"]
+    assert [f.t for f in images(items)] == list(range(1, 8))
+
+
 def test_accepts_the_full_resolution_folder_and_ignores_pyramid_levels(tmp_path: Path) -> None:
     dst = tmp_path / "explore"
     LiveNDTiff(SAMPLES["magellan"], dst, rng=random.Random(0)).run()
