@@ -119,9 +119,12 @@ def run_daemon(
             heartbeat=heartbeat,
             extra_sinks=extra_sinks,
         )
-        _stop_on_signals(stop, on_stop=notifier.stopping)
+        # As a service, SIGHUP (a "reload", a logrotate script) must not end it; in a
+        # terminal it still does, as for any foreground program.
+        _stop_on_signals(stop, on_stop=notifier.stopping, ignore_hangup=notifier.enabled)
         pipeline.warm_up()
-        notifier.ready()  # only now: the model is loaded and has run once
+        if not stop.is_set():  # a stop during start-up: no READY=1 after STOPPING=1
+            notifier.ready()  # only now: the model is loaded and has run once
         if on_ready is not None:
             on_ready()
         log.info(
@@ -247,15 +250,37 @@ def _build(
     )
 
 
-def _stop_on_signals(stop: threading.Event, on_stop: Callable[[], None] | None = None) -> None:
+def _stop_on_signals(
+    stop: threading.Event,
+    on_stop: Callable[[], None] | None = None,
+    *,
+    ignore_hangup: bool = False,
+) -> None:
+    """SIGTERM and SIGINT set ``stop``; with ``ignore_hangup`` (the service: it has no
+    reload, and SIGHUP would end it where systemd counts that a clean exit) SIGHUP is
+    logged and ignored.
+
+    The handlers run on the main thread between two bytecodes, maybe inside a log call
+    that holds the log's lock: they log from a thread of their own, never themselves.
+    """
     if threading.current_thread() is not threading.main_thread():
         return
 
+    def later(message: str, signum: int) -> None:
+        name = signal.Signals(signum).name
+        # not a daemon thread: the line is written even when the process ends at once
+        threading.Thread(target=lambda: log.info(message, signal=name)).start()
+
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
         stop.set()
         if on_stop is not None:
             on_stop()
+        later("stopping", signum)
+
+    def ignore(signum: int, _frame: FrameType | None) -> None:
+        later("signal ignored: livecell has no reload; restart it to apply a new config", signum)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    if ignore_hangup:
+        signal.signal(signal.SIGHUP, ignore)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,3 +95,33 @@ def test_idle_daemon_stops_at_once(make_daemon: Callable[..., Daemon]) -> None:
     daemon.wait_started()
     assert stop_within_limit(daemon, signal.SIGTERM) < 2.0
     assert daemon.events_path.exists()
+
+
+HANDLER_WHILE_LOGGING = """
+import os, signal, sys, threading, time
+import structlog
+from livecell.daemon import _stop_on_signals
+from livecell.logs import configure_logging
+configure_logging(level="info", json=True)
+log = structlog.get_logger("test")
+stop = threading.Event()
+_stop_on_signals(stop)
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+while not stop.is_set():
+    log.warning("rejected", path="/data/incoming/x.tif", reason="not_tiff")
+print("stopped", file=sys.__stdout__, flush=True)
+"""
+
+
+def test_a_signal_that_lands_inside_a_log_call_still_stops() -> None:
+    """The handler runs on the main thread, maybe inside a log call holding the log's
+    (non-reentrant) lock: when it logged itself it waited on that lock forever."""
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_WHILE_LOGGING],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "stopped"
+    assert '"event": "stopping"' in done.stderr

@@ -80,3 +80,23 @@ def test_sigterm_mid_stream_sends_stopping_and_flushes(
     lines = listener.lines()
     assert lines.count("STOPPING=1") == 1
     assert lines.index("STOPPING=1") > lines.index("READY=1")
+
+
+def test_sighup_to_the_service_is_logged_and_ignored(
+    make_daemon: Callable[..., Daemon], listener: NotifyListener
+) -> None:
+    """Without a handler SIGHUP ended the process, and systemd counts that a clean exit:
+    the service stayed down. Now it says so and goes on analysing."""
+    daemon = make_daemon(source={"path": "incoming", "settle_s": 0.1})
+    incoming = daemon.workdir / "incoming"
+    incoming.mkdir()
+    daemon.start()
+    assert listener.wait(lambda lines: "READY=1" in lines), daemon.log_text()
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    assert listener.wait(lambda _: "signal ignored" in daemon.log_text(), timeout_s=5)
+    write_tiff(incoming / "Pos0" / "img_00000.tif", pixels_for("Pos0", 0))
+    daemon.wait_events("frame", 1)
+    assert daemon.proc.poll() is None
+    assert "STOPPING=1" not in listener.lines()
+    stop_within_limit(daemon, signal.SIGTERM)
