@@ -19,6 +19,7 @@ its own, and ``tiff`` none.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,31 @@ class DatasetFollower:
     def behind(self) -> bool:
         """True when a reader stopped at its batch limit last time: poll again at once."""
         return any(reader.behind for reader in self._readers.values())
+
+    def unfinished(self) -> list[Rejection]:
+        """At the end of a replay: one rejection per dataset left with images begun but not
+        complete (a crashed or aborted acquisition).
+
+        Live, such a dataset may yet go on; a replay has no later, and would otherwise
+        leave those images out without a word."""
+        out: list[Rejection] = []
+        if self._owns is not None and not self._owns(None):
+            return out  # reported once, by the replay worker that owns keyless events
+        for path, reader in self._readers.items():
+            if reader.finished or not reader.incomplete:
+                continue
+            out.append(
+                Rejection(
+                    reason="unfinished-dataset",
+                    detail=f"{path.name} ends with images its writer began but never "
+                    "completed (a crashed or aborted acquisition?); they were not analysed",
+                    completed_at=time.time(),
+                    fingerprint=stable_id(str(path), "unfinished-dataset"),
+                    path=f"{path}#unfinished",
+                    quarantine=False,
+                )
+            )
+        return out
 
     def close(self) -> None:
         for reader in self._readers.values():

@@ -159,6 +159,9 @@ class WatchSource:
                 quiet_rounds = 0 if emitted else quiet_rounds + 1
                 idle = quiet_rounds >= 2 and not self._datasets.behind()
                 if not self._follow and not self._pending and idle:
+                    for rejection in self._datasets.unfinished():
+                        if not emit(rejection):
+                            return
                     return
         finally:
             if observer is not None:

@@ -68,3 +68,25 @@ def test_datasets_of_one_name_in_two_folders_are_two_acquisitions(tmp_path: Path
     assert sorted(per_acquisition) == ["day1/exp", "day2/exp", "exp"]
     assert per_acquisition["day1/exp"] == per_acquisition["day2/exp"] == per_acquisition["exp"]
     follower.close()
+
+
+def test_a_replay_reports_a_dataset_cut_short_instead_of_losing_its_images_silently(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "incoming"
+    whole, cut = root / "whole", root / "cut"
+    shutil.copytree(SAMPLE, whole)
+    shutil.copytree(SAMPLE, cut)
+    (stack,) = [p for p in cut.iterdir() if p.suffix == ".tif"]
+    with stack.open("r+b") as f:
+        f.truncate(stack.stat().st_size * 6 // 10)  # the writer crashed mid-acquisition
+    follower = DatasetFollower(SourceConfig(path=root), root, is_done=lambda _: False)
+    for dataset in (whole, cut):
+        assert follower.claims(dataset / "NDTiff.index")
+    for _ in range(20):
+        list(follower.items())
+    (rejection,) = follower.unfinished()
+    assert rejection.reason == "unfinished-dataset"
+    assert rejection.path == f"{cut}#unfinished"
+    assert "never completed" in rejection.detail
+    follower.close()

@@ -71,4 +71,10 @@ class DatasetReader(Protocol):
         whole finished dataset is replayed): more is already written, the next poll reads it."""
         ...
 
+    @property
+    def incomplete(self) -> bool:
+        """True when images are begun but not complete: a writer still at work, or one that
+        stopped mid-image (a crash, an abort). A replay reports it: nothing comes later."""
+        ...
+
     def close(self) -> None: ...

@@ -188,6 +188,12 @@ class MMStackReader:
         return self._finished
 
     @property
+    def incomplete(self) -> bool:
+        """A page not yet whole (the walk stopped short of the end of a file's chain), or
+        a stack waiting for more pages."""
+        return bool(self._groups) or any(not (f.idle or f.broken) for f in self._files)
+
+    @property
     def behind(self) -> bool:
         return self._behind
 

@@ -278,6 +278,11 @@ class NDTiffReader:
     def behind(self) -> bool:
         return self._behind
 
+    @property
+    def incomplete(self) -> bool:
+        """Index entries whose pixels are not (all) in the stack file, or a stack not whole."""
+        return bool(self._waiting or self._open_groups)
+
     def close(self) -> None:
         for f in self._files.values():
             os.close(f.fd)

@@ -172,6 +172,12 @@ class TCFReader:
         return self._behind
 
     @property
+    def incomplete(self) -> bool:
+        """The file as it is now left something unread: a time point not yet whole, or a
+        file not readable as HDF5."""
+        return self._stat is not None and self._scanned != self._stat
+
+    @property
     def finished(self) -> bool:
         count = self._data_count
         return (
