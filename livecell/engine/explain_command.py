@@ -6,6 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = (
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from livecell.engine.explain import NOT_FINITE, explain_image, overlay_png
-    from livecell.training.datasets import DataError, read_frame, read_image, resize_chw
+    from livecell.training.datasets import DataError, resize_chw
     from livecell.training.train import card_normalisation, load_patch_model
 
     if not (args.model_dir / "model_card.json").is_file():
@@ -78,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         class_index = names.index(args.class_name)
     try:
-        tiff = args.image.suffix.lower() in (".tif", ".tiff")
-        image = read_frame(args.image) if tiff else read_image(args.image)
+        image = _read(args.image)
     except DataError as exc:
         print(f"livecell explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -115,6 +119,25 @@ def run(args: argparse.Namespace) -> int:
     patches = f"{classes.size} patch" + ("es" if classes.size != 1 else "")
     print(f"wrote {out}: {patches}{scale}, predicted {counts}{shown}")
     return EXIT_OK
+
+
+def _read(path: Path) -> FloatArray:
+    """A frame (a TIFF as the daemon's frames are: YX, CYX, a Z stack to its MIP), else
+    the image as ``livecell train`` reads a folder tree's (RGB, channels without axes);
+    raises ``DataError``."""
+    from livecell.training.datasets import DataError, read_frame, read_image
+
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return read_image(path)
+    try:
+        return read_frame(path)
+    except DataError as frame_error:
+        if "axes" not in str(frame_error):
+            raise
+        try:
+            return read_image(path)
+        except DataError:
+            raise frame_error from None
 
 
 def _out_problem(out: Path, image: Path) -> str:

@@ -168,11 +168,14 @@ def read_frame(path: Path) -> FloatArray:
     """A simulator frame as float32 ``[C, H, W]``: a Z stack becomes its maximum projection."""
     try:
         with tifffile.TiffFile(path) as tif:
+            images = len(tif.series)
             series = tif.series[0]
             axes = series.axes.upper()
-            pixels = series.asarray()
+            pixels = series.asarray() if images == 1 else None
     except (OSError, ValueError, IndexError) as exc:
         raise DataError(f"cannot read the frame: {exc}", path=path) from exc
+    if pixels is None:
+        raise DataError(f"{images} images (series) in one TIFF: give one per file", path=path)
     if "Z" in axes:
         pixels = pixels.max(axis=axes.index("Z"))
         axes = axes.replace("Z", "")

@@ -16,6 +16,7 @@ from engine_helpers import compact_model
 
 from livecell.engine.explain import NOT_FINITE, explain_image, grad_cam
 from livecell.engine.models.fusion import IntermediateFusionNet
+from livecell.engine.models.registry import build_model
 
 
 @pytest.fixture
@@ -169,3 +170,35 @@ def test_a_model_trained_on_resized_images_is_explained_on_the_image_resized(
     assert result.returncode == 0, result.stderr
     assert "1 patch (the whole image, resized as in training)" in result.stdout
     assert cv2.imread(str(out)).shape == (200, 200, 3)
+
+
+def test_a_tiff_the_way_a_training_tree_holds_it_is_read_as_training_reads_it(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Two planes without axes metadata (tifffile calls them "QYX"): training reads them
+    as channels; explain refused them as a frame of unknown axes."""
+    card = json.loads((model_dir / "model_card.json").read_text())
+    card["input"]["channels"] = 2
+    card["input"]["normalisation"] = {"mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    (model_dir / "model_card.json").write_text(json.dumps(card))
+    torch.manual_seed(0)
+    two = build_model("compact", in_channels=2, num_classes=len(card["classes"]))
+    torch.save(two.state_dict(), model_dir / "model.pt")
+    image = tmp_path / "img00.tif"
+    tifffile.imwrite(image, np.concatenate([blobs(1, size=64)[0]] * 2), photometric="minisblack")
+    out = tmp_path / "why.png"
+    result = explain(str(model_dir), str(image), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()
+
+
+def test_a_tiff_of_several_images_is_refused_not_cut_to_its_first(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(image, ome=True) as tif:
+        for _ in range(2):
+            tif.write(blobs(1, size=64)[0, 0], metadata={"axes": "YX"})
+    result = explain(str(model_dir), str(image), "--out", str(tmp_path / "why.png"))
+    assert result.returncode == 2
+    assert "2 images (series) in one TIFF" in result.stderr
