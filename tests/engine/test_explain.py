@@ -109,11 +109,18 @@ def explain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     )
 
 
-def test_explain_command_writes_an_overlay_png(model_dir: Path, tmp_path: Path) -> None:
+def explain_a_frame(
+    model_dir: Path, tmp_path: Path, size: int
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``livecell explain`` of a blob frame of ``size`` px a side: its result and PNG."""
     image = tmp_path / "frame.tif"
-    tifffile.imwrite(image, blobs(1, size=128)[0, 0])
+    tifffile.imwrite(image, blobs(1, size=size)[0, 0])
     out = tmp_path / "why.png"
-    result = explain(str(model_dir), str(image), "--out", str(out))
+    return explain(str(model_dir), str(image), "--out", str(out)), out
+
+
+def test_explain_command_writes_an_overlay_png(model_dir: Path, tmp_path: Path) -> None:
+    result, out = explain_a_frame(model_dir, tmp_path, 128)
     assert result.returncode == 0, result.stderr
     assert "4 patches" in result.stdout
     picture = cv2.imread(str(out))
@@ -163,10 +170,7 @@ def test_a_model_trained_on_resized_images_is_explained_on_the_image_resized(
     card = json.loads((model_dir / "model_card.json").read_text())
     card["data"] = {"patch_mode": "resize"}
     (model_dir / "model_card.json").write_text(json.dumps(card))
-    image = tmp_path / "frame.tif"
-    tifffile.imwrite(image, blobs(1, size=200)[0, 0])
-    out = tmp_path / "why.png"
-    result = explain(str(model_dir), str(image), "--out", str(out))
+    result, out = explain_a_frame(model_dir, tmp_path, 200)
     assert result.returncode == 0, result.stderr
     assert "1 patch (the whole image, resized as in training)" in result.stdout
     assert cv2.imread(str(out)).shape == (200, 200, 3)
