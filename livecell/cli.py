@@ -20,6 +20,7 @@ from livecell.argtypes import non_negative, non_negative_float
 from livecell.errors import ConfigError
 
 if TYPE_CHECKING:
+    from livecell.config import Config
     from livecell.simulation._protocol import Simulator
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -300,6 +301,24 @@ def _run(args: argparse.Namespace) -> int:
     return _guarded(lambda: run_daemon(config).source_error is None)
 
 
+def _refuse_rows_twice(config: Config, events: Path, *, tracks_key: str) -> None:
+    """A replay into a new events file analyses every frame afresh: a tracks file that
+    already holds rows would get each of them a second time."""
+    from livecell.sinks.tracks_csv import holds_rows
+
+    tracks = config.sinks.tracks
+    if tracks is None or config.analysis.mode != "nanowell":
+        return
+    if events.is_file() and events.stat().st_size > 0:
+        return  # a replay resumed: the frames already done are not analysed again
+    if holds_rows(tracks):
+        raise ConfigError(
+            tracks_key,
+            f"{tracks} already holds rows and {events} is new, so every frame's rows would "
+            "be written a second time: give --tracks NEW.csv, or move the old file away",
+        )
+
+
 def _replay(args: argparse.Namespace) -> int:
     from livecell.config import load_config
     from livecell.daemon import replay
@@ -320,6 +339,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers", f"must be 1 or more, not {args.workers}")
+    _refuse_rows_twice(config, events, tracks_key="--tracks" if args.tracks else "sinks.tracks")
 
     def go() -> bool:
         had_events = events.is_file() and events.stat().st_size > 0
@@ -335,8 +355,9 @@ def _replay(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
         if not counts and had_events:
+            again = "--events (and --tracks)" if config.analysis.mode == "nanowell" else "--events"
             print(
-                f"(frames already in {events} are not analysed again: give another --events "
+                f"(frames already in {events} are not analysed again: give another {again} "
                 "to analyse them afresh)"
             )
         if summary.analysis_failures:

@@ -30,6 +30,7 @@ from livecell.metrics import Metrics, serve_metrics
 from livecell.pipeline import Pipeline, PipelineProgress, PipelineSettings, RunSummary
 from livecell.service import NotifySettings, SdNotifier, ServiceHeartbeat
 from livecell.sinks import EventLog, EventSink, ZmqPublisher
+from livecell.sinks.tracks_csv import set_aside
 from livecell.stream import FrameSource
 from livecell.stream.watch import WatchSource
 from livecell.stream.zmq_source import ZmqSource
@@ -104,6 +105,7 @@ def run_daemon(
                 config.state_dir, commit_interval_s=config.pipeline.journal_commit_interval_s
             )
         stack.callback(journal.close)
+        _set_tracks_aside_if_analysed_again(config, journal)
         source: FrameSource
         if config.source.kind == "watch":
             source = WatchSource(config.source, journal, ignore_under=config.state_dir)
@@ -248,6 +250,27 @@ def _build(
         heartbeat=heartbeat,
         observers=observers,
     )
+
+
+def _set_tracks_aside_if_analysed_again(config: Config, journal: Journal) -> None:
+    """An events file shorter than the journal says (deleted, moved away) has the journal
+    rebuilt and the frames still in the watched folder analysed again (``Pipeline.recover``):
+    their tracks rows go to a fresh tracks file, not a second time into the old one."""
+    tracks = config.sinks.tracks
+    if tracks is None or config.analysis.mode != "nanowell":
+        return
+    events = config.sinks.events
+    size = events.stat().st_size if events.is_file() else 0
+    if size >= journal.events_offset():
+        return
+    aside = set_aside(tracks)
+    if aside is not None:
+        log.warning(
+            "the events file is shorter than the journal says: frames are analysed again, "
+            "so the tracks file is set aside and a new one started",
+            tracks=str(tracks),
+            set_aside_as=str(aside),
+        )
 
 
 def _stop_on_signals(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -76,6 +77,27 @@ class TracksFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def holds_rows(path: Path) -> bool:
+    """Whether the tracks file at ``path`` has a row past its header."""
+    try:
+        with path.open("rb") as f:
+            next(f, None)
+            return bool(next(f, b"").strip())
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename a tracks file that holds rows to ``NAME.before-UTCSTAMP`` (its frames are to be
+    analysed again: appending would write their rows twice); the new name, or None."""
+    if not holds_rows(path):
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.before-{stamp}")
+    path.rename(aside)
+    return aside
 
 
 def _formatted(row: TrackRow) -> tuple[object, ...]:

@@ -196,6 +196,51 @@ def test_a_restart_never_reuses_a_track_or_event_id(
     assert {int(r["t"]) for r in rows} == set(range(len(frames)))
 
 
+def test_a_replay_into_a_new_events_file_refuses_a_tracks_file_that_holds_rows(
+    acquisition: Path, tmp_path: Path
+) -> None:
+    """Following the hint "give another --events to analyse them afresh" appended every
+    row to the tracks file a second time."""
+    first = replay(acquisition, tmp_path / "again")
+    assert first, "the first replay wrote nothing"
+    folder = tmp_path / "again"
+    rows_before = (folder / "tracks.csv").read_bytes()
+    done = livecell("replay", acquisition / "frames", "-c", folder / "livecell.toml",
+                    "--events", "fresh.jsonl", cwd=folder)  # fmt: skip
+    assert done.returncode == 2
+    assert "sinks.tracks" in done.stderr
+    assert "written a second time" in done.stderr
+    assert (folder / "tracks.csv").read_bytes() == rows_before
+    done = livecell("replay", acquisition / "frames", "-c", folder / "livecell.toml",
+                    "--events", "fresh.jsonl", "--tracks", "fresh.csv", cwd=folder)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (folder / "fresh.csv").read_bytes() == rows_before  # the same rows, once
+
+
+def test_frames_analysed_again_after_the_events_file_went_get_a_fresh_tracks_file(
+    acquisition: Path, tmp_path: Path, make_daemon: Any
+) -> None:
+    daemon = make_daemon(
+        source={"kind": "watch", "path": str(acquisition / "frames"), "settle_s": 0.0},
+        analysis={"mode": "nanowell"},
+        nanowell={"segmenter": "classical"},
+    )
+    daemon.start().wait_started()
+    daemon.wait_events("frame", FRAMES, timeout_s=120)
+    assert daemon.stop() == 0
+    first_rows = (tmp_path / "tracks.csv").read_bytes()
+    daemon.events_path.unlink()  # the journal is rebuilt and every frame analysed again
+    daemon.start().wait_started()
+    daemon.wait_events("frame", FRAMES, timeout_s=120)
+    assert daemon.stop() == 0
+    (aside,) = tmp_path.glob("tracks.csv.before-*")
+    assert aside.read_bytes() == first_rows
+    with open(tmp_path / "tracks.csv", newline="") as f:
+        rows = [(r["position"], r["t"], r["track"]) for r in csv.DictReader(f)]
+    assert rows, "no rows after the restart"
+    assert len(rows) == len(set(rows)), "a frame's rows were written twice"
+
+
 def test_an_apoptosis_hold_as_long_as_the_death_window_is_refused(tmp_path: Path) -> None:
     """The onset is placed within the death model's 24-frame window, so a hold of 24
     frames would never end: the stage refuses it at start-up, naming the key."""
