@@ -365,9 +365,9 @@ class Pipeline:
         started = time.perf_counter()
         if self._event_log.reopen_if_deleted():
             log.error(
-                "the events file was deleted while the daemon ran: a new one is started, and "
-                "the journal is emptied so that a restart analyses again the files still in "
-                "the watched folder; what was written since the last batch is lost",
+                "the events file was deleted or moved away while the daemon ran: a new one "
+                "is started, and the journal is emptied so that a restart analyses again the "
+                "files still in the watched folder (rotate it with copytruncate instead)",
                 events_file=str(self._event_log.path),
             )
             self._journal.forget_all()

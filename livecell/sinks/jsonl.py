@@ -82,11 +82,18 @@ class EventLog:
         return fd
 
     def reopen_if_deleted(self) -> bool:
-        """If the file was deleted while open, start a new one at its path; True if so.
+        """If the file was deleted or moved away while open (a rotation by renaming), start
+        a new one at its path; True if so.
 
-        What was written to the deleted file since its last check is gone with it.
+        What was written since its last check is gone with a deleted file, and stays in a
+        moved one.
         """
-        if os.fstat(self._fd).st_nlink > 0:
+        held = os.fstat(self._fd)
+        try:
+            at_path = os.stat(self.path)
+        except FileNotFoundError:
+            at_path = None
+        if held.st_nlink > 0 and at_path is not None and _same_file(held, at_path):
             return False
         os.close(self._fd)
         self._fd = self._open()
@@ -159,3 +166,7 @@ class EventLog:
             finally:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

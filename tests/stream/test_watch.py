@@ -509,11 +509,13 @@ def test_an_entry_that_cannot_be_read_at_all_is_rejected_and_the_daemon_goes_on(
     stop_cleanly(daemon)
 
 
+@pytest.mark.parametrize("how", ["deleted", "renamed"])
 def test_an_events_file_deleted_while_running_is_started_again_and_refilled(
-    make_daemon: Callable[..., Daemon],
+    make_daemon: Callable[..., Daemon], how: str
 ) -> None:
-    """Someone deletes events.jsonl under a running daemon: later frames go to a new file
-    at the same path, and after a restart the frames whose events went with the old file
+    """Someone deletes events.jsonl under a running daemon, or a rotation renames it:
+    later frames go to a new file at the same path (after a rename they went on into the
+    renamed file), and after a restart the frames whose events went with the old file
     (their files still in the folder) get them back: every frame has its event."""
     daemon = watch_daemon(make_daemon, polling=False)
     (incoming(daemon) / "Pos0").mkdir(parents=True)
@@ -521,11 +523,14 @@ def test_an_events_file_deleted_while_running_is_started_again_and_refilled(
     for t in range(2):
         write_file(incoming(daemon) / "Pos0" / f"img_{t:03d}.tif", tiff_bytes(image(t)))
     daemon.wait_events("frame", 2, timeout_s=15)
-    daemon.events_path.unlink()
+    if how == "deleted":
+        daemon.events_path.unlink()
+    else:
+        daemon.events_path.rename(daemon.events_path.with_name("events.jsonl.1"))
     for t in range(2, 4):
         write_file(incoming(daemon) / "Pos0" / f"img_{t:03d}.tif", tiff_bytes(image(t)))
     assert wait_for(lambda: daemon.events_path.exists() and len(daemon.events("frame")) >= 1)
-    assert "events file was deleted" in daemon.log_text()
+    assert "events file was deleted or moved away" in daemon.log_text()
     stop_cleanly(daemon)
 
     start(daemon)
