@@ -13,6 +13,8 @@ from typing import Any
 
 import zmq
 
+from livecell.zmq_bind import bind_exclusively
+
 
 class ZmqPublisher:
     name = "zmq_pub"
@@ -23,7 +25,7 @@ class ZmqPublisher:
         self._socket.setsockopt(zmq.LINGER, 1000)
         self._socket.setsockopt(zmq.SNDHWM, 10_000)
         try:
-            self._socket.bind(endpoint)
+            bind_exclusively(self._socket, endpoint)
         except zmq.ZMQError:
             self._socket.close(linger=0)
             raise

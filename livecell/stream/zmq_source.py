@@ -24,6 +24,7 @@ import zmq
 from livecell.config import SourceConfig
 from livecell.stream._protocol import Emit
 from livecell.stream.messages import MAX_HEADER_BYTES, parse_message
+from livecell.zmq_bind import bind_exclusively
 
 log = structlog.get_logger("livecell.stream.zmq")
 
@@ -51,7 +52,7 @@ class ZmqSource:
             socket.setsockopt(zmq.SUBSCRIBE, b"")
         try:
             if config.bind:
-                socket.bind(config.endpoint)
+                bind_exclusively(socket, config.endpoint)
             else:
                 socket.connect(config.endpoint)
         except zmq.ZMQError:

@@ -1,0 +1,59 @@
+"""``bind_exclusively``: an ``ipc://`` path another process listens on is in use, as a
+taken ``tcp://`` port is; a stale socket file is not."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from livecell.zmq_bind import bind_exclusively
+
+LISTENER = """
+import sys, time, zmq
+s = zmq.Context.instance().socket(zmq.PUB)
+s.bind(sys.argv[1])
+print("bound", flush=True)
+time.sleep(30)
+"""
+
+
+def test_an_ipc_path_another_process_listens_on_is_in_use(tmp_path: Path) -> None:
+    """libzmq would remove the other daemon's socket file and take its subscribers."""
+    endpoint = f"ipc://{tmp_path / 'events.ipc'}"
+    other = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, endpoint], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline().strip() == "bound"
+        sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
+        try:
+            with pytest.raises(zmq.ZMQError) as caught:
+                bind_exclusively(sock, endpoint)
+            assert caught.value.errno == errno.EADDRINUSE
+        finally:
+            sock.close(linger=0)
+    finally:
+        other.kill()
+        other.wait()
+        if other.stdout is not None:
+            other.stdout.close()
+
+
+def test_a_stale_socket_file_is_taken(tmp_path: Path) -> None:
+    path = tmp_path / "events.ipc"
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(path))  # a crashed process leaves the file, listened on by nobody
+    left.close()
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
+    try:
+        bind_exclusively(sock, f"ipc://{path}")
+    finally:
+        sock.close(linger=0)
