@@ -584,8 +584,10 @@ class Config(_Section):
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """``"127.0.0.1:9108"`` -> ``("127.0.0.1", 9108)``."""
+    """``"127.0.0.1:9108"`` -> ``("127.0.0.1", 9108)``; ``"[::1]:9108"`` -> ``("::1", 9108)``."""
     host, _, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     return host, int(port)
 
 

@@ -1,4 +1,4 @@
-"""Binding a ZeroMQ socket only where no other process listens.
+"""Binding a ZeroMQ socket only where no other process listens (and IPv6 where asked).
 
 A ``tcp://`` port in use fails to bind (``EADDRINUSE``), but libzmq binds an
 ``ipc://`` path by removing whatever socket file is there: a second daemon with the
@@ -23,6 +23,8 @@ def bind_exclusively(sock: zmq.Socket[Any], endpoint: str) -> None:
     path another process listens on."""
     if endpoint.startswith("ipc://") and _listened_on(endpoint.removeprefix("ipc://")):
         raise zmq.ZMQError(errno.EADDRINUSE, f"{endpoint} is in use by another process")
+    if endpoint.startswith("tcp://["):  # an IPv6 address: libzmq takes it only when told
+        sock.setsockopt(zmq.IPV6, 1)
     sock.bind(endpoint)
 
 

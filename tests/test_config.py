@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livecell.config import Config, config_from_dict, load_config
+from livecell.config import Config, config_from_dict, load_config, split_address
 from livecell.errors import ConfigError
 
 WATCH = {"source": {"path": "incoming"}}
@@ -221,3 +221,8 @@ def test_any_resolved_config_round_trips(name: str, folder: str, settle_s: float
         {"source": {"path": f"/data/{folder}", "acquisition": name, "settle_s": settle_s}}
     )
     assert round_trip(config, Path("/elsewhere")) == config
+
+
+def test_split_address_takes_an_ipv6_host_in_brackets() -> None:
+    assert split_address("127.0.0.1:9108") == ("127.0.0.1", 9108)
+    assert split_address("[::1]:9108") == ("::1", 9108)

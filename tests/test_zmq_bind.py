@@ -57,3 +57,26 @@ def test_a_stale_socket_file_is_taken(tmp_path: Path) -> None:
         bind_exclusively(sock, f"ipc://{path}")
     finally:
         sock.close(linger=0)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_an_ipv6_endpoint_binds(tmp_path: Path) -> None:
+    """``tcp://[::1]:PORT`` passes the config's check; libzmq refused it ("No such
+    device") unless the socket is told IPv6."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as free:
+        free.bind(("::1", 0))
+        port = free.getsockname()[1]
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
+    try:
+        bind_exclusively(sock, f"tcp://[::1]:{port}")
+    finally:
+        sock.close(linger=0)
