@@ -68,7 +68,7 @@ def test_a_second_parallel_replay_writes_nothing_again(
     done = livecell("replay", frames, "-c", config, "--workers", 3, cwd=tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert "no new events" in done.stdout
-    assert "give another --events to analyse them afresh" in done.stdout
+    assert "give another --events (and --tracks) to analyse them afresh" in done.stdout
     assert read_events(tmp_path / "out" / "events.jsonl") == first
 
 

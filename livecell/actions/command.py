@@ -87,17 +87,19 @@ class _Tail:
         self._thread.start()
 
     def _drain(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(self._pipe.fileno(), 65536):
-                self._kept += chunk
-                del self._kept[:-_STDERR_TAIL]
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                while chunk := os.read(self._pipe.fileno(), 65536):
+                    self._kept += chunk
+                    del self._kept[:-_STDERR_TAIL]
+        finally:
+            self._pipe.close()
 
     def join(self) -> None:
         """Wait briefly for the end of the pipe; a program the command left running in the
-        background may hold it open, and is not waited for."""
+        background may hold it open, and is not waited for (the thread closes the pipe
+        when that program ends)."""
         self._thread.join(_READER_JOIN_S)
-        if not self._thread.is_alive():
-            self._pipe.close()
 
     def text(self) -> str:
         return bytes(self._kept).decode("utf-8", "replace").strip()
