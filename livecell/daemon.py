@@ -253,21 +253,23 @@ def _build(
 
 
 def _set_tracks_aside_if_analysed_again(config: Config, journal: Journal) -> None:
-    """An events file shorter than the journal says (deleted, moved away) has the journal
-    rebuilt and the frames still in the watched folder analysed again (``Pipeline.recover``):
-    their tracks rows go to a fresh tracks file, not a second time into the old one."""
+    """Frames still in the watched folder are analysed again when the events file went
+    away: while the daemon was stopped (shorter than the journal says: ``Pipeline.recover``
+    rebuilds the journal) or while it ran (the journal was emptied then). Their tracks rows
+    go to a fresh tracks file, not a second time into the old one."""
+    went_while_running = journal.pop_forgotten_while_running()
     tracks = config.sinks.tracks
     if tracks is None or config.analysis.mode != "nanowell":
         return
     events = config.sinks.events
     size = events.stat().st_size if events.is_file() else 0
-    if size >= journal.events_offset():
+    if size >= journal.events_offset() and not went_while_running:
         return
     aside = set_aside(tracks)
     if aside is not None:
         log.warning(
-            "the events file is shorter than the journal says: frames are analysed again, "
-            "so the tracks file is set aside and a new one started",
+            "the events file went away since the tracks file was written: frames are "
+            "analysed again, so the tracks file is set aside and a new one started",
             tracks=str(tracks),
             set_aside_as=str(aside),
         )

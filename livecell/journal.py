@@ -81,14 +81,30 @@ class Journal:
             finally:
                 self._db.close()
 
-    def forget_all(self) -> None:
-        """Forget every frame, file and event (the events file they index is gone)."""
+    def forget_all(self, *, while_running: bool = False) -> None:
+        """Forget every frame, file and event (the events file they index is gone).
+
+        ``while_running``: the events file went while the daemon ran; the next start is
+        told so once (``pop_forgotten_while_running``), since the events file it then
+        finds is the new one and no shorter than the journal says.
+        """
         with self._lock, self._writing():
             self._commit_open()
             self._db.execute("BEGIN IMMEDIATE")
             for table in ("frames", "files", "events", "meta"):
                 self._db.execute(f"DELETE FROM {table}")
+            if while_running:
+                self._db.execute("INSERT INTO meta VALUES ('forgotten_while_running', 1)")
             self._db.execute("COMMIT")
+
+    def pop_forgotten_while_running(self) -> bool:
+        """Whether the journal was emptied while a daemon ran since the last call."""
+        with self._lock, self._writing():
+            self._commit_open()
+            found = self._db.execute(
+                "DELETE FROM meta WHERE name='forgotten_while_running'"
+            ).rowcount
+        return found > 0
 
     def events_offset(self) -> int:
         with self._lock:

@@ -367,10 +367,10 @@ class Pipeline:
             log.error(
                 "the events file was deleted or moved away while the daemon ran: a new one "
                 "is started, and the journal is emptied so that a restart analyses again the "
-                "files still in the watched folder (rotate it with copytruncate instead)",
+                "files still in the watched folder",
                 events_file=str(self._event_log.path),
             )
-            self._journal.forget_all()
+            self._journal.forget_all(while_running=True)
         self._event_log.append_lines(lines)
         offset = self._event_log.sync()
         synced = time.perf_counter()

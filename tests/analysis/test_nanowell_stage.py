@@ -241,6 +241,39 @@ def test_frames_analysed_again_after_the_events_file_went_get_a_fresh_tracks_fil
     assert len(rows) == len(set(rows)), "a frame's rows were written twice"
 
 
+def test_an_events_file_deleted_while_running_gets_a_fresh_tracks_file_at_restart(
+    acquisition: Path, tmp_path: Path, make_daemon: Any
+) -> None:
+    """The journal is emptied when the events file goes mid-run, so a restart analyses
+    the frames still in the folder again: their rows went into tracks.csv a second time."""
+    incoming = tmp_path / "incoming" / "Pos0"
+    incoming.mkdir(parents=True)
+    frames = sorted((acquisition / "frames" / "Pos0").glob("*.tif"))
+    half = len(frames) // 2
+    daemon = make_daemon(
+        source={"kind": "watch", "path": "incoming", "settle_s": 0.0},
+        analysis={"mode": "nanowell"},
+        nanowell={"segmenter": "classical"},
+    )
+    for path in frames[:half]:
+        shutil.copy(path, incoming / path.name)
+    daemon.start().wait_started()
+    daemon.wait_events("frame", half, timeout_s=120)
+    daemon.events_path.unlink()
+    for path in frames[half:]:
+        shutil.copy(path, incoming / path.name)
+    daemon.wait_events("frame", len(frames) - half, timeout_s=120)  # into the new file
+    assert daemon.stop() == 0
+    daemon.start().wait_started()
+    daemon.wait_events("frame", len(frames), timeout_s=120)  # the first half again
+    assert daemon.stop() == 0
+    assert len(list(tmp_path.glob("tracks.csv.before-*"))) == 1
+    with open(tmp_path / "tracks.csv", newline="") as f:
+        rows = [(r["position"], r["t"], r["track"]) for r in csv.DictReader(f)]
+    assert rows, "no rows after the restart"
+    assert len(rows) == len(set(rows)), "a frame's rows were written twice"
+
+
 def test_an_apoptosis_hold_as_long_as_the_death_window_is_refused(tmp_path: Path) -> None:
     """The onset is placed within the death model's 24-frame window, so a hold of 24
     frames would never end: the stage refuses it at start-up, naming the key."""
