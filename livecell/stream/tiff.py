@@ -168,10 +168,11 @@ def _layout(tif: tifffile.TiffFile, path: Path, size: int, default_axes: str) ->
         raise FileIncomplete(
             "truncated", f"{len(tif.pages)} of the {ome.planes} pages its OME-XML declares"
         )
-    if ome is not None and len(tif.series) > 1:  # several OME Images: positions, mostly
+    images = same_size_images(tif.series)
+    if ome is not None and images > 1:  # a thumbnail or a label image is smaller, and left
         raise RejectedFrame(
             "axes_unsupported",
-            f"{len(tif.series)} images (positions) in one OME-TIFF: livecell takes one "
+            f"{images} images (positions) of one size in one OME-TIFF: livecell takes one "
             "position and time point per file",
         )
     series = tif.series[0]
@@ -195,6 +196,14 @@ def _layout(tif: tifffile.TiffFile, path: Path, size: int, default_axes: str) ->
         dtype=str(series.dtype),
         ome=ome,
     )
+
+
+def same_size_images(series: list[tifffile.TiffPageSeries]) -> int:
+    """How many of a file's image series have the first one's Y x X size and type: more
+    than one are positions (or tiles) of one acquisition; a smaller one (a thumbnail, a
+    slide label) is no image of it."""
+    first = series[0]
+    return sum(s.shape[-2:] == first.shape[-2:] and s.dtype == first.dtype for s in series)
 
 
 def _ome_axes(series_axes: str, shape: tuple[int, ...]) -> str:

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import tifffile
 
 from livecell.simulation.scene import DEFAULT_PATCH_SIZE_PX, EMPTY_PATCH, PATCH_STATES
+from livecell.stream.tiff import same_size_images
 
 FloatArray = npt.NDArray[np.float32]
 IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -168,14 +169,16 @@ def read_frame(path: Path) -> FloatArray:
     """A simulator frame as float32 ``[C, H, W]``: a Z stack becomes its maximum projection."""
     try:
         with tifffile.TiffFile(path) as tif:
-            images = len(tif.series)
+            images = same_size_images(tif.series)
             series = tif.series[0]
             axes = series.axes.upper()
             pixels = series.asarray() if images == 1 else None
     except (OSError, ValueError, IndexError) as exc:
         raise DataError(f"cannot read the frame: {exc}", path=path) from exc
     if pixels is None:
-        raise DataError(f"{images} images (series) in one TIFF: give one per file", path=path)
+        raise DataError(
+            f"{images} images (series) of one size in one TIFF: give one per file", path=path
+        )
     if "Z" in axes:
         pixels = pixels.max(axis=axes.index("Z"))
         axes = axes.replace("Z", "")

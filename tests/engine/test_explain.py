@@ -205,4 +205,4 @@ def test_a_tiff_of_several_images_is_refused_not_cut_to_its_first(
             tif.write(blobs(1, size=64)[0, 0], metadata={"axes": "YX"})
     result = explain(str(model_dir), str(image), "--out", str(tmp_path / "why.png"))
     assert result.returncode == 2
-    assert "2 images (series) in one TIFF" in result.stderr
+    assert "2 images (series) of one size in one TIFF" in result.stderr

@@ -165,10 +165,19 @@ def test_an_ome_tiff_of_several_positions_is_refused_not_cut_to_its_first(
     with tifffile.TiffWriter(path, ome=True) as tif:
         for name in ("posA", "posB"):
             tif.write(STACK[0, 0], metadata={"axes": "YX", "Name": name})
-    with pytest.raises(RejectedFrame, match="2 images \\(positions\\) in one OME-TIFF") as caught:
+    with pytest.raises(RejectedFrame, match="2 images \\(positions\\) of one size") as caught:
         inspect_tiff(path, default_axes="YX")
     assert caught.value.reason == "axes_unsupported"
     assert not isinstance(caught.value, FileIncomplete)
+
+
+def test_an_ome_tiff_with_a_thumbnail_image_is_read_as_its_image(tmp_path: Path) -> None:
+    """tifffile's own example stores a thumbnail as a second, smaller OME image."""
+    path = tmp_path / "thumb.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(STACK[0, 0], metadata={"axes": "YX"})
+        tif.write(STACK[0, 0, :4, :4], metadata={"axes": "YX", "Name": "thumbnail"})
+    np.testing.assert_array_equal(load(path), STACK[0, 0])
 
 
 @pytest.mark.parametrize("size_z", ["one", "0", "-2"])
