@@ -15,7 +15,7 @@ from typing import Any
 
 import zmq
 
-__all__ = ["bind_exclusively"]
+__all__ = ["bind_exclusively", "connect"]
 
 
 def bind_exclusively(sock: zmq.Socket[Any], endpoint: str) -> None:
@@ -23,9 +23,19 @@ def bind_exclusively(sock: zmq.Socket[Any], endpoint: str) -> None:
     path another process listens on."""
     if endpoint.startswith("ipc://") and _listened_on(endpoint.removeprefix("ipc://")):
         raise zmq.ZMQError(errno.EADDRINUSE, f"{endpoint} is in use by another process")
+    _ipv6_if_asked(sock, endpoint)
+    sock.bind(endpoint)
+
+
+def connect(sock: zmq.Socket[Any], endpoint: str) -> None:
+    """``sock.connect(endpoint)``, an IPv6 ``tcp://[addr]:port`` included."""
+    _ipv6_if_asked(sock, endpoint)
+    sock.connect(endpoint)
+
+
+def _ipv6_if_asked(sock: zmq.Socket[Any], endpoint: str) -> None:
     if endpoint.startswith("tcp://["):  # an IPv6 address: libzmq takes it only when told
         sock.setsockopt(zmq.IPV6, 1)
-    sock.bind(endpoint)
 
 
 def _listened_on(path: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import zmq
 
-from livecell.zmq_bind import bind_exclusively
+from livecell.zmq_bind import bind_exclusively, connect
 
 LISTENER = """
 import sys, time, zmq
@@ -80,3 +80,22 @@ def test_an_ipv6_endpoint_binds(tmp_path: Path) -> None:
         bind_exclusively(sock, f"tcp://[::1]:{port}")
     finally:
         sock.close(linger=0)
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_an_ipv6_endpoint_is_reached_by_a_connect() -> None:
+    """A ``tcp://[::1]:PORT`` action target or source endpoint to connect to never got
+    a reply unless the socket is told IPv6."""
+    context = zmq.Context.instance()
+    server: zmq.Socket[Any] = context.socket(zmq.REP)
+    client: zmq.Socket[Any] = context.socket(zmq.REQ)
+    try:
+        server.setsockopt(zmq.IPV6, 1)
+        port = server.bind_to_random_port("tcp://[::1]")
+        connect(client, f"tcp://[::1]:{port}")
+        client.send(b"ping")
+        assert server.poll(5000)
+        assert server.recv() == b"ping"
+    finally:
+        client.close(linger=0)
+        server.close(linger=0)

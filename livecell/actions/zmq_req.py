@@ -13,6 +13,7 @@ from typing import Any
 import zmq
 
 from livecell.actions._protocol import ActionFailed
+from livecell.zmq_bind import connect
 
 _POLL_SLICE_MS = 50
 
@@ -51,7 +52,7 @@ class ZmqReqSender:
         socket: zmq.Socket[Any] = self._context.socket(zmq.REQ)
         socket.setsockopt(zmq.LINGER, 0)
         try:
-            socket.connect(self._endpoint)
+            connect(socket, self._endpoint)
         except zmq.ZMQError as exc:
             socket.close(linger=0)
             raise ActionFailed(f"cannot connect to {self._endpoint}: {exc}") from None

@@ -13,6 +13,7 @@ Every other method is answered 405: the page can change nothing.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from collections import OrderedDict
@@ -121,6 +122,8 @@ class DashboardServer(ThreadingHTTPServer):
         max_connections: int = MAX_CONNECTIONS,
         connection_timeout_s: float = CONNECTION_TIMEOUT_S,
     ) -> None:
+        if ":" in address[0]:  # an IPv6 host (split_address took its brackets off)
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.max_connections = max_connections
         self.connection_timeout_s = connection_timeout_s
@@ -158,8 +161,8 @@ class DashboardServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        host, port = str(self.server_address[0]), self.server_address[1]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -24,7 +24,7 @@ import zmq
 from livecell.config import SourceConfig
 from livecell.stream._protocol import Emit
 from livecell.stream.messages import MAX_HEADER_BYTES, parse_message
-from livecell.zmq_bind import bind_exclusively
+from livecell.zmq_bind import bind_exclusively, connect
 
 log = structlog.get_logger("livecell.stream.zmq")
 
@@ -54,7 +54,7 @@ class ZmqSource:
             if config.bind:
                 bind_exclusively(socket, config.endpoint)
             else:
-                socket.connect(config.endpoint)
+                connect(socket, config.endpoint)
         except zmq.ZMQError:
             socket.close(linger=0)
             raise

@@ -300,3 +300,23 @@ def test_a_restarted_daemon_shows_what_the_events_file_already_holds(tmp_path: P
         assert _get_json(restarted, "/api/state")["header"]["frames_done"] == 0  # not this run's
     finally:
         restarted.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_an_ipv6_address_serves_the_page() -> None:
+    """``[::1]:PORT`` passes the config's check; the server was IPv4 only and failed."""
+    served = open_dashboard("[::1]:0", mode="nanowell", backend="onnxruntime")
+    try:
+        assert served.url.startswith("http://[::1]:")
+        assert _get_json(served, "/api/state")["positions"] == []
+    finally:
+        served.close()
