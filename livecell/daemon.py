@@ -286,26 +286,36 @@ def _stop_on_signals(
     logged and ignored.
 
     The handlers run on the main thread between two bytecodes, maybe inside a log call
-    that holds the log's lock: they log from a thread of their own, never themselves.
+    that holds the log's lock, or a thread start that holds threading's: they only set
+    events. Threads started here, beforehand, do the rest (``on_stop``, the log lines).
     """
     if threading.current_thread() is not threading.main_thread():
         return
+    received: list[str] = []
+    hangup = threading.Event()
 
-    def later(message: str, signum: int) -> None:
-        name = signal.Signals(signum).name
-        # not a daemon thread: the line is written even when the process ends at once
-        threading.Thread(target=lambda: log.info(message, signal=name)).start()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+    def report_stop() -> None:
+        stop.wait()
         if on_stop is not None:
             on_stop()
-        later("stopping", signum)
+        if received:
+            log.info("stopping", signal=received[0])
 
-    def ignore(signum: int, _frame: FrameType | None) -> None:
-        later("signal ignored: livecell has no reload; restart it to apply a new config", signum)
+    def report_hangups() -> None:
+        while hangup.wait():
+            hangup.clear()
+            log.info(
+                "signal ignored: livecell has no reload; restart it to apply a new config",
+                signal="SIGHUP",
+            )
 
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    threading.Thread(target=report_stop, name="livecell-stop", daemon=True).start()
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     if ignore_hangup:
-        signal.signal(signal.SIGHUP, ignore)
+        threading.Thread(target=report_hangups, name="livecell-sighup", daemon=True).start()
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: hangup.set())

@@ -109,6 +109,7 @@ _stop_on_signals(stop)
 threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
 while not stop.is_set():
     log.warning("rejected", path="/data/incoming/x.tif", reason="not_tiff")
+time.sleep(0.5)  # the line saying so comes from a thread of its own
 print("stopped", file=sys.__stdout__, flush=True)
 """
 
