@@ -451,6 +451,8 @@ class MMStackReader:
 
         width, height = one(256), one(257)
         bits, fmt, spp, compression = one(258, 1), one(339, 1), one(277, 1), one(259, 1)
+        if compression == 0:  # no TIFF compression is 0: bytes not written yet (zeros)
+            raise _Pending(f"page at {ifd.offset} has compression 0", "bad-ifd")
         if compression != 1:
             raise _Damaged("unsupported-compression", f"compression {compression} (only 1)")
         if spp != 1:
