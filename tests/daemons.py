@@ -30,6 +30,16 @@ def livecell(
     )
 
 
+def ipv6_loopback() -> bool:
+    """Whether this host can bind ``::1`` (a container may have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import zmq
+from daemons import ipv6_loopback
 
 from livecell.zmq_bind import bind_exclusively, connect
 
@@ -59,16 +60,7 @@ def test_a_stale_socket_file_is_taken(tmp_path: Path) -> None:
         sock.close(linger=0)
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
 def test_an_ipv6_endpoint_binds(tmp_path: Path) -> None:
     """``tcp://[::1]:PORT`` passes the config's check; libzmq refused it ("No such
     device") unless the socket is told IPv6."""
@@ -82,7 +74,7 @@ def test_an_ipv6_endpoint_binds(tmp_path: Path) -> None:
         sock.close(linger=0)
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
 def test_an_ipv6_endpoint_is_reached_by_a_connect() -> None:
     """A ``tcp://[::1]:PORT`` action target or source endpoint to connect to never got
     a reply unless the socket is told IPv6."""

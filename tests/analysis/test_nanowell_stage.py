@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
-from daemons import livecell, read_events, write_config
+from daemons import Daemon, livecell, read_events, write_config
 from microscope import simulate_nanowell
 
 from livecell.analysis.nanowell import TRACK_ID_BLOCK, open_nanowell_stage, phase_image
@@ -166,18 +166,27 @@ def test_run_reports_stage_times_in_metrics(acquisition: Path, make_daemon: Any)
     assert daemon.stop() == 0
 
 
-def test_a_restart_never_reuses_a_track_or_event_id(
+def watching_daemon(
     acquisition: Path, tmp_path: Path, make_daemon: Any
-) -> None:
+) -> tuple[Path, list[Path], Daemon]:
+    """A nanowell daemon watching an empty ``incoming/Pos0``; the acquisition's frames to
+    copy into it, as the microscope writes them."""
     incoming = tmp_path / "incoming" / "Pos0"
     incoming.mkdir(parents=True)
     frames = sorted((acquisition / "frames" / "Pos0").glob("*.tif"))
-    half = len(frames) // 2
     daemon = make_daemon(
         source={"kind": "watch", "path": "incoming", "settle_s": 0.0},
         analysis={"mode": "nanowell"},
         nanowell={"segmenter": "classical"},
     )
+    return incoming, frames, daemon
+
+
+def test_a_restart_never_reuses_a_track_or_event_id(
+    acquisition: Path, tmp_path: Path, make_daemon: Any
+) -> None:
+    incoming, frames, daemon = watching_daemon(acquisition, tmp_path, make_daemon)
+    half = len(frames) // 2
     for batch, total in ((frames[:half], half), (frames[half:], len(frames))):
         for path in batch:
             shutil.copy(path, incoming / path.name)
@@ -246,15 +255,8 @@ def test_an_events_file_deleted_while_running_gets_a_fresh_tracks_file_at_restar
 ) -> None:
     """The journal is emptied when the events file goes mid-run, so a restart analyses
     the frames still in the folder again: their rows went into tracks.csv a second time."""
-    incoming = tmp_path / "incoming" / "Pos0"
-    incoming.mkdir(parents=True)
-    frames = sorted((acquisition / "frames" / "Pos0").glob("*.tif"))
+    incoming, frames, daemon = watching_daemon(acquisition, tmp_path, make_daemon)
     half = len(frames) // 2
-    daemon = make_daemon(
-        source={"kind": "watch", "path": "incoming", "settle_s": 0.0},
-        analysis={"mode": "nanowell"},
-        nanowell={"segmenter": "classical"},
-    )
     for path in frames[:half]:
         shutil.copy(path, incoming / path.name)
     daemon.start().wait_started()

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from daemons import ipv6_loopback
 
 from livecell.analysis.overlay import CellMark, NanowellOverlay, WellCells
 from livecell.dashboard import Dashboard, open_dashboard
@@ -302,16 +303,7 @@ def test_a_restarted_daemon_shows_what_the_events_file_already_holds(tmp_path: P
         restarted.close()
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
 def test_an_ipv6_address_serves_the_page() -> None:
     """``[::1]:PORT`` passes the config's check; the server was IPv4 only and failed."""
     served = open_dashboard("[::1]:0", mode="nanowell", backend="onnxruntime")
