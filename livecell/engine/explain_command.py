@@ -125,15 +125,13 @@ def _read(path: Path) -> FloatArray:
     """A frame (a TIFF as the daemon's frames are: YX, CYX, a Z stack to its MIP), else
     the image as ``livecell train`` reads a folder tree's (RGB, channels without axes);
     raises ``DataError``."""
-    from livecell.training.datasets import DataError, read_frame, read_image
+    from livecell.training.datasets import DataError, FrameAxesError, read_frame, read_image
 
     if path.suffix.lower() not in (".tif", ".tiff"):
         return read_image(path)
     try:
         return read_frame(path)
-    except DataError as frame_error:
-        if "axes" not in str(frame_error):
-            raise
+    except FrameAxesError as frame_error:
         try:
             return read_image(path)
         except DataError:

@@ -61,6 +61,10 @@ class DataError(ValueError):
         self.path = str(path)
 
 
+class FrameAxesError(DataError):
+    """A TIFF whose axes are none a frame has (YX, ZYX, CYX, ZCYX)."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PatchSet:
     """Patches ``[N, C, H, W]`` float32, labels ``[N]`` (indices into ``classes``), groups."""
@@ -185,7 +189,7 @@ def read_frame(path: Path) -> FloatArray:
     if axes == "YX":
         pixels = pixels[None]
     elif axes != "CYX":
-        raise DataError(f"frame axes {series.axes} are not YX, ZYX, CYX or ZCYX", path=path)
+        raise FrameAxesError(f"frame axes {series.axes} are not YX, ZYX, CYX or ZCYX", path=path)
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
