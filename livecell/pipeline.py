@@ -4,7 +4,8 @@ States: starting (recover the events file into the journal) -> running (the
 source thread fills the queue; the worker, on the calling thread, takes
 batches in order) -> stopping (``stop`` set: the source is told to stop and
 joined, frames already queued are finished within ``shutdown_timeout_s``) ->
-closed (sinks flushed and closed, each teardown step guarded on its own).
+closed (the stage's ``finish`` events committed, then sinks flushed and closed, each
+teardown step guarded on its own).
 A finite source (replay) ends the run when it returns and the queue is empty.
 
 Exactly-once, per batch of up to ``commit_batch`` frames: derive events ->
@@ -181,9 +182,12 @@ class Pipeline:
         finally:
             self._source_stop.set()
             thread.join(timeout=self._settings.shutdown_timeout_s)
-            if not failed:
-                self._finish_queued()
-            self._close()
+            try:
+                if not failed:
+                    self._finish_queued()
+                    self._commit_finish()
+            finally:
+                self._close()
         return self.summary
 
     def warm_up(self) -> float:
@@ -266,6 +270,20 @@ class Pipeline:
                 return
         if not self._queue.empty():
             log.warning("shutdown deadline reached", frames_left=self._queue.qsize())
+
+    def _commit_finish(self) -> None:
+        """Commit the events only the end of the run decides (``Stage.finish``); a stage
+        that fails there loses those events only."""
+        try:
+            events = self._stage.finish()
+        except OutputWriteError:
+            raise
+        except Exception:
+            self._metrics.stage_errors.labels(self._stage.name).inc()
+            log.exception("finishing the analysis failed", stage=self._stage.name)
+            return
+        if events:
+            self._commit(events, [])
 
     def _take_guarded(self, item: Item, work: _Batch) -> None:
         try:

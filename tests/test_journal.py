@@ -475,3 +475,59 @@ def test_an_event_that_cannot_be_written_as_json_becomes_a_rejection_not_a_crash
     assert (rejected["reason"], rejected["t"]) == ("internal_error", 1)
     assert "cell_type event could not be written as JSON" in rejected["detail"]
     assert not [e for e in written if e["kind"] == "cell_type"]
+
+
+class EndDecidingStage(FramesOnly):
+    """Decides one event per position, at the end of the run only (as the nanowell stage
+    makes the deaths its apoptosis hold still waits on); ``fails`` makes ``finish`` raise."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.latest: dict[str, Frame] = {}
+        self.fails = fails
+
+    def update(self, frame: Frame) -> list[Event]:
+        self.latest[frame.key.position] = frame
+        return []
+
+    def finish(self) -> list[Event]:
+        if self.fails:
+            raise RuntimeError("a bug at the end of the run")
+        return [
+            Event(
+                event_id=f"end-{position}",
+                kind="death",
+                acquisition=frame.key.acquisition,
+                position=position,
+                t=frame.key.t,
+                completed_at=frame.completed_at,
+                fields={"pathway": "apoptosis", "onset_t": frame.key.t - 1},
+            )
+            for position, frame in self.latest.items()
+        ]
+
+
+def test_the_events_the_end_of_a_run_decides_are_written_once(tmp_path: Path) -> None:
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    frames = [frame(0), frame(1), frame(0, "Pos1")]
+    run_pipeline(state, events, frames, stage=EndDecidingStage())
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [(r["kind"], r["position"], r["t"]) for r in records] == [
+        ("frame", "Pos0", 0),
+        ("frame", "Pos0", 1),
+        ("frame", "Pos1", 0),
+        ("death", "Pos0", 1),
+        ("death", "Pos1", 0),
+    ]
+    run_pipeline(state, events, frames, stage=EndDecidingStage())  # the same frames again
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [r["kind"] for r in records].count("death") == 2
+    assert len({r["event_id"] for r in records}) == len(records)
+
+
+def test_a_stage_failing_at_the_end_of_a_run_loses_only_those_events(tmp_path: Path) -> None:
+    state, events = tmp_path / "state", tmp_path / "events.jsonl"
+    run_pipeline(state, events, [frame(0), frame(1)], stage=EndDecidingStage(fails=True))
+    assert [json.loads(line)["kind"] for line in events.read_text().splitlines()] == [
+        "frame",
+        "frame",
+    ]

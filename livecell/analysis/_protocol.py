@@ -29,6 +29,11 @@ class Stage(Protocol):
 
     def update(self, frame: Frame) -> list[Event]: ...
 
+    def finish(self) -> list[Event]:
+        """The run ends (a replay's source is exhausted, or the daemon stops): the events
+        that only the end decides. Called once, after the last ``update``, before ``close``."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -35,7 +35,11 @@ replay decides the same things at the same frames.
   15-40 minutes before it divides looks like an early apoptosis. An apoptosis is
   therefore called only once its onset is ``apoptosis_hold_frames`` frames old: a
   dividing cell's track has ended by then (its daughters are new tracks). Swelling
-  deaths (necroptosis, necrosis) do not look like rounding and are not held.
+  deaths (necroptosis, necrosis) do not look like rounding and are not held. When the
+  track's frames end while it is still open (the acquisition or its position ended,
+  or the daemon stops), nothing can settle the hold any more: :meth:`DeathWatch.decide_held`
+  makes the held death then, with the onset it had (without it, every apoptosis that
+  began in the last ``apoptosis_hold_frames`` frames would go unreported).
 - Born dying: a track that appeared after the acquisition's first frame (``born_t``)
   and whose death would have its onset at its first frame is never called dead. Cells
   do not come into a closed well, and a daughter is born alive: such a track is a piece
@@ -159,6 +163,7 @@ class DeathWatch:
         self.early_threshold = early_threshold
         self.min_track_frames = min_track_frames
         self.death: DeathDecision | None = None
+        self.held: DeathDecision | None = None  # an apoptosis waiting on the hold, if any
         self._frames = 0
         self.early: DeathDecision | None = None
         self.probability = 0.0
@@ -182,6 +187,7 @@ class DeathWatch:
         """
         if self.death is not None or self.born_dying:
             return []
+        self.held = None
         self._frames += 1
         ts, dead = _unpadded(
             np.asarray(frame_ts, dtype=np.int64), 1.0 - frame_probs[:, 0].astype(np.float64)
@@ -203,9 +209,12 @@ class DeathWatch:
                 return decisions  # dead by its look, but it still crawls: not yet
             onset = _onset(*self._onset_series(ts, dead), self.onset_threshold)
             onset = self._arrested_onset(onset, steps_px, int(ts[-1]))
+            born_dying = self.born_t is not None and onset <= self.born_t
             if pathway == APOPTOSIS and int(ts[-1]) - onset < self.apoptosis_hold_frames:
-                return decisions  # it may be a cell rounding up to divide: not yet
-            if self.born_t is not None and onset <= self.born_t:
+                if not born_dying:  # it may be a cell rounding up to divide: not yet
+                    self.held = DeathDecision(pathway, onset, self.probability)
+                return decisions
+            if born_dying:
                 self.born_dying = True  # a piece of a dying cell: never called
                 return decisions
             self.death = DeathDecision(pathway, onset, self.probability)
@@ -215,6 +224,14 @@ class DeathWatch:
             self.early = DeathDecision(NECROPTOSIS, onset, necroptosis_p, early=True)
             decisions.append(self.early)
         return decisions
+
+    def decide_held(self) -> DeathDecision | None:
+        """The track has no more frames while open: make the death the apoptosis hold was
+        waiting on at the latest update (None if it was waiting on none)."""
+        if self.death is None and self.held is not None:
+            self.death, self.held = self.held, None
+            return self.death
+        return None
 
     def _crawling(self, steps_px: Mapping[int, float] | None, last_t: int) -> bool:
         if self.arrest is None or steps_px is None:

@@ -15,5 +15,9 @@ class FramesOnly:
     def update(self, frame: Frame) -> list[Event]:
         return []
 
+    def finish(self) -> list[Event]:
+        """Nothing waits on the end of the run."""
+        return []
+
     def close(self) -> None:
         """Nothing to release."""

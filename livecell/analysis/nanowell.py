@@ -151,7 +151,9 @@ class NanowellStage:
         events, rows = position.update(phase_image(frame), key.t, frame.completed_at, self._meters)
         self._frames_analysed += 1
         position.last_frame_index = self._frames_analysed
-        rows += self._finish_idle_positions()
+        idle = self._idle_positions()
+        events += [event for p in idle for event in p.held_deaths()]
+        rows += [row for p in idle for row in p.finish()]
         if self._tracks_out is not None:
             self._tracks_out.write(rows)
         return events
@@ -161,16 +163,21 @@ class NanowellStage:
         """``(acquisition, position)`` of the positions whose state is held."""
         return list(self._positions)
 
-    def _finish_idle_positions(self) -> list[TrackRow]:
-        """Finish the positions without a frame for ``position_idle_rounds`` frames per
-        open position; return their held rows."""
+    def finish(self) -> list[Event]:
+        """The run ends (the source is exhausted or the daemon stops): the deaths the open
+        tracks' apoptosis hold still waits on, made now. Called once, before ``close``."""
+        return [event for p in self._positions.values() for event in p.held_deaths()]
+
+    def _idle_positions(self) -> list[_Position]:
+        """Take out the positions without a frame for ``position_idle_rounds`` frames per
+        open position (finished, as a restart would)."""
         limit = self.config.position_idle_rounds * len(self._positions)
         idle = [
             key
             for key, position in self._positions.items()
             if self._frames_analysed - position.last_frame_index > limit
         ]
-        return [row for key in idle for row in self._positions.pop(key).finish()]
+        return [self._positions.pop(key) for key in idle]
 
     def overlay(self, key: FrameKey) -> NanowellOverlay | None:
         """Wells and tracked cells of ``key`` if it is its position's latest frame
@@ -208,6 +215,7 @@ class _Position:
     overlay: NanowellOverlay | None = None  # the latest frame's, for viewers only
     last_frame_index: int = 0  # the stage's count of analysed frames at this one's latest
     death_probabilities: list[tuple[int, tuple[float, ...]]] = field(default_factory=list)
+    latest_frame: _EventMaker | None = None  # makes the events of the latest frame
 
     def __post_init__(self) -> None:
         self.lattice = WellLattice(edge_margin_px=self.config.well_edge_margin_px)
@@ -228,6 +236,7 @@ class _Position:
         events: list[Event] = []
         rows: list[TrackRow] = []
         new_event = _EventMaker(self.acquisition, self.position, t, completed_at)
+        self.latest_frame = new_event
         marks: list[WellCells] = []
         self.death_probabilities = []
         for well, well_labels, label_pairs in zip(wells, labels, touching, strict=True):
@@ -309,6 +318,14 @@ class _Position:
         rows = [row for state in self.tracks.values() for row in state.finish()]
         self.tracks.clear()
         return rows
+
+    def held_deaths(self) -> list[Event]:
+        """The deaths the apoptosis hold still waits on, made now: the open tracks get no
+        more frames (:meth:`DeathWatch.decide_held`); reported at the latest frame."""
+        if self.latest_frame is None:
+            return []
+        decided = [(s, s.death.decide_held()) for s in self.tracks.values() if s.death]
+        return [_fate_event(self.latest_frame, s, d) for s, d in decided if d is not None]
 
     # ------------------------------------------------------------------ tracks
 

@@ -276,6 +276,10 @@ class PatchStage:
         position = self._positions.get((key.acquisition, key.position))
         return None if position is None else latest_overlay(position.overlay, key)
 
+    def finish(self) -> list[Event]:
+        """Nothing waits on the end of the run."""
+        return []
+
     def close(self) -> None:
         self.model.backend.close()
 

@@ -246,6 +246,38 @@ def test_a_cell_that_divides_within_the_hold_is_never_called_dead() -> None:
     assert feed_track(watch(apoptosis_hold_frames=5), rounding_then_division) == []
 
 
+def test_the_death_a_hold_waits_on_is_made_when_the_track_gets_no_more_frames() -> None:
+    """The acquisition ends at frame 7, inside the hold: the death is made then, once, with
+    the onset it had; a track whose hold had passed, or that never looked dead, has none."""
+    ends_in_the_hold = watch(apoptosis_hold_frames=5)
+    assert feed_track(ends_in_the_hold, RISE_AT_3[:8]) == []
+    held = ends_in_the_hold.decide_held()
+    assert held is not None
+    assert (held.pathway, held.onset_t, held.early) == ("apoptosis", 3, False)
+    assert ends_in_the_hold.decide_held() is None
+    assert ends_in_the_hold.death == held
+    called = watch(apoptosis_hold_frames=5)
+    assert feed_track(called, RISE_AT_3) == [(8, 3)]
+    assert called.decide_held() is None
+    never_dead = watch(apoptosis_hold_frames=5)
+    assert feed_track(never_dead, [0.1] * 12) == []
+    assert never_dead.decide_held() is None
+
+
+def test_a_track_born_dying_holds_no_death_for_the_end() -> None:
+    w = DeathWatch(
+        DEATH_CLASSES,
+        threshold=0.5,
+        confirm_frames=2,
+        early_threshold=0.35,
+        apoptosis_hold_frames=5,
+        born_t=10,
+    )
+    windows = [[0.95] * 8 for _ in range(4)]
+    assert [d for _, d in feed_windows(w, windows, start=10) if not d.early] == []
+    assert w.decide_held() is None
+
+
 def test_swelling_deaths_are_not_held() -> None:
     for necroptosis_or_necrosis in (2, 3):
         held = watch(apoptosis_hold_frames=5)

@@ -65,6 +65,9 @@ class BlockingStage:
         self.release.wait(timeout=30)
         return []
 
+    def finish(self) -> list[Event]:
+        return []
+
     def close(self) -> None:
         self.release.set()
 
