@@ -40,8 +40,13 @@ def ipv6_loopback() -> bool:
     return True
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+    """A free TCP port on 127.0.0.1, below the kernel's ephemeral range, never the same
+    one twice in a test run (two ports asked for together are both free now, not yet
+    bound: a repeat would make a daemon's second bind fail).
 
     A port from ``bind(0)`` lies in the ephemeral range, where a ZeroMQ sender that keeps
     reconnecting to a killed daemon can be given that very port as its own source port
@@ -51,6 +56,9 @@ def free_port() -> int:
     rng = random.Random()
     for _ in range(500):
         port = rng.randrange(10_000, first_ephemeral)
+        if port in _PORTS_GIVEN:
+            continue
+        _PORTS_GIVEN.add(port)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
