@@ -48,16 +48,22 @@ def test_an_ipc_path_another_process_listens_on_is_in_use(tmp_path: Path) -> Non
             other.stdout.close()
 
 
+def bind_a_publisher(endpoint: str) -> None:
+    """Bind a PUB socket to ``endpoint`` with ``bind_exclusively`` (raising as it does),
+    then close it."""
+    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
+    try:
+        bind_exclusively(sock, endpoint)
+    finally:
+        sock.close(linger=0)
+
+
 def test_a_stale_socket_file_is_taken(tmp_path: Path) -> None:
     path = tmp_path / "events.ipc"
     left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     left.bind(str(path))  # a crashed process leaves the file, listened on by nobody
     left.close()
-    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
-    try:
-        bind_exclusively(sock, f"ipc://{path}")
-    finally:
-        sock.close(linger=0)
+    bind_a_publisher(f"ipc://{path}")
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
@@ -67,11 +73,7 @@ def test_an_ipv6_endpoint_binds(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as free:
         free.bind(("::1", 0))
         port = free.getsockname()[1]
-    sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUB)
-    try:
-        bind_exclusively(sock, f"tcp://[::1]:{port}")
-    finally:
-        sock.close(linger=0)
+    bind_a_publisher(f"tcp://[::1]:{port}")
 
 
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
