@@ -256,11 +256,18 @@ def death_watch_score(
     its daemon windows (per track: ``frame_probs [L, W, K]``, ``window_probs [L, K]``),
     the arrest rule reading ``chip_steps_px`` where the series has them: deaths, detected,
     onsets within 2 frames (share of all deaths) and false deaths (share of the others).
+    A track that lasts to the last frame of its position (``<acquisition>/<position>`` of
+    its name) is open when the run ends, so its held apoptosis is made then, as the
+    daemon's ``finish`` makes it (:meth:`DeathWatch.decide_held`).
     A window no longer than the apoptosis hold is scored with the hold cut to
     ``window - 1`` (the daemon refuses a longer one: its onsets lie inside the window)."""
     config = config or NanowellConfig()
     if config.death_apoptosis_hold_frames >= window:
         config = config.model_copy(update={"death_apoptosis_hold_frames": window - 1})
+    last_t: dict[str, int] = {}
+    for tr in tracks:
+        position = tr.name.rsplit("/", 1)[0]
+        last_t[position] = max(last_t.get(position, -1), int(tr.ts[-1]))
     deaths = detected = within = live = false = 0
     for tr, fp, wp in zip(tracks, frame_probs, window_probs, strict=True):
         watch = death_watch(PATHWAY_CLASSES, config)
@@ -269,6 +276,8 @@ def death_watch_score(
             watch.update(tr.ts[idx[j]], fp[j], wp[j], _steps_seen(tr, j, window, watch.arrest))
             if watch.death is not None:
                 break
+        if int(tr.ts[-1]) == last_t[tr.name.rsplit("/", 1)[0]]:
+            watch.decide_held()
         onset = tr.onset_t
         if onset >= 0:
             deaths += 1

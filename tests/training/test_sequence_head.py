@@ -156,3 +156,54 @@ def test_the_epoch_is_chosen_with_the_daemons_arrest_rule_on_chip_steps() -> Non
         score = death_watch_score([track], [frame_probs], [window_probs], 8)
         assert score["detected"] == 1.0
         assert score["within_2_frames"] == within
+
+
+def _apoptosis_seen_at_the_end(name: str, n: int) -> tuple[TrackSeries, FloatArray, FloatArray]:
+    """A cell whose apoptosis begins 4 frames before its track ends, seen at once: the call
+    comes while the apoptosis hold still waits, and the track ends before the hold passes."""
+    onset = n - 4
+    track = TrackSeries(
+        name=name,
+        features=np.zeros((n, 4), np.float32),
+        motion=np.zeros((n, 5), np.float32),
+        ts=np.arange(n, dtype=np.int64),
+        dead=(np.arange(n) >= onset).astype(np.float32),
+        pathway=1,
+    )
+    p_dead = np.where(np.arange(n) >= onset, 0.97, 0.02)
+    per_frame = np.stack([1 - p_dead, p_dead, 0 * p_dead, 0 * p_dead], axis=1).astype(np.float32)
+    return track, per_frame[daemon_windows(n, 8)], per_frame
+
+
+def _live_track(name: str, n: int) -> tuple[TrackSeries, FloatArray, FloatArray]:
+    track = TrackSeries(
+        name=name,
+        features=np.zeros((n, 4), np.float32),
+        motion=np.zeros((n, 5), np.float32),
+        ts=np.arange(n, dtype=np.int64),
+        dead=np.zeros(n, np.float32),
+        pathway=0,
+    )
+    per_frame = np.tile(np.array([[0.98, 0.02, 0.0, 0.0]], np.float32), (n, 1))
+    return track, per_frame[daemon_windows(n, 8)], per_frame
+
+
+def _score(*runs: tuple[TrackSeries, FloatArray, FloatArray]) -> dict[str, float]:
+    return death_watch_score([r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs], 8)
+
+
+def test_a_held_apoptosis_counts_when_its_track_lasts_to_the_end_of_its_position() -> None:
+    """The daemon makes the held death of a track still open when the run ends, not of one
+    that ended earlier (a dividing cell's); the score does the same, position by position."""
+    dying = _apoptosis_seen_at_the_end("acq/Pos0/1", 30)
+    for other, detected in (
+        (_live_track("acq/Pos0/2", 30), 1.0),
+        (_live_track("acq/Pos0/2", 40), 0.0),
+    ):
+        score = _score(dying, other)
+        assert score["deaths"] == 1.0
+        assert score["detected"] == detected
+        assert score["within_2_frames"] == detected
+        assert score["false_death_rate"] == 0.0
+    # a later track of another position does not keep this one from the end of its own
+    assert _score(dying, _live_track("acq/Pos1/1", 40))["detected"] == 1.0
