@@ -266,8 +266,7 @@ def death_watch_score(
         config = config.model_copy(update={"death_apoptosis_hold_frames": window - 1})
     last_t: dict[str, int] = {}
     for tr in tracks:
-        position = tr.name.rsplit("/", 1)[0]
-        last_t[position] = max(last_t.get(position, -1), int(tr.ts[-1]))
+        last_t[_position_of(tr)] = max(last_t.get(_position_of(tr), -1), int(tr.ts[-1]))
     deaths = detected = within = live = false = 0
     for tr, fp, wp in zip(tracks, frame_probs, window_probs, strict=True):
         watch = death_watch(PATHWAY_CLASSES, config)
@@ -276,7 +275,7 @@ def death_watch_score(
             watch.update(tr.ts[idx[j]], fp[j], wp[j], _steps_seen(tr, j, window, watch.arrest))
             if watch.death is not None:
                 break
-        if int(tr.ts[-1]) == last_t[tr.name.rsplit("/", 1)[0]]:
+        if int(tr.ts[-1]) == last_t[_position_of(tr)]:
             watch.decide_held()
         onset = tr.onset_t
         if onset >= 0:
@@ -293,6 +292,11 @@ def death_watch_score(
         "within_2_frames": within / max(deaths, 1),
         "false_death_rate": false / max(live, 1),
     }
+
+
+def _position_of(track: TrackSeries) -> str:
+    """``<acquisition>/<position>`` of a track named ``<acquisition>/<position>/<track id>``."""
+    return track.name.rsplit("/", 1)[0]
 
 
 def _steps_seen(
