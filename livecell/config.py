@@ -78,6 +78,12 @@ class SourceConfig(_Section):
         description="watch, inotify: a parsable file seen being written is read at its close, "
         "or once unchanged this long if no close comes (a missed close); 0: once settled",
     )
+    dataset_idle_s: float = Field(
+        3600.0,
+        gt=0,
+        description="watch: a followed dataset that is not finished and has not changed for "
+        "this long (a crashed writer) is let go, its files closed, until one changes again",
+    )
     axes: Literal["YX", "ZYX", "CYX", "ZCYX"] = Field(
         "YX", description="axes of files without OME metadata"
     )

@@ -136,13 +136,18 @@ class DatasetFollower:
         *,
         is_done: Callable[[str], bool],
         owns: Callable[[FrameKey | None], bool] | None = None,
+        idle_s: float | None = None,
     ) -> None:
+        """``idle_s``: let an unfinished dataset's reader go once nothing of it has changed
+        for this long (following live); ``None``: never (a replay reads to the end)."""
         self._config = config
         self._root = root
         self._kinds = followed_kinds(config)
         self._is_done = is_done
         self._owns = owns
+        self._idle_s = idle_s
         self._readers: dict[Path, DatasetReader] = {}
+        self._active_at: dict[Path, float] = {}  # monotonic: the dataset's last change or image
         self._failed: set[Path] = set()
         self._finished_logged: set[Path] = set()
         self.follows_plain_tiffs = config.format in ("auto", "tiff")
@@ -156,6 +161,8 @@ class DatasetFollower:
             return False
         if spot.path not in self._readers and spot.path not in self._failed:
             self._open(spot)
+        if spot.path in self._readers:
+            self._active_at[spot.path] = time.monotonic()
         return True
 
     def _open(self, spot: DatasetSpot) -> None:
@@ -170,6 +177,7 @@ class DatasetFollower:
     def forget(self, path: Path) -> None:
         """A dataset's path was deleted: its reader goes."""
         reader = self._readers.pop(path, None)
+        self._active_at.pop(path, None)
         if reader is not None:
             reader.close()
 
@@ -181,19 +189,40 @@ class DatasetFollower:
             except Exception:  # a reader bug on one dataset must not stop the others
                 log.exception("dataset reader failed", path=str(path))
                 continue
+            if found:
+                self._active_at[path] = time.monotonic()
             for item in found:
                 converted = self._converted(reader, item)
                 if converted is not None:
                     yield converted
+            # Let a reader go (its open files, its per-image records) once its dataset is
+            # read to the end, or once it has sat unchanged for idle_s (a crashed writer):
+            # a daemon follows acquisition after acquisition for weeks. A file of it that
+            # changes again opens it afresh, and the journal skips what was read.
             if reader.finished and not reader.behind:
                 if path not in self._finished_logged:
                     self._finished_logged.add(path)
                     log.info("acquisition finished", path=str(path))
-                # let it go (its open files, its per-image records): a daemon follows
-                # acquisition after acquisition for weeks; a file of it seen again
-                # opens it afresh, and the journal skips what was read
-                reader.close()
-                del self._readers[path]
+                self._let_go(path)
+            elif (idle_for_s := self._idle_for_s(path)) is not None:
+                log.warning(
+                    "dataset unchanged and unfinished: let go until one of its files changes",
+                    path=str(path),
+                    idle_s=round(idle_for_s, 1),
+                    images_incomplete=reader.incomplete,
+                )
+                self._let_go(path)
+
+    def _idle_for_s(self, path: Path) -> float | None:
+        """How long the dataset at ``path`` has been idle, if past ``idle_s``; else None."""
+        if self._idle_s is None or self._readers[path].behind:
+            return None
+        idle_for_s = time.monotonic() - self._active_at.get(path, time.monotonic())
+        return idle_for_s if idle_for_s >= self._idle_s else None
+
+    def _let_go(self, path: Path) -> None:
+        self._readers.pop(path).close()
+        self._active_at.pop(path, None)
 
     @property
     def following(self) -> list[Path]:
@@ -233,6 +262,7 @@ class DatasetFollower:
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()
+        self._active_at.clear()
 
     def _converted(self, reader: DatasetReader, item: DatasetItem) -> Frame | Rejection | None:
         acquisition = self._config.acquisition or dataset_acquisition(reader.path, self._root)

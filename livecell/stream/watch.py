@@ -130,7 +130,13 @@ class WatchSource:
         self._notices: queue.Queue[tuple[str, Path, float]] = queue.Queue()
         self._pending: dict[Path, _Pending] = {}
         self._warned_written_again: set[Path] = set()
-        self._datasets = DatasetFollower(config, self.root, is_done=journal.is_file_done, owns=owns)
+        self._datasets = DatasetFollower(
+            config,
+            self.root,
+            is_done=journal.is_file_done,
+            owns=owns,
+            idle_s=config.dataset_idle_s if follow else None,
+        )
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         if not self.root.is_dir():

@@ -7,6 +7,7 @@ files and a record per image, so a finished one must not stay open.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from livecell.config import SourceConfig
@@ -90,3 +91,51 @@ def test_a_replay_reports_a_dataset_cut_short_instead_of_losing_its_images_silen
     assert rejection.path == f"{cut}#unfinished"
     assert "never completed" in rejection.detail
     follower.close()
+
+
+def test_a_crashed_dataset_is_let_go_when_idle_and_its_writer_coming_back_reopens_it(
+    tmp_path: Path,
+) -> None:
+    """A writer that dies mid-acquisition never writes its end marker: live, its reader
+    would hold the dataset's files for as long as the daemon runs."""
+    root = tmp_path / "incoming"
+    dataset = root / "acq1"
+    shutil.copytree(SAMPLE, dataset)
+    (stack,) = [p for p in dataset.iterdir() if p.suffix == ".tif"]
+    whole = stack.read_bytes()
+    with stack.open("r+b") as f:
+        f.truncate(len(whole) * 6 // 10)  # the writer crashed mid-acquisition
+    done: set[str] = set()
+    idle_s = 0.5
+    follower = DatasetFollower(
+        SourceConfig(path=root), root, is_done=done.__contains__, idle_s=idle_s
+    )
+    assert follower.claims(dataset / "NDTiff.index")
+    before: list[Frame] = []
+    for _ in range(20):
+        before += [item for item in follower.items() if isinstance(item, Frame)]
+    assert before, "the part written before the crash has complete images"
+    assert follower.following == [dataset], "not idle yet"
+    done.update(str(f.path) for f in before)
+
+    time.sleep(idle_s + 0.1)
+    assert list(follower.items()) == []
+    assert follower.following == []  # let go: its files are closed
+
+    stack.write_bytes(whole)  # the writer came back and wrote the rest
+    assert follower.claims(stack)
+    after = _frames_of(follower)
+    assert follower.following == []  # finished this time
+    assert not {f.path for f in after} & done, "nothing is read twice"
+    assert len(before) + len(after) == len(_frames_of_whole(tmp_path))
+    follower.close()
+
+
+def _frames_of_whole(tmp_path: Path) -> list[Frame]:
+    root = tmp_path / "reference"
+    shutil.copytree(SAMPLE, root / "acq1")
+    follower = DatasetFollower(SourceConfig(path=root), root, is_done=lambda _: False)
+    assert follower.claims(root / "acq1" / "NDTiff.index")
+    frames = _frames_of(follower)
+    follower.close()
+    return frames

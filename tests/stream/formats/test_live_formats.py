@@ -10,6 +10,7 @@ The SIGKILL tests kill the daemon mid-acquisition and restart it: no frame lost,
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -172,6 +173,62 @@ def test_mmstack_followed_live_through_sigkill(make_daemon: Callable[..., Daemon
     for e in frames.values():
         assert e["crc32"] == pixels_crc32(page_pixels(e["t"], size)), f"page {e['t']} pixels differ"
     assert daemon.events("rejected") == []
+
+
+def cut_short(sample: Path, dataset: Path) -> tuple[Path, bytes]:
+    """``sample`` copied to ``dataset`` as a writer that crashed mid-acquisition leaves it:
+    its stack file cut at 60 %. Returns the stack file and its whole bytes."""
+    shutil.copytree(sample, dataset)
+    (stack,) = [p for p in dataset.iterdir() if p.suffix == ".tif"]
+    whole = stack.read_bytes()
+    stack.write_bytes(whole[: len(whole) * 6 // 10])
+    return stack, whole
+
+
+def test_a_crashed_dataset_is_let_go_when_idle_and_read_on_when_its_writer_returns(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    sample = TESTS / "data" / "ndtiff" / "v3" / "ndtiff3.2_multichannel"
+    daemon = make_daemon(
+        source={"path": "incoming", "format": "ndtiff", "stack": False, "dataset_idle_s": 1.0}
+    )
+    incoming = daemon.workdir / "incoming"
+    incoming.mkdir()
+    stack, whole = cut_short(sample, tmp_path / "acq")
+    daemon.start().wait_started()
+    shutil.move(tmp_path / "acq", incoming / "acq")
+    let_go = "let go until one of its files changes"
+    assert wait_for(lambda: let_go in daemon.log_text(), timeout_s=30), daemon.log_text()[-3000:]
+    before = len(daemon.events("frame"))
+    assert before > 0, "the images written before the crash are analysed"
+
+    (incoming / "acq" / stack.name).write_bytes(whole)  # the writer came back
+    expected = expected_ndtiff_units(incoming / "acq", sample)
+    assert len(expected) > before
+    assert wait_for(lambda: len(daemon.events("frame")) >= len(expected), timeout_s=30), (
+        daemon.log_text()[-3000:]
+    )
+    assert wait_for(lambda: '"acquisition finished"' in daemon.log_text(), timeout_s=10)
+    assert daemon.stop() == 0
+    frames = frame_events_by_path(daemon)  # none twice
+    assert set(frames) == set(expected)
+    assert all(e["crc32"] == expected[unit] for unit, e in frames.items())
+    assert daemon.events("rejected") == []
+
+
+def test_a_replay_reports_a_crashed_dataset_however_short_dataset_idle_s(tmp_path: Path) -> None:
+    """Letting go of an idle dataset is for following live; a replay reads to the end."""
+    sample = TESTS / "data" / "ndtiff" / "v3" / "ndtiff3.2_multichannel"
+    cut_short(sample, tmp_path / "archive" / "acq")
+    config = write_config(
+        tmp_path / "livecell.toml",
+        {"state_dir": "state", "source": {"path": "unused", "dataset_idle_s": 0.001}},
+    )
+    done = livecell("replay", tmp_path / "archive", "-c", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = read_events(tmp_path / "events.jsonl")
+    assert [e["reason"] for e in events if e["kind"] == "rejected"] == ["unfinished-dataset"]
+    assert any(e["kind"] == "frame" for e in events)
 
 
 @pytest.mark.parametrize("stack", [False, True])
