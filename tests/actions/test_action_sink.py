@@ -21,6 +21,7 @@ from action_peers import (
     script_command,
     wait_until,
 )
+from structlog.testing import capture_logs
 
 from livecell.actions import ActionSink
 from livecell.config import ActionConfig
@@ -169,11 +170,12 @@ def test_close_interrupts_backoff(retries: int) -> None:
     metrics = Metrics()
     url = f"http://127.0.0.1:{dead_port()}/x"
     sink = ActionSink([action(http=url, retries=retries, backoff_s=30)], metrics.count_action)
-    sink.publish([death_event()])
-    if retries:
-        time.sleep(0.5)  # the refused first attempt takes milliseconds; then the 30 s wait
-    else:
-        assert wait_until(lambda: count(metrics, "0:http", "failed") == 1)
+    with capture_logs() as logs:
+        sink.publish([death_event()])
+        if retries:  # the first attempt is refused at once; then the 30 s wait
+            assert wait_until(lambda: any(e["event"] == "action attempt failed" for e in logs))
+        else:
+            assert wait_until(lambda: count(metrics, "0:http", "failed") == 1)
     started = time.monotonic()
     sink.close()
     assert time.monotonic() - started < 1.0
