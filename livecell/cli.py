@@ -7,6 +7,7 @@ the key or argument; 1 any other failure. A user error never prints a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -263,9 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command not in STOPS_ON_SIGNALS:
         signal.signal(signal.SIGTERM, _interrupt)
-    from livecell.logs import configure_logging
+    from livecell.logs import configure_logging, stderr_is_journal
 
-    configure_logging(level=args.log_level, json=args.log_json)
+    configure_logging(
+        level=args.log_level,
+        json=args.log_json,
+        syslog_priority=stderr_is_journal(os.environ, sys.stderr),
+    )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
