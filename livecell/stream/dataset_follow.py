@@ -205,7 +205,7 @@ class DatasetFollower:
                     log.info("acquisition finished", path=str(path))
                 self._let_go(path)
             elif (idle_for_s := self._idle_for_s(path)) is not None:
-                log.warning(
+                log.info(  # a crashed writer, or time points further apart than idle_s
                     "dataset unchanged and unfinished: let go until one of its files changes",
                     path=str(path),
                     idle_s=round(idle_for_s, 1),
