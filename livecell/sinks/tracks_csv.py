@@ -2,8 +2,8 @@
 
 Columns as the simulator's ``tracks.csv``, so users load both the same way and
 ``livecell evaluate --tracks`` scores it. Rows arrive from the nanowell stage once a
-frame's smoothing lag has passed; each batch is one write of whole rows, and a write
-that fails part-way (a full disk) is cut back, so the file never keeps half a row (a
+frame's smoothing lag has passed; each batch is one write of whole rows, fsynced, and a
+write that fails part-way (a full disk) is cut back, so the file never keeps half a row (a
 reader tailing it may catch a write in progress: take whole lines only). A restart
 appends to the same file (the header is written only to an empty file). One writer at
 a time: the file is locked while open, so a replay cannot interleave its rows with a
@@ -57,8 +57,12 @@ class TracksFile:
             self._write([COLUMNS])
 
     def write(self, rows: Sequence[TrackRow]) -> None:
+        """Append ``rows`` and fsync them: they are on disk before the events of the frame
+        that released them are committed, so a power cut cannot leave frames the journal
+        counts as done without the rows already written for them."""
         if rows:
             self._write(_formatted(r) for r in rows)
+            sync_naming(self._fd, self.path)
 
     def append_rows_of(self, other: Path) -> None:
         """Append the rows of another tracks file (its header left out), as written."""
