@@ -359,6 +359,14 @@ def _replay(args: argparse.Namespace) -> int:
             summary = replay(config, args.folder.resolve(), events, events_key=where)
         counts = ", ".join(f"{k}: {n}" for k, n in sorted(summary.events_by_kind.items()))
         print(f"replayed {args.folder}: {counts or 'no new events'}; events in {events}")
+        if not counts and not had_events:
+            patterns = ", ".join(config.source.patterns)
+            print(
+                f"livecell replay: no frames found in {args.folder} (no file matching "
+                f"source.patterns {patterns}, no Micro-Manager or TCF dataset): is it the "
+                "acquisition's folder?",
+                file=sys.stderr,
+            )
         if not counts and had_events:
             again = "--events (and --tracks)" if config.analysis.mode == "nanowell" else "--events"
             print(

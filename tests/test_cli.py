@@ -338,6 +338,22 @@ def test_replay_of_a_missing_folder_exits_2(tmp_path: Path) -> None:
     assert_user_error(livecell("replay", tmp_path / "nowhere", "-c", config_file), "nowhere")
 
 
+def test_replay_of_a_folder_without_frames_says_so(tmp_path: Path) -> None:
+    """The wrong folder (one with notes in it) is not a failure to analyse, but a user
+    must not take "no new events" for a result."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a frame")
+    config_file = write_config(tmp_path / "c.toml", {"source": {"path": "notes"}})
+    result = livecell("replay", tmp_path / "notes", "-c", config_file)
+    assert result.returncode == 0, result.stderr
+    assert "no frames found in" in result.stderr
+    assert "*.tif" in result.stderr
+    acquisition(tmp_path / "archive", positions=1, time_points=1)
+    found = livecell("replay", tmp_path / "archive", "-c", config_file, "--events", tmp_path / "e")
+    assert found.returncode == 0, found.stderr
+    assert "no frames found" not in found.stderr
+
+
 @pytest.mark.parametrize("command", ["replay", "run"])
 def test_a_full_disk_stops_with_one_line_naming_the_file(tmp_path: Path, command: str) -> None:
     """Under a file-size limit (writes fail as on a full disk) the journal cannot be made:
