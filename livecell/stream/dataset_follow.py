@@ -176,10 +176,8 @@ class DatasetFollower:
 
     def forget(self, path: Path) -> None:
         """A dataset's path was deleted: its reader goes."""
-        reader = self._readers.pop(path, None)
-        self._active_at.pop(path, None)
-        if reader is not None:
-            reader.close()
+        if path in self._readers:
+            self._let_go(path)
 
     def items(self) -> Iterator[Frame | Rejection]:
         """Poll every reader once; its new frames and problems, in its order."""
@@ -217,12 +215,12 @@ class DatasetFollower:
         """How long the dataset at ``path`` has been idle, if past ``idle_s``; else None."""
         if self._idle_s is None or self._readers[path].behind:
             return None
-        idle_for_s = time.monotonic() - self._active_at.get(path, time.monotonic())
+        idle_for_s = time.monotonic() - self._active_at[path]
         return idle_for_s if idle_for_s >= self._idle_s else None
 
     def _let_go(self, path: Path) -> None:
         self._readers.pop(path).close()
-        self._active_at.pop(path, None)
+        del self._active_at[path]
 
     @property
     def following(self) -> list[Path]:

@@ -266,7 +266,8 @@ def death_watch_score(
         config = config.model_copy(update={"death_apoptosis_hold_frames": window - 1})
     last_t: dict[str, int] = {}
     for tr in tracks:
-        last_t[_position_of(tr)] = max(last_t.get(_position_of(tr), -1), int(tr.ts[-1]))
+        position = _position_of(tr)
+        last_t[position] = max(last_t.get(position, -1), int(tr.ts[-1]))
     deaths = detected = within = live = false = 0
     for tr, fp, wp in zip(tracks, frame_probs, window_probs, strict=True):
         watch = death_watch(PATHWAY_CLASSES, config)
